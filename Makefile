@@ -1,0 +1,34 @@
+# The README's two commands: `make run` (install + start the app on the embedded default)
+# and `make test` (install + run every test, browser tests included).
+PYTHON ?= python3
+PORT ?= 8501
+
+.PHONY: install install-dev browser run test test-e2e bench bench-quick lint
+
+install:
+	$(PYTHON) -m pip install -q -r requirements.txt
+
+install-dev:
+	$(PYTHON) -m pip install -q -r requirements-dev.txt
+
+# Debian's chromium for the real-browser tests (Playwright's own browser download fails offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+run: install
+	$(PYTHON) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+
+test: install-dev browser
+	$(PYTHON) -m pytest -q
+
+test-e2e: install-dev browser
+	$(PYTHON) -m pytest -q -m e2e
+
+bench: install
+	$(PYTHON) -m benchmarks
+
+bench-quick: install
+	$(PYTHON) -m benchmarks --quick
+
+lint:
+	$(PYTHON) -m ruff check .

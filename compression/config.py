@@ -1,0 +1,599 @@
+"""Recipes: the plain, frozen, JSON-serialisable description of a comparison.
+
+A :class:`Recipe` names a dataset, a model, how to get the baseline, a list of
+:class:`VariantSpec` (each a combination of techniques plus a post-training
+quantization mode) and evaluation settings. It is validated once, here, on
+construction; everything downstream trusts it. Configs are inputs only:
+results never get written back into them.
+
+Usage::
+
+    recipe = Recipe.from_dict(json.load(open("recipe.json")))
+    recipe = Recipe.experiment_e()          # a preset
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from typing import Any
+
+from .errors import CompressionError
+
+MAX_EPOCHS = 500
+MAX_VARIANTS = 64
+MAX_CLUSTERS = 256
+
+
+class QuantizationMode(str, Enum):
+    """Post-training conversion mode of a variant's `.tflite`."""
+
+    FLOAT32 = "float32"
+    DYNAMIC = "dynamic"
+    FLOAT16 = "float16"
+    INT8 = "int8"
+    INT16X8 = "int16x8"
+
+
+class ScheduleKind(str, Enum):
+    """Pruning sparsity schedule."""
+
+    CONSTANT = "constant"
+    POLYNOMIAL = "polynomial"
+
+
+class CentroidInit(str, Enum):
+    """Weight clustering centroid initialisation."""
+
+    KMEANS_PLUS_PLUS = "kmeans++"
+    LINEAR = "linear"
+    DENSITY = "density"
+    RANDOM = "random"
+
+
+class Preserve(str, Enum):
+    """What quantization-aware training keeps from earlier techniques."""
+
+    NONE = "none"  # plain QAT
+    SPARSITY = "sparsity"  # PQAT
+    CLUSTERS = "clusters"  # CQAT
+    BOTH = "both"  # PCQAT
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _enum(enum_cls: type[Enum], value: Any, what: str) -> Any:
+    if isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_cls)
+        raise CompressionError(f"{what} must be one of {allowed}. Received: {value!r}") from None
+
+
+def _number(value: Any, what: str, low: float, high: float, *, integer: bool = False,
+            low_open: bool = False, high_open: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CompressionError(f"{what} must be a number. Received: {value!r}")
+    if integer and (not float(value).is_integer()):
+        raise CompressionError(f"{what} must be a whole number. Received: {value!r}")
+    if not math.isfinite(float(value)):
+        raise CompressionError(f"{what} must be finite. Received: {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise CompressionError(f"{what} must be in {lo}{low:g}, {high:g}{hi}. Received: {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _layers(value: Any, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise CompressionError(f"{what} must be a list of layer names. Received: {value!r}")
+    if len(value) == 0:
+        raise CompressionError(f"{what} must name at least one layer (or be left out for all layers).")
+    return tuple(value)
+
+
+def _from_dict(cls, data: Any, what: str):
+    """Build a dataclass from a dict, refusing unknown keys with their names."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise CompressionError(f"{what} must be a JSON object. Received: {data!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CompressionError(
+            f"{what} has unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}."
+        )
+    return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    """Turn enums/tuples into JSON values."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- technique configs
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """Magnitude pruning (tfmot ``prune_low_magnitude``).
+
+    Attributes:
+        schedule: "polynomial" (sparsity rises from initial to final) or
+            "constant" (final sparsity from begin_step on).
+        initial_sparsity: starting sparsity of the polynomial schedule.
+        final_sparsity: target fraction of zeros in each pruned kernel.
+        begin_step: optimizer step at which pruning starts.
+        end_step: step at which the final sparsity is reached; None means the
+            end of fine-tuning.
+        frequency: prune every this many steps.
+        layers: names of the layers to prune; None prunes every prunable layer.
+        structured: "2:4" for M:N structured sparsity, else None.
+    """
+
+    schedule: ScheduleKind = ScheduleKind.POLYNOMIAL
+    initial_sparsity: float = 0.5
+    final_sparsity: float = 0.8
+    begin_step: int = 0
+    end_step: int | None = None
+    frequency: int = 100
+    layers: tuple[str, ...] | None = None
+    structured: str | None = None
+
+    def __post_init__(self):
+        s = object.__setattr__
+        s(self, "schedule", _enum(ScheduleKind, self.schedule, "pruning.schedule"))
+        s(self, "final_sparsity", _number(self.final_sparsity, "pruning.final_sparsity", 0, 1, high_open=True))
+        s(self, "initial_sparsity", _number(self.initial_sparsity, "pruning.initial_sparsity", 0, 1, high_open=True))
+        if self.schedule is ScheduleKind.POLYNOMIAL and self.initial_sparsity > self.final_sparsity:
+            raise CompressionError(
+                "pruning.initial_sparsity must not exceed final_sparsity. "
+                f"Received: {self.initial_sparsity} > {self.final_sparsity}"
+            )
+        s(self, "begin_step", _number(self.begin_step, "pruning.begin_step", 0, 10**9, integer=True))
+        if self.end_step is not None:
+            s(self, "end_step", _number(self.end_step, "pruning.end_step", 1, 10**9, integer=True))
+            if self.end_step <= self.begin_step:
+                raise CompressionError(
+                    f"pruning.end_step must be after begin_step. Received: {self.end_step} <= {self.begin_step}"
+                )
+        s(self, "frequency", _number(self.frequency, "pruning.frequency", 1, 10**9, integer=True))
+        s(self, "layers", _layers(self.layers, "pruning.layers"))
+        if self.structured not in (None, "2:4"):
+            raise CompressionError(f"pruning.structured must be '2:4' or left out. Received: {self.structured!r}")
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """Weight clustering (tfmot ``cluster_weights``).
+
+    Attributes:
+        clusters: number of distinct weight values per clustered kernel.
+        init: centroid initialisation.
+        layers: names of the layers to cluster; None clusters all supported layers.
+    """
+
+    clusters: int = 16
+    init: CentroidInit = CentroidInit.KMEANS_PLUS_PLUS
+    layers: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        s = object.__setattr__
+        s(self, "clusters", _number(self.clusters, "clustering.clusters", 2, MAX_CLUSTERS, integer=True))
+        s(self, "init", _enum(CentroidInit, self.init, "clustering.init"))
+        s(self, "layers", _layers(self.layers, "clustering.layers"))
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Quantization-aware training.
+
+    Attributes:
+        preserve: what to keep from pruning/clustering. None derives it from the
+            variant (pruning → PQAT, clustering → CQAT, both → PCQAT).
+        layers: names of the layers to quantize; None quantizes every layer
+            tfmot supports (the rest stay float and are reported).
+    """
+
+    preserve: Preserve | None = None
+    layers: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.preserve is not None:
+            object.__setattr__(self, "preserve", _enum(Preserve, self.preserve, "qat.preserve"))
+        object.__setattr__(self, "layers", _layers(self.layers, "qat.layers"))
+
+
+@dataclass(frozen=True)
+class DistillationConfig:
+    """Knowledge distillation into a smaller zoo model (reference experiment B).
+
+    Attributes:
+        student: zoo model name of the student.
+        temperature: softmax temperature of the soft targets.
+        alpha: weight of the hard-label loss (1 - alpha goes to the soft loss).
+        epochs: student training epochs.
+    """
+
+    student: str = "mlp"
+    temperature: float = 4.0
+    alpha: float = 0.1
+    epochs: int = 5
+
+    def __post_init__(self):
+        s = object.__setattr__
+        s(self, "temperature", _number(self.temperature, "distillation.temperature", 0, 100, low_open=True))
+        s(self, "alpha", _number(self.alpha, "distillation.alpha", 0, 1))
+        s(self, "epochs", _number(self.epochs, "distillation.epochs", 1, MAX_EPOCHS, integer=True))
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One compressed variant: techniques applied to a fresh copy of the baseline.
+
+    Attributes:
+        name: unique name, also the `.tflite` file stem.
+        pruning, clustering, qat, distillation: technique configs or None.
+        fine_tune_epochs: epochs of fine-tuning for pruning/clustering/QAT.
+        quantization: post-training conversion mode.
+        sparse_encoding: store pruned weights sparse (EXPERIMENTAL_SPARSITY).
+        representative_samples: size of the int8/int16x8 calibration set.
+        learning_rate: fine-tuning learning rate (Adam).
+        batch_size: fine-tuning batch size.
+    """
+
+    name: str
+    pruning: PruningConfig | None = None
+    clustering: ClusteringConfig | None = None
+    qat: QATConfig | None = None
+    distillation: DistillationConfig | None = None
+    fine_tune_epochs: int = 2
+    quantization: QuantizationMode = QuantizationMode.FLOAT32
+    sparse_encoding: bool = False
+    representative_samples: int = 200
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+
+    def __post_init__(self):
+        s = object.__setattr__
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise CompressionError(f"Each variant needs a non-empty name. Received: {self.name!r}")
+        if len(self.name) > 80 or any(c in self.name for c in "/\\\0") or self.name in (".", ".."):
+            raise CompressionError(
+                f"Variant name {self.name!r} must be at most 80 characters with no slashes."
+            )
+        if self.pruning is not None:
+            s(self, "pruning", _from_dict(PruningConfig, self.pruning, f"variant {self.name!r}: pruning"))
+        if self.clustering is not None:
+            s(self, "clustering", _from_dict(ClusteringConfig, self.clustering, f"variant {self.name!r}: clustering"))
+        if self.qat is not None:
+            s(self, "qat", _from_dict(QATConfig, self.qat, f"variant {self.name!r}: qat"))
+        if self.distillation is not None:
+            s(self, "distillation",
+              _from_dict(DistillationConfig, self.distillation, f"variant {self.name!r}: distillation"))
+        s(self, "fine_tune_epochs",
+          _number(self.fine_tune_epochs, f"variant {self.name!r}: fine_tune_epochs", 0, MAX_EPOCHS, integer=True))
+        s(self, "quantization", _enum(QuantizationMode, self.quantization, f"variant {self.name!r}: quantization"))
+        if not isinstance(self.sparse_encoding, bool):
+            raise CompressionError(f"variant {self.name!r}: sparse_encoding must be true or false.")
+        s(self, "representative_samples",
+          _number(self.representative_samples, f"variant {self.name!r}: representative_samples", 1, 10000,
+                  integer=True))
+        s(self, "learning_rate",
+          _number(self.learning_rate, f"variant {self.name!r}: learning_rate", 0, 1, low_open=True))
+        s(self, "batch_size", _number(self.batch_size, f"variant {self.name!r}: batch_size", 1, 4096, integer=True))
+        trains = self.pruning or self.clustering or self.qat
+        if trains and self.fine_tune_epochs < 1:
+            raise CompressionError(
+                f"variant {self.name!r}: pruning, clustering and QAT need at least 1 fine-tune epoch."
+            )
+        if self.qat is not None and self.qat.preserve is not None:
+            expected = self.expected_preserve
+            if self.qat.preserve is not expected:
+                raise CompressionError(
+                    f"variant {self.name!r}: qat.preserve {self.qat.preserve.value!r} does not match the techniques "
+                    f"chosen (expected {expected.value!r})."
+                )
+
+    @property
+    def expected_preserve(self) -> Preserve:
+        """The collaborative-optimization scheme implied by the techniques."""
+        if self.pruning and self.clustering:
+            return Preserve.BOTH
+        if self.pruning:
+            return Preserve.SPARSITY
+        if self.clustering:
+            return Preserve.CLUSTERS
+        return Preserve.NONE
+
+    @property
+    def techniques(self) -> list[str]:
+        """Short labels of the techniques applied, in order."""
+        out = []
+        if self.distillation:
+            out.append(f"distill→{self.distillation.student}")
+        if self.pruning:
+            out.append("prune 2:4" if self.pruning.structured else f"prune {self.pruning.final_sparsity:.0%}")
+        if self.clustering:
+            out.append(f"cluster {self.clustering.clusters}")
+        if self.qat:
+            out.append({Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT",
+                        Preserve.BOTH: "PCQAT"}[self.expected_preserve])
+        out.append(self.quantization.value + (" sparse" if self.sparse_encoding else ""))
+        return out
+
+
+# ---------------------------------------------------------------- recipe parts
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which data: a registry name, plus a path for `npz` / IDX folders.
+
+    Attributes:
+        name: registry name ("digits", "mnist1d", "fashion_mnist", "mnist", "cifar10", "npz").
+        path: the `.npz` file (for "npz") or a folder of IDX files.
+        max_train: use at most this many training samples (seeded subsample).
+        max_test: use at most this many test samples.
+    """
+
+    name: str = "digits"
+    path: str | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise CompressionError(f"dataset.name must be a dataset name. Received: {self.name!r}")
+        for key in ("max_train", "max_test"):
+            v = getattr(self, key)
+            if v is not None:
+                object.__setattr__(self, key, _number(v, f"dataset.{key}", 10, 10**7, integer=True))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model: a zoo name, or a path to a user's `.keras`/`.h5`/zipped SavedModel."""
+
+    name: str | None = "seed_cnn"
+    path: str | None = None
+
+    def __post_init__(self):
+        if self.path is not None and not isinstance(self.path, str):
+            raise CompressionError(f"model.path must be a file path. Received: {self.path!r}")
+        if self.path is None and not (isinstance(self.name, str) and self.name):
+            raise CompressionError("model needs a zoo 'name' or a 'path' to a model file.")
+        if self.path is not None:
+            object.__setattr__(self, "name", None)
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """How to get the float baseline: a shipped pretrained model, or train now."""
+
+    pretrained: bool = False
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    validation_split: float = 0.1
+
+    def __post_init__(self):
+        s = object.__setattr__
+        if not isinstance(self.pretrained, bool):
+            raise CompressionError("baseline.pretrained must be true or false.")
+        s(self, "epochs", _number(self.epochs, "baseline.epochs", 0, MAX_EPOCHS, integer=True))
+        s(self, "batch_size", _number(self.batch_size, "baseline.batch_size", 1, 4096, integer=True))
+        s(self, "learning_rate", _number(self.learning_rate, "baseline.learning_rate", 0, 1, low_open=True))
+        s(self, "validation_split", _number(self.validation_split, "baseline.validation_split", 0, 0.5))
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """How every `.tflite` is measured.
+
+    Attributes:
+        threads: interpreter threads (reported with every latency).
+        latency_runs: timed batch-1 invokes after one warm-up.
+        throughput_batch: batch size of the throughput measurement.
+    """
+
+    threads: int = 1
+    latency_runs: int = 200
+    throughput_batch: int = 256
+
+    def __post_init__(self):
+        s = object.__setattr__
+        s(self, "threads", _number(self.threads, "evaluation.threads", 1, 64, integer=True))
+        s(self, "latency_runs", _number(self.latency_runs, "evaluation.latency_runs", 1, 100000, integer=True))
+        s(self, "throughput_batch",
+          _number(self.throughput_batch, "evaluation.throughput_batch", 1, 100000, integer=True))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole comparison. See the README for the JSON schema.
+
+    Usage::
+
+        Recipe.from_dict({"dataset": {"name": "digits"}, "variants": [{"name": "int8", "quantization": "int8"}]})
+    """
+
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    baseline: BaselineSpec = field(default_factory=BaselineSpec)
+    variants: tuple[VariantSpec, ...] = ()
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    seed: int = 0
+    title: str = ""
+
+    def __post_init__(self):
+        s = object.__setattr__
+        s(self, "dataset", _from_dict(DatasetSpec, self.dataset, "dataset"))
+        s(self, "model", _from_dict(ModelSpec, self.model, "model"))
+        s(self, "baseline", _from_dict(BaselineSpec, self.baseline, "baseline"))
+        s(self, "evaluation", _from_dict(EvaluationSpec, self.evaluation, "evaluation"))
+        if isinstance(self.variants, (str, dict)) or not hasattr(self.variants, "__iter__"):
+            raise CompressionError("variants must be a list of variant objects.")
+        variants = tuple(_from_dict(VariantSpec, v, "each variant") for v in self.variants)
+        if not variants:
+            raise CompressionError("A recipe needs at least one variant.")
+        if len(variants) > MAX_VARIANTS:
+            raise CompressionError(f"A recipe may hold at most {MAX_VARIANTS} variants. Received: {len(variants)}")
+        names = [v.name for v in variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise CompressionError(f"Variant names must be unique; repeated: {', '.join(dupes)}.")
+        s(self, "variants", variants)
+        s(self, "seed", _number(self.seed, "seed", 0, 2**31 - 1, integer=True))
+        if not isinstance(self.title, str):
+            raise CompressionError("title must be text.")
+
+    # ------------------------------------------------------------ (de)serialisation
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Recipe:
+        """Build and validate a recipe from plain data (parsed JSON)."""
+        return _from_dict(cls, data, "recipe")
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        """Parse and validate a recipe from JSON text."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CompressionError(f"The recipe is not valid JSON: {exc.msg} at line {exc.lineno}.") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data; ``Recipe.from_dict(r.to_dict()) == r``."""
+        return _plain(asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def with_variants(self, variants) -> Recipe:
+        return replace(self, variants=tuple(variants))
+
+    # ------------------------------------------------------------ presets
+
+    @classmethod
+    def experiment_e(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True,
+                     fine_tune_epochs: int = 2) -> Recipe:
+        """Reference experiment E: pruning vs QAT vs both, with TFLite (seed CNN)."""
+        prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
+        e = fine_tune_epochs
+        return cls(
+            title="Experiment E: pruning vs QAT vs both",
+            dataset=DatasetSpec(name=dataset),
+            model=ModelSpec(name=model),
+            baseline=BaselineSpec(pretrained=pretrained),
+            variants=(
+                VariantSpec(name="float32"),
+                VariantSpec(name="int8", quantization="int8"),
+                VariantSpec(name="pruned", pruning=prune, fine_tune_epochs=e),
+                VariantSpec(name="pruned-dynamic", pruning=prune, fine_tune_epochs=e, quantization="dynamic"),
+                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
+                VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=e,
+                            quantization="int8"),
+            ),
+        )
+
+    @classmethod
+    def experiment_c(cls, dataset: str = "digits", pretrained: bool = False, epochs: int = 5) -> Recipe:
+        """Reference experiment C: QAT (whole model and Dense-only) on the Conv 64/32/16 CNN."""
+        return cls(
+            title="Experiment C: quantization-aware training",
+            dataset=DatasetSpec(name=dataset),
+            model=ModelSpec(name="qat_cnn"),
+            baseline=BaselineSpec(pretrained=pretrained, epochs=epochs),
+            variants=(
+                VariantSpec(name="float32"),
+                VariantSpec(name="ptq-int8", quantization="int8"),
+                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=2, quantization="int8"),
+                VariantSpec(name="qat-dense-only", qat=QATConfig(layers=("logits",)), fine_tune_epochs=2,
+                            quantization="dynamic"),
+            ),
+        )
+
+    @classmethod
+    def experiment_d(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
+        """Reference experiment D: polynomial pruning 50→90 %, then int8."""
+        prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.9, frequency=100)
+        return cls(
+            title="Experiment D: pruning 5x smaller",
+            dataset=DatasetSpec(name=dataset),
+            model=ModelSpec(name=model),
+            baseline=BaselineSpec(pretrained=pretrained),
+            variants=(
+                VariantSpec(name="float32"),
+                VariantSpec(name="pruned-90", pruning=prune, fine_tune_epochs=4),
+                VariantSpec(name="pruned-90-int8", pruning=prune, fine_tune_epochs=4, quantization="int8"),
+                VariantSpec(name="pruned-90-sparse", pruning=prune, fine_tune_epochs=4, quantization="dynamic",
+                            sparse_encoding=True),
+            ),
+        )
+
+    @classmethod
+    def smallest(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
+        """Aim for the smallest file: pruning + clustering + PCQAT int8, and the steps towards it."""
+        prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
+        return cls(
+            title="Smallest",
+            dataset=DatasetSpec(name=dataset),
+            model=ModelSpec(name=model),
+            baseline=BaselineSpec(pretrained=pretrained),
+            variants=(
+                VariantSpec(name="float32"),
+                VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=2,
+                            quantization="int8"),
+                VariantSpec(name="cqat-int8", clustering=ClusteringConfig(clusters=16), qat=QATConfig(),
+                            fine_tune_epochs=2, quantization="int8"),
+                VariantSpec(name="pcqat-int8", pruning=prune, clustering=ClusteringConfig(clusters=8),
+                            qat=QATConfig(), fine_tune_epochs=2, quantization="int8"),
+            ),
+        )
+
+    @classmethod
+    def fastest(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
+        """Aim for the lowest latency: the modes XNNPACK runs fastest."""
+        return cls(
+            title="Fastest",
+            dataset=DatasetSpec(name=dataset),
+            model=ModelSpec(name=model),
+            baseline=BaselineSpec(pretrained=pretrained),
+            variants=(
+                VariantSpec(name="float32"),
+                VariantSpec(name="float16", quantization="float16"),
+                VariantSpec(name="dynamic", quantization="dynamic"),
+                VariantSpec(name="int8", quantization="int8"),
+                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=2, quantization="int8"),
+            ),
+        )
+
+
+PRESETS = {
+    "experiment_e": Recipe.experiment_e,
+    "experiment_c": Recipe.experiment_c,
+    "experiment_d": Recipe.experiment_d,
+    "smallest": Recipe.smallest,
+    "fastest": Recipe.fastest,
+}
