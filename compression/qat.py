@@ -1,0 +1,115 @@
+"""Quantization-aware training with tfmot, including the collaborative schemes.
+
+Layers tfmot's 8-bit scheme cannot quantize (Conv1D, LSTM, standalone
+BatchNormalization, ...) stay float and are listed with the reason — never a crash.
+
+Usage::
+
+    qat_model, info = quantize_aware(baseline, QATConfig(), x, y, epochs=2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import _tf
+from .config import Preserve, QATConfig
+from .errors import CompressionError
+from .models import clone
+from .progress import ProgressFn
+from .train import compile_for_training, fit
+
+_FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D")
+
+
+def _scheme(preserve: Preserve):
+    combine = _tf.tfmot().experimental.combine
+    if preserve is Preserve.SPARSITY:
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    if preserve is Preserve.CLUSTERS:
+        return combine.Default8BitClusterPreserveQuantizeScheme()
+    if preserve is Preserve.BOTH:
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+    return _tf.tfmot().quantization.keras.default_8bit.Default8BitQuantizeScheme()
+
+
+def plan_annotation(model, layers: tuple[str, ...] | None = None) -> tuple[list[str], list[dict]]:
+    """Which layers QAT quantizes, and which stay float with the reason.
+
+    A BatchNormalization right after a quantized Conv/Dense is folded by tfmot's
+    transforms, so it is annotated with it; a standalone one is not supported.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E501
+        Default8BitQuantizeRegistry,
+    )
+
+    registry = Default8BitQuantizeRegistry()
+    names = {layer.name for layer in model.layers}
+    if layers:
+        missing = sorted(set(layers) - names)
+        if missing:
+            raise CompressionError(f"qat.layers names layer(s) the model does not have: {', '.join(missing)}.")
+    chosen, float_layers = [], []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "InputLayer":
+            continue
+        if layers is not None and layer.name not in layers:
+            if layer.weights:
+                float_layers.append({"name": layer.name, "reason": "not selected for QAT"})
+            continue
+        if registry.supports(layer):
+            chosen.append(layer.name)
+            continue
+        if kind == "BatchNormalization":
+            inbound = [n.inbound_layers for n in layer._inbound_nodes]
+            prev = inbound[0] if inbound else None
+            prev = prev[0] if isinstance(prev, list) and prev else prev
+            if prev is not None and type(prev).__name__ in _FOLDABLE and prev.name in chosen:
+                chosen.append(layer.name)
+                continue
+            float_layers.append({"name": layer.name, "reason": "standalone BatchNormalization is not supported "
+                                 "by tfmot's 8-bit QAT (only when it follows a Conv/Dense)"})
+            continue
+        float_layers.append({"name": layer.name, "reason": f"tfmot's default 8-bit QAT scheme has no quantize "
+                             f"config for {kind}; it stays float (the converter quantizes it after training)"})
+    return chosen, float_layers
+
+
+def apply_qat(model, config: QATConfig, preserve: Preserve = Preserve.NONE):
+    """Annotate the supported layers of a fresh copy and apply the quantize scheme.
+
+    Returns:
+        (QAT model, quantized layer names, float layers with reasons).
+    """
+    keras = _tf.keras()
+    qk = _tf.tfmot().quantization.keras
+    chosen, float_layers = plan_annotation(model, config.layers)
+    if not any(model.get_layer(n).weights for n in chosen):
+        raise CompressionError("QAT found no layer it can quantize in this model: "
+                               + "; ".join(f"{f['name']}: {f['reason']}" for f in float_layers[:3]))
+
+    def annotate(layer):
+        return qk.quantize_annotate_layer(layer) if layer.name in chosen else layer
+
+    annotated = keras.models.clone_model(clone(model), clone_function=annotate)
+    with qk.quantize_scope():
+        quantized = qk.quantize_apply(annotated, _scheme(preserve))
+    return quantized, chosen, float_layers
+
+
+def quantize_aware(model, config: QATConfig, x, y, *, epochs: int, preserve: Preserve = Preserve.NONE,
+                   batch_size: int = 64, learning_rate: float = 1e-4, progress: ProgressFn | None = None,
+                   cancel: Callable[[], bool] | None = None, variant: str = "", fraction_span=(0.0, 1.0)):
+    """QAT fine-tune of a copy of ``model`` (PQAT/CQAT/PCQAT when ``preserve`` says so).
+
+    Returns:
+        (QAT model ready for conversion, info dict with ``layers``, ``float_layers``, ``history``, ``scheme``).
+    """
+    quantized, chosen, float_layers = apply_qat(model, config, preserve)
+    compile_for_training(quantized, learning_rate)
+    history = fit(quantized, x, y, epochs=epochs, batch_size=batch_size, progress=progress, cancel=cancel,
+                  variant=variant, fraction_span=fraction_span)
+    return quantized, {"layers": chosen, "float_layers": float_layers, "history": history,
+                       "scheme": {Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT",
+                                  Preserve.BOTH: "PCQAT"}[preserve]}

@@ -1,0 +1,134 @@
+"""Training and fine-tuning with progress events and cancellation.
+
+Usage::
+
+    history = train_baseline(model, dataset, epochs=5, progress=print)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from . import _tf
+from .models import outputs_logits
+from .progress import Cancelled, Progress, ProgressFn, emit
+
+
+def compile_for_training(model, learning_rate: float = 1e-3, loss=None) -> None:
+    """Compile with Adam and a sparse categorical loss matching the model's outputs."""
+    keras = _tf.keras()
+    if loss is None:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+
+
+def steps_per_epoch(n_samples: int, batch_size: int, validation_split: float = 0.0) -> int:
+    """Optimizer steps in one epoch of ``model.fit`` (what pruning schedules count)."""
+    n_fit = n_samples - int(n_samples * validation_split) if validation_split else n_samples
+    return max(1, math.ceil(n_fit / batch_size))
+
+
+def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] | None, *, phase: str,
+                       variant: str, epochs: int, fraction_span: tuple[float, float]):
+    keras = _tf.keras()
+
+    class ProgressCallback(keras.callbacks.Callback):
+        """Turns Keras batch/epoch ends into Progress events and honours cancel()."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.cancelled = False
+            self.history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+
+        def _fraction(self, epoch_progress: float) -> float:
+            lo, hi = fraction_span
+            return lo + (hi - lo) * min(1.0, epoch_progress / max(epochs, 1))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            logs = logs or {}
+            if cancel is not None and cancel():
+                self.cancelled = True
+                self.model.stop_training = True
+            steps = self.params.get("steps") or 1
+            emit(progress, Progress(
+                phase=phase, variant=variant, fraction=self._fraction(self.epoch + (batch + 1) / steps),
+                epoch=self.epoch + 1, epochs=epochs, batch=batch + 1,
+                loss=_finite(logs.get("loss")), accuracy=_finite(logs.get("accuracy")),
+            ))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            for key in self.history:
+                if key in logs:
+                    self.history[key].append(float(logs[key]))
+            emit(progress, Progress(
+                phase=phase, variant=variant, fraction=self._fraction(epoch + 1), epoch=epoch + 1, epochs=epochs,
+                loss=_finite(logs.get("loss")), accuracy=_finite(logs.get("accuracy")),
+                message=f"epoch {epoch + 1}/{epochs}", data={"epoch_end": True, **{k: float(v) for k, v in logs.items()}},
+            ))
+
+    return ProgressCallback()
+
+
+def _finite(v):
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def fit(model, x, y, *, epochs: int, batch_size: int, validation_split: float = 0.0, callbacks=(),
+        progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None, phase: str = "fine_tune",
+        variant: str = "", fraction_span: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Run ``model.fit`` with progress events; returns the loss/accuracy history.
+
+    Raises:
+        Cancelled: when ``cancel()`` became true during training.
+    """
+    cb = _progress_callback(progress, cancel, phase=phase, variant=variant, epochs=epochs,
+                            fraction_span=fraction_span)
+    if epochs > 0:
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                  callbacks=[*callbacks, cb], verbose=0, shuffle=True)
+    if cb.cancelled:
+        raise Cancelled("cancelled during training")
+    return {k: v for k, v in cb.history.items() if v}
+
+
+def evaluate_accuracy(model, x, y, batch_size: int = 512) -> float:
+    """Top-1 accuracy of a Keras model (one batched predict)."""
+    preds = predict_classes(model, x, batch_size)
+    return float(np.mean(preds == y))
+
+
+def predict_classes(model, x, batch_size: int = 512) -> np.ndarray:
+    """Argmax class of every sample."""
+    return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)
+
+
+def train_baseline(model, dataset, *, epochs: int = 5, batch_size: int = 64, learning_rate: float = 1e-3,
+                   validation_split: float = 0.1, seed: int = 0, progress: ProgressFn | None = None,
+                   cancel: Callable[[], bool] | None = None, fraction_span: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Train a float baseline in place, seeded.
+
+    Args:
+        model: an uncompiled or compiled tf_keras model.
+        dataset: a :class:`compression.data.Dataset`.
+        epochs, batch_size, learning_rate, validation_split: training settings.
+        seed: seeds Python, NumPy and TensorFlow first.
+        progress: receives ``Progress(phase="baseline", ...)`` events.
+        cancel: polled after every batch.
+
+    Returns:
+        The training history (loss, accuracy, val_loss, val_accuracy per epoch).
+    """
+    _tf.set_seed(seed)
+    compile_for_training(model, learning_rate)
+    emit(progress, Progress(phase="baseline", fraction=fraction_span[0], message=f"training baseline ({epochs} epochs)"))
+    return fit(model, dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size,
+               validation_split=validation_split, progress=progress, cancel=cancel, phase="baseline",
+               fraction_span=fraction_span)
