@@ -314,6 +314,10 @@ class VariantSpec:
                     f"chosen (expected {expected.value!r})."
                 )
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return _plain(asdict(self))
+
     @property
     def expected_preserve(self) -> Preserve:
         """The collaborative-optimization scheme implied by the techniques."""

@@ -1,0 +1,433 @@
+"""Run a recipe: baseline → every variant (techniques → convert → measure) → results.
+
+One variant failing never loses the others: it is recorded ``failed`` with its
+reason. ``results.json`` is rewritten atomically after each variant, so a reader
+(the app, the runner) sees finished variants while the rest still run. Every
+stage starts from ``recipe.seed``, so the same recipe gives the same table.
+
+Usage::
+
+    table = run_recipe(Recipe.experiment_e(), "out/")      # a pandas DataFrame
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _tf
+from ._io import atomic_write_json
+from .config import QuantizationMode, Recipe, VariantSpec
+from .errors import CompressionError
+from .progress import Cancelled, Progress, ProgressFn, emit
+
+log = logging.getLogger("compression")
+
+RESULTS_FILE = "results.json"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def file_stem(name: str) -> str:
+    """A variant name made safe as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "variant"
+
+
+def one_line(exc: BaseException) -> str:
+    """A readable one-line reason for an unexpected exception."""
+    text = str(exc).strip().splitlines()
+    first = next((line.strip() for line in text if line.strip()), "")
+    return f"{type(exc).__name__}: {first}"[:400] if first else type(exc).__name__
+
+
+# ---------------------------------------------------------------- baseline
+
+
+def _check_compatible(model, ds) -> None:
+    want = tuple(model.input_shape[1:])
+    if len(want) != len(ds.input_shape) or any(w is not None and w != g for w, g in zip(want, ds.input_shape,
+                                                                                        strict=False)):
+        raise CompressionError(
+            f"The model expects inputs of shape {want} but dataset {ds.name!r} gives {tuple(ds.input_shape)}.")
+    classes = model.output_shape[-1]
+    if classes != ds.num_classes:
+        raise CompressionError(
+            f"The model has {classes} outputs but dataset {ds.name!r} has {ds.num_classes} classes.")
+
+
+def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+                 fraction_span=(0.0, 0.1)):
+    """The float baseline the recipe asks for: pretrained, uploaded, or trained now.
+
+    Returns:
+        (model, info dict with ``source``, ``history``).
+    """
+    from .models import build_model
+    from .pretrained import load_pretrained
+    from .train import compile_for_training, train_baseline
+
+    spec, base = recipe.model, recipe.baseline
+    if spec.path is not None:
+        from .safe_load import load_user_model
+
+        model = load_user_model(spec.path)
+        _check_compatible(model, ds)
+        source = "uploaded"
+        if base.pretrained or base.epochs == 0:
+            compile_for_training(model, base.learning_rate)
+            return model, {"source": source, "history": {}}
+    elif base.pretrained:
+        model = load_pretrained(ds.name, spec.name)
+        _check_compatible(model, ds)
+        compile_for_training(model, base.learning_rate)
+        return model, {"source": "pretrained", "history": {}}
+    else:
+        model = build_model(spec.name, ds.input_shape, ds.num_classes, seed=recipe.seed)
+        source = "trained"
+    history = train_baseline(model, ds, epochs=base.epochs, batch_size=base.batch_size,
+                             learning_rate=base.learning_rate, validation_split=base.validation_split,
+                             seed=recipe.seed, progress=progress, cancel=cancel, fraction_span=fraction_span)
+    return model, {"source": source, "history": history}
+
+
+# ---------------------------------------------------------------- variants
+
+
+class _StageCache:
+    """Trained models by the settings that produced them, within one run.
+
+    Variants that differ only in their conversion (``pruned`` and ``pruned-dynamic``)
+    share one fine-tune. Each stage is seeded from the recipe seed, so a cache hit
+    returns exactly what recomputing would.
+    """
+
+    def __init__(self):
+        self._models: dict[str, tuple[Any, dict]] = {}
+
+    def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
+        k = json.dumps(key, sort_keys=True, default=str)
+        if k not in self._models:
+            self._models[k] = make()
+        return self._models[k]
+
+
+def _variant_weight(spec: VariantSpec) -> float:
+    """Relative cost of a variant, for the overall progress fraction."""
+    stages = sum(1 for s in (spec.pruning, spec.clustering, spec.qat) if s)
+    return 1.0 + stages * spec.fine_tune_epochs + (spec.distillation.epochs if spec.distillation else 0)
+
+
+def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _StageCache | None = None,
+                        progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+                        fraction_span=(0.0, 1.0)):
+    """Apply a variant's techniques, in order distill → prune → cluster → QAT, to fresh copies.
+
+    Returns:
+        (model ready for conversion, info dict: schedule, float_layers, notes, history, stage timings).
+    """
+    from .clustering import cluster
+    from .distill import distill
+    from .pruning import prune
+    from .qat import quantize_aware
+
+    cache = cache or _StageCache()
+    x, y = ds.x_train, ds.y_train
+    info: dict[str, Any] = {"notes": [], "float_layers": [], "history": {}, "schedule": None}
+    model, key = baseline, {}
+    n_stages = sum(1 for s in (spec.distillation, spec.pruning, spec.clustering, spec.qat) if s) or 1
+    lo, hi = fraction_span
+    step = (hi - lo) / n_stages
+    span = [lo, lo + step]
+    common = {"batch_size": spec.batch_size, "learning_rate": spec.learning_rate}
+
+    def advance():
+        span[0], span[1] = span[1], span[1] + step
+
+    def seeded(fn):
+        def run():
+            _tf.set_seed(seed)
+            return fn()
+        return run
+
+    if spec.distillation:
+        d = spec.distillation
+        key = {**key, "distill": vars(d), **common}
+        model, dinfo = cache.get_or_make(key, seeded(lambda m=model: distill(
+            m, d, x, y, ds.input_shape, ds.num_classes, seed=seed, progress=progress, cancel=cancel,
+            variant=spec.name, fraction_span=tuple(span), **common)))
+        info["distillation"] = {k: v for k, v in dinfo.items() if k != "history"}
+        info["history"]["distill"] = dinfo["history"]
+        advance()
+    if spec.pruning:
+        key = {**key, "prune": spec.pruning, "epochs": spec.fine_tune_epochs, **common}
+        model, pinfo = cache.get_or_make(key, seeded(lambda m=model: prune(
+            m, spec.pruning, x, y, epochs=spec.fine_tune_epochs, progress=progress, cancel=cancel,
+            variant=spec.name, fraction_span=tuple(span), **common)))
+        info["schedule"] = pinfo["schedule"]
+        info["notes"] += pinfo["schedule"]["notes"]
+        info["history"]["prune"] = pinfo["history"]
+        advance()
+    if spec.clustering:
+        key = {**key, "cluster": spec.clustering, "epochs": spec.fine_tune_epochs, **common}
+        model, cinfo = cache.get_or_make(key, seeded(lambda m=model: cluster(
+            m, spec.clustering, x, y, epochs=spec.fine_tune_epochs, preserve_sparsity=bool(spec.pruning),
+            progress=progress, cancel=cancel, variant=spec.name, fraction_span=tuple(span), **common)))
+        info["notes"] += cinfo["notes"]
+        info["history"]["cluster"] = cinfo["history"]
+        advance()
+    if spec.qat:
+        preserve = spec.expected_preserve
+        key = {**key, "qat": spec.qat, "preserve": preserve, "epochs": spec.fine_tune_epochs, **common}
+        model, qinfo = cache.get_or_make(key, seeded(lambda m=model: quantize_aware(
+            m, spec.qat, x, y, epochs=spec.fine_tune_epochs, preserve=preserve, progress=progress, cancel=cancel,
+            variant=spec.name, fraction_span=tuple(span), **common)))
+        info["float_layers"] = qinfo["float_layers"]
+        info["scheme"] = qinfo["scheme"]
+        info["history"]["qat"] = qinfo["history"]
+        if preserve.value in ("sparsity", "both") and qinfo["float_layers"]:
+            info["notes"].append("layers QAT leaves float are fine-tuned without a pruning mask, so their "
+                                 "sparsity is not preserved: " + ", ".join(f["name"] for f in qinfo["float_layers"]))
+    return model, info
+
+
+def _variant_row(spec: VariantSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name, "status": "running", "error": None,
+        "settings": spec.to_dict(),
+        "techniques": spec.techniques, "quantization": spec.quantization.value,
+        "sparse_encoding": spec.sparse_encoding,
+    }
+
+
+def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, reference_predictions: np.ndarray,
+                cache: _StageCache | None = None, progress: ProgressFn | None = None,
+                cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 1.0)) -> dict[str, Any]:
+    """Build, convert and measure one variant; write its `.tflite`. Raises on failure."""
+    from .convert import convert_to_tflite, gzip_size
+    from .inspect import layer_kernels, layer_weight_stats, overall_sparsity
+    from .measure import measure_tflite
+
+    row = _variant_row(spec)
+    lo, hi = fraction_span
+    t0 = time.perf_counter()
+    model, info = build_variant_model(spec, baseline, ds, recipe.seed, cache, progress, cancel,
+                                      fraction_span=(lo, lo + (hi - lo) * 0.85))
+    t1 = time.perf_counter()
+    if cancel is not None and cancel():
+        raise Cancelled("cancelled")
+    emit(progress, Progress(phase="convert", variant=spec.name, fraction=lo + (hi - lo) * 0.87,
+                            message=f"converting to {spec.quantization.value}"))
+    data = convert_to_tflite(model, spec.quantization, representative=ds.x_train, sparse=spec.sparse_encoding,
+                             representative_samples=spec.representative_samples, seed=recipe.seed)
+    t2 = time.perf_counter()
+    stem = file_stem(spec.name)
+    from ._io import atomic_write_bytes
+
+    atomic_write_bytes(out / f"{stem}.tflite", data)
+    emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.93,
+                            message="measuring accuracy and latency"))
+    ev = recipe.evaluation
+    m = measure_tflite(data, ds.x_test, ds.y_test, reference_predictions=reference_predictions, threads=ev.threads,
+                       latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch)
+    t3 = time.perf_counter()
+    stats = layer_weight_stats(model)
+    (out / "weights").mkdir(exist_ok=True)
+    np.savez_compressed(out / "weights" / f"{stem}.npz", **layer_kernels(model))
+    (out / "predictions").mkdir(exist_ok=True)
+    np.save(out / "predictions" / f"{stem}.npy", np.asarray(m["predictions"], dtype=np.int16))
+    notes = list(info["notes"])
+    if spec.quantization is QuantizationMode.INT16X8:
+        notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
+    if m.get("delegate") == "none" and m.get("delegate_note"):
+        notes.append(f"ran without XNNPACK: {m['delegate_note']}")
+    row.update({
+        "status": "ok", "tflite": f"{stem}.tflite", "size_bytes": len(data), "gzip_bytes": gzip_size(data),
+        "accuracy": m["accuracy"], "agreement": m.get("agreement"), "latency_ms": m["latency_ms"],
+        "throughput_sps": m.get("throughput_sps"), "throughput_batch": m.get("throughput_batch"),
+        "sparsity": overall_sparsity(stats), "layers": stats, "input_dtype": m.get("input_dtype"),
+        "output_dtype": m.get("output_dtype"), "delegate": m.get("delegate"), "delegate_note": m.get("delegate_note"),
+        "ops": m.get("ops", []), "params": int(model.count_params()), "float_layers": info["float_layers"],
+        "notes": notes, "schedule": info["schedule"], "history": info["history"],
+        "distillation": info.get("distillation"), "scheme": info.get("scheme"),
+        "timings": {"fine_tune": round(t1 - t0, 3), "convert": round(t2 - t1, 3), "measure": round(t3 - t2, 3)},
+    })
+    return row
+
+
+# ---------------------------------------------------------------- the whole recipe
+
+
+def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn | None = None,
+               cancel: Callable[[], bool] | None = None):
+    """Run every variant of a recipe and write results.json plus one `.tflite` per variant.
+
+    Args:
+        recipe: a :class:`Recipe` or its dict form.
+        out_dir: folder for results.json, the `.tflite` files, baseline.keras, weights/ and predictions/.
+        progress: receives :class:`Progress` events (``variant_done`` carries the row in ``data["row"]``).
+        cancel: polled between batches and stages; when it returns True the run stops with :class:`Cancelled`.
+
+    Returns:
+        The results table (:func:`results_table`).
+
+    Raises:
+        CompressionError: the dataset or model cannot be loaded (variant errors are recorded, not raised).
+        Cancelled: cancel() returned True; finished variants are kept in results.json.
+    """
+    from .data import load_dataset
+    from .train import predict_classes
+
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results: dict[str, Any] = {"recipe": recipe.to_dict(), "versions": _tf.library_versions(), "created": _now(),
+                               "status": "running", "dataset": None, "baseline": None, "reference": None,
+                               "variants": []}
+    path = out / RESULTS_FILE
+
+    def save():
+        results["elapsed_seconds"] = round(time.perf_counter() - started, 3)
+        atomic_write_json(path, results)
+
+    save()
+    weights = [_variant_weight(v) for v in recipe.variants]
+    base_weight = 0.5 if recipe.baseline.pretrained else max(1.0, float(recipe.baseline.epochs))
+    total = base_weight + sum(weights)
+    base_end = base_weight / total
+    try:
+        emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
+        _tf.set_seed(recipe.seed)
+        d = recipe.dataset
+        ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed)
+        results["dataset"] = {"name": ds.name, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
+                              "n_train": int(len(ds.x_train)), "n_test": int(len(ds.x_test)),
+                              "class_names": list(ds.class_names), "kind": ds.kind}
+        baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=(0.0, base_end))
+        tmp = out / ".baseline.tmp.keras"
+        baseline.save(tmp)
+        tmp.replace(out / "baseline.keras")
+        reference_predictions = predict_classes(baseline, ds.x_test)
+        (out / "predictions").mkdir(exist_ok=True)
+        np.save(out / "predictions" / "labels.npy", ds.y_test.astype(np.int16))
+        np.save(out / "predictions" / "baseline.npy", reference_predictions.astype(np.int16))
+        from .convert import convert_to_tflite, gzip_size
+        from .inspect import layer_kernels
+
+        (out / "weights").mkdir(exist_ok=True)
+        np.savez_compressed(out / "weights" / "baseline.npz", **layer_kernels(baseline))
+        ref = convert_to_tflite(baseline, QuantizationMode.FLOAT32)
+        results["baseline"] = {**base_info, "accuracy": float(np.mean(reference_predictions == ds.y_test)),
+                               "params": int(baseline.count_params()), "model_file": "baseline.keras"}
+        results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
+                                "accuracy": results["baseline"]["accuracy"]}
+        save()
+        emit(progress, Progress(phase="baseline_done", fraction=base_end,
+                                message=f"baseline accuracy {results['baseline']['accuracy']:.4f}",
+                                data={"baseline": results["baseline"]}))
+    except Cancelled:
+        results["status"] = "cancelled"
+        save()
+        raise
+    except Exception as exc:
+        results["status"] = "failed"
+        results["error"] = str(exc) if isinstance(exc, CompressionError) else one_line(exc)
+        save()
+        raise
+
+    cache = _StageCache()
+    done = base_weight
+    for i, spec in enumerate(recipe.variants):
+        span = (done / total, (done + weights[i]) / total)
+        done += weights[i]
+        if cancel is not None and cancel():
+            _mark_cancelled(results, recipe.variants[i:])
+            save()
+            raise Cancelled("cancelled")
+        emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=span[0],
+                                message=f"variant {i + 1}/{len(recipe.variants)}: {spec.name}"))
+        t0 = time.perf_counter()
+        try:
+            row = run_variant(spec, baseline, ds, recipe, out, reference_predictions, cache, progress, cancel, span)
+        except Cancelled:
+            _mark_cancelled(results, recipe.variants[i:])
+            save()
+            raise
+        except CompressionError as exc:
+            row = {**_variant_row(spec), "status": "failed", "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - one variant's bug must not lose the others
+            log.exception("variant %s failed", spec.name)
+            row = {**_variant_row(spec), "status": "failed", "error": one_line(exc)}
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        results["variants"].append(row)
+        save()
+        emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=span[1],
+                                message=f"{spec.name}: {row['status']}", data={"row": row}))
+    ok = any(r["status"] == "ok" for r in results["variants"])
+    results["status"] = "ok" if ok else "failed"
+    if not ok:
+        results["error"] = "every variant failed: " + "; ".join(
+            f"{r['name']}: {r['error']}" for r in results["variants"])
+    save()
+    emit(progress, Progress(phase="done", fraction=1.0, message=f"finished in {results['elapsed_seconds']:.1f} s"))
+    return results_table(results)
+
+
+def _mark_cancelled(results: dict, remaining) -> None:
+    results["status"] = "cancelled"
+    for spec in remaining:
+        results["variants"].append({**_variant_row(spec), "status": "cancelled", "error": "cancelled"})
+
+
+def load_results(out_dir: str | Path) -> dict:
+    """Read a run folder's results.json."""
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.exists():
+        raise CompressionError(f"No results.json in {out_dir}.")
+    return json.loads(path.read_text())
+
+
+TABLE_COLUMNS = [
+    "name", "status", "techniques", "quantization", "accuracy", "delta_accuracy", "agreement",
+    "latency_median_ms", "latency_p90_ms", "throughput_sps", "size_bytes", "gzip_bytes", "ratio", "gzip_ratio",
+    "sparsity", "delegate", "input_dtype", "tflite", "error",
+]
+
+
+def results_table(results: dict):
+    """One row per variant, the reference-experiment columns, ratios against the float32 `.tflite`.
+
+    ``delta_accuracy`` is in accuracy points (×100) against the float baseline.
+    """
+    import pandas as pd
+
+    ref = results.get("reference") or {}
+    rows = []
+    for v in results.get("variants", []):
+        lat = v.get("latency_ms") or {}
+        size, gz = v.get("size_bytes"), v.get("gzip_bytes")
+        acc = v.get("accuracy")
+        rows.append({
+            "name": v["name"], "status": v["status"], "techniques": " + ".join(v.get("techniques", [])),
+            "quantization": v.get("quantization"), "accuracy": acc,
+            "delta_accuracy": (acc - ref["accuracy"]) * 100 if acc is not None and ref.get("accuracy") is not None
+            else None,
+            "agreement": v.get("agreement"), "latency_median_ms": lat.get("median"), "latency_p90_ms": lat.get("p90"),
+            "throughput_sps": v.get("throughput_sps"), "size_bytes": size, "gzip_bytes": gz,
+            "ratio": ref["size_bytes"] / size if size and ref.get("size_bytes") else None,
+            "gzip_ratio": ref["gzip_bytes"] / gz if gz and ref.get("gzip_bytes") else None,
+            "sparsity": v.get("sparsity"), "delegate": v.get("delegate"), "input_dtype": v.get("input_dtype"),
+            "tflite": v.get("tflite"), "error": v.get("error"),
+        })
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
