@@ -114,7 +114,13 @@ def _from_dict(cls, data: Any, what: str):
         raise CompressionError(
             f"{what} has unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}."
         )
-    return cls(**data)
+    try:
+        return cls(**data)
+    except CompressionError as exc:
+        owner = what.split(":")[0]
+        if owner.startswith("variant") and not str(exc).startswith("variant"):
+            raise CompressionError(f"{owner}: {exc}") from None
+        raise
 
 
 def _plain(value: Any) -> Any:
