@@ -21,9 +21,9 @@ SAMPLES_DIR = Path(__file__).resolve().parent.parent / "sample_models"
 
 # (dataset, model, epochs, batch size): what we ship and how it is trained.
 SAMPLES = [
-    ("digits", "seed_cnn", 40, 32),
+    ("digits", "seed_cnn", 80, 32),
     ("digits", "mlp", 30, 32),
-    ("mnist1d", "conv1d", 30, 64),
+    ("mnist1d", "conv1d", 120, 64),
 ]
 
 
