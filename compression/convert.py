@@ -1,0 +1,325 @@
+"""Convert a tf_keras model to a TFLite flatbuffer in one of the quantization modes.
+
+The five modes of :class:`~compression.config.QuantizationMode` map onto
+``tf.lite.TFLiteConverter`` settings as follows:
+
+=========  ==================================================================
+float32    no optimization
+dynamic    ``Optimize.DEFAULT`` (int8 weights, float activations)
+float16    ``Optimize.DEFAULT`` + ``supported_types=[tf.float16]``
+int8       full integer: ``Optimize.DEFAULT``, a representative set,
+           ``TFLITE_BUILTINS_INT8`` and int8 input/output
+int16x8    int16 activations, int8 weights, a representative set, float io
+=========  ==================================================================
+
+``sparse=True`` adds ``Optimize.EXPERIMENTAL_SPARSITY``, which stores pruned
+kernels as sparse tensors (decoded by DENSIFY ops at load time).
+
+Recurrent models (LSTM/GRU/RNN) do not convert with a dynamic batch; they are
+converted from a concrete function with a static batch of 1 instead, so that
+they become builtin ops (e.g. ``UNIDIRECTIONAL_SEQUENCE_LSTM``) the LiteRT
+Python interpreter can run. Such an op keeps its state in variable tensors
+that persist between invokes: call ``reset_all_variables()`` before each new
+sequence (measure.py does).
+
+Usage::
+
+    tflite_bytes = convert_to_tflite(model, "int8", representative=dataset.x_train)
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import _tf
+from .config import QuantizationMode, _enum
+from .errors import CompressionError
+
+_NEEDS_REPRESENTATIVE = (QuantizationMode.INT8, QuantizationMode.INT16X8)
+_MAX_REASON_CHARS = 300
+
+
+def convert_to_tflite(
+    model: Any,
+    mode: QuantizationMode | str,
+    representative: np.ndarray | None = None,
+    sparse: bool = False,
+    representative_samples: int = 200,
+    seed: int = 0,
+) -> bytes:
+    """Convert a tf_keras model to TFLite bytes in the given quantization mode.
+
+    Usage::
+
+        data = convert_to_tflite(model, QuantizationMode.INT8, representative=x_train)
+
+    Args:
+        model: a built tf_keras Sequential or Functional model; tfmot
+            quantization-aware models (``quantize_apply`` output) are accepted.
+            Pruned or clustered models must be stripped first.
+        mode: a :class:`QuantizationMode` or its value ("float32", "dynamic",
+            "float16", "int8", "int16x8").
+        representative: training inputs shaped ``(N, *input_shape[1:])``; a
+            seeded sample of them calibrates the activation ranges. Required
+            for "int8" and "int16x8", ignored by the other modes.
+        sparse: also apply ``Optimize.EXPERIMENTAL_SPARSITY`` so that pruned
+            kernels are stored sparse.
+        representative_samples: how many rows of ``representative`` to use
+            (all of them when fewer), fed one at a time with batch 1.
+        seed: seed of the representative sample.
+
+    Returns:
+        The ``.tflite`` flatbuffer.
+
+    Raises:
+        CompressionError: on an unknown mode, missing or badly shaped
+            representative data, or when the converter refuses the model (its
+            reason in one line, e.g. "Conversion to int8 failed: ...").
+    """
+    mode = _enum(QuantizationMode, mode, "quantization")
+    if not isinstance(sparse, bool):
+        raise CompressionError(f"sparse must be true or false. Received: {sparse!r}")
+    rep_fn = None
+    if mode in _NEEDS_REPRESENTATIVE:
+        rep_fn = _representative_dataset(model, mode, representative, representative_samples, seed)
+
+    static = _has_recurrent_layer(model)
+    try:
+        return _convert(model, mode, rep_fn, sparse, static_batch=static)
+    except CompressionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every converter failure becomes one readable line
+        if static or "TensorList" not in str(exc):
+            raise _conversion_error(mode, exc) from exc
+    # A recurrent layer the layer scan missed (e.g. inside a custom layer): retry with a static batch.
+    try:
+        return _convert(model, mode, rep_fn, sparse, static_batch=True)
+    except CompressionError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _conversion_error(mode, exc) from exc
+
+
+def tflite_ops(tflite_bytes: bytes) -> list[str]:
+    """Names of the operators in a TFLite model, across all its subgraphs.
+
+    Usage::
+
+        tflite_ops(data)  # ['CONV_2D', 'RESHAPE', 'FULLY_CONNECTED']
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer.
+
+    Returns:
+        Each distinct op name once, in order of first appearance (custom ops
+        under their custom name).
+
+    Raises:
+        CompressionError: if the bytes are not a TFLite model.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    buffer = bytearray(tflite_bytes)
+    if len(buffer) < 8 or not schema.Model.ModelBufferHasIdentifier(buffer, 0):
+        raise CompressionError("The data is not a TFLite model (no TFL3 identifier).")
+    try:
+        model = schema.Model.GetRootAs(buffer, 0)
+        names_by_code = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        codes = []
+        for i in range(model.OperatorCodesLength()):
+            op_code = model.OperatorCodes(i)
+            # Codes above 127 only live in BuiltinCode; older files only fill DeprecatedBuiltinCode.
+            code = max(op_code.BuiltinCode(), op_code.DeprecatedBuiltinCode())
+            if code == schema.BuiltinOperator.CUSTOM and op_code.CustomCode():
+                codes.append(op_code.CustomCode().decode("utf-8", "replace"))
+            else:
+                codes.append(names_by_code.get(code, f"BUILTIN_{code}"))
+        names: list[str] = []
+        for s in range(model.SubgraphsLength()):
+            subgraph = model.Subgraphs(s)
+            for o in range(subgraph.OperatorsLength()):
+                name = codes[subgraph.Operators(o).OpcodeIndex()]
+                if name not in names:
+                    names.append(name)
+    except Exception as exc:  # noqa: BLE001 - a corrupt flatbuffer fails anywhere inside the parser
+        raise CompressionError(f"The data is not a readable TFLite model ({type(exc).__name__}).") from exc
+    return names
+
+
+def tflite_io_details(tflite_bytes: bytes) -> dict[str, list[dict[str, Any]]]:
+    """Dtype, shape and quantization of a TFLite model's inputs and outputs.
+
+    Usage::
+
+        tflite_io_details(data)["inputs"][0]["dtype"]  # 'int8'
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer.
+
+    Returns:
+        ``{"inputs": [...], "outputs": [...]}``, one JSON-ready dict per
+        tensor: ``name``, ``dtype`` (e.g. "int8"), ``shape`` (as stored, batch
+        usually 1), ``shape_signature`` (-1 marks a dynamic dimension) and
+        ``quantization`` (``{"scale", "zero_point"}``, or None for a float
+        tensor).
+
+    Raises:
+        CompressionError: if the bytes are not a TFLite model.
+    """
+    interpreter = _load_interpreter(tflite_bytes)
+
+    def describe(detail: dict) -> dict[str, Any]:
+        scale, zero_point = detail["quantization"]
+        return {
+            "name": detail["name"],
+            "dtype": np.dtype(detail["dtype"]).name,
+            "shape": [int(d) for d in detail["shape"]],
+            "shape_signature": [int(d) for d in detail["shape_signature"]],
+            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None,
+        }
+
+    return {
+        "inputs": [describe(d) for d in interpreter.get_input_details()],
+        "outputs": [describe(d) for d in interpreter.get_output_details()],
+    }
+
+
+def gzip_size(data: bytes) -> int:
+    """Size in bytes of ``data`` gzip-compressed at level 9 (how pruning's gain shows without sparse encoding).
+
+    Usage::
+
+        gzip_size(tflite_bytes)
+    """
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _convert(model, mode: QuantizationMode, rep_fn: Callable | None, sparse: bool, static_batch: bool) -> bytes:
+    """Build a converter for the model (static batch 1 if asked), configure it for the mode, convert."""
+    tf = _tf.tf()
+    if static_batch:
+        if not model.inputs:
+            raise CompressionError("The model has no defined input shape; give it an Input layer before converting.")
+        specs = [tf.TensorSpec([1, *inp.shape[1:]], inp.dtype) for inp in model.inputs]
+        function = tf.function(model).get_concrete_function(specs[0] if len(specs) == 1 else specs)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+
+    optimizations = [] if mode is QuantizationMode.FLOAT32 else [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
+    if mode is QuantizationMode.FLOAT16:
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode is QuantizationMode.INT8:
+        converter.representative_dataset = rep_fn
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif mode is QuantizationMode.INT16X8:
+        converter.representative_dataset = rep_fn
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    return converter.convert()
+
+
+def _representative_dataset(
+    model, mode: QuantizationMode, representative, samples: int, seed: int
+) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Validate the representative data and return a generator of seeded batch-1 samples."""
+    if representative is None:
+        raise CompressionError(
+            f"{mode.value} quantization needs representative data (a sample of the training inputs) "
+            "to calibrate activation ranges."
+        )
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise CompressionError(f"representative_samples must be a whole number >= 1. Received: {samples!r}")
+    if len(model.inputs) != 1:
+        raise CompressionError(
+            f"{mode.value} quantization supports models with one input; this model has {len(model.inputs)}."
+        )
+    data = np.asarray(representative)
+    if not np.issubdtype(data.dtype, np.number) or data.ndim < 1 or len(data) == 0:
+        raise CompressionError("The representative data must be a non-empty numeric array of model inputs.")
+    expected = tuple(model.inputs[0].shape[1:])
+    if data.ndim != len(expected) + 1 or any(
+        e is not None and e != d for e, d in zip(expected, data.shape[1:], strict=True)
+    ):
+        shown = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ")"
+        raise CompressionError(
+            f"The representative samples have shape {tuple(data.shape[1:])} but the model expects {shown}."
+        )
+    rng = np.random.default_rng(seed)
+    index = rng.choice(len(data), size=min(samples, len(data)), replace=False)
+    rows = data[index].astype(model.inputs[0].dtype.as_numpy_dtype)
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for row in rows:
+            yield [row[np.newaxis, ...]]
+
+    return generate
+
+
+def _has_recurrent_layer(model) -> bool:
+    """Whether the model contains an RNN layer (LSTM, GRU, SimpleRNN, or one wrapped in Bidirectional)."""
+    keras = _tf.keras()
+    recurrent = (keras.layers.RNN, keras.layers.Bidirectional)
+    try:
+        modules = [model, *model.submodules]
+    except AttributeError:
+        modules = list(getattr(model, "layers", []))
+    return any(isinstance(m, recurrent) for m in modules)
+
+
+_LOCATION = re.compile(r"(?:<unknown>|(?:[A-Za-z]:)?(?:[\\/][\w.\-]+)+)(?::\d+)+:?\s*")
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-]+){2,}")
+_ERROR = re.compile(r"\berror:\s*(.+)")
+
+
+def _converter_reason(text: str) -> str:
+    """The converter's reason in one line: the first ``error:`` line, else the last non-empty line, without paths."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = ""
+    for line in lines:
+        match = _ERROR.search(line)
+        if match:
+            reason = match.group(1)
+            break
+    else:
+        if lines:
+            reason = lines[-1]
+    reason = _PATH.sub("", _LOCATION.sub("", reason))
+    reason = re.sub(r"\s+", " ", reason).strip(" :")
+    if len(reason) > _MAX_REASON_CHARS:
+        reason = reason[: _MAX_REASON_CHARS - 1].rstrip() + "…"
+    return reason
+
+
+def _conversion_error(mode: QuantizationMode, exc: Exception) -> CompressionError:
+    """A CompressionError naming the mode and the converter's one-line reason."""
+    reason = _converter_reason(str(exc)) or type(exc).__name__
+    if reason[-1] not in ".!?…":
+        reason += "."
+    return CompressionError(f"Conversion to {mode.value} failed: {reason}")
+
+
+def _load_interpreter(tflite_bytes: bytes):
+    """A LiteRT interpreter on the bytes, without default delegates (only for reading metadata)."""
+    module = _tf.interpreter_module()
+    try:
+        return module.Interpreter(
+            model_content=bytes(tflite_bytes),
+            experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CompressionError(f"The data is not a loadable TFLite model: {_converter_reason(str(exc))}.") from exc
