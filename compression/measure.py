@@ -1,0 +1,354 @@
+"""Measure a TFLite model in the LiteRT interpreter: accuracy, agreement, latency, throughput.
+
+Accuracy is computed over the whole test set in a few batched invokes (the
+input is resized to a batch); only a model whose batch is fixed in the file
+(recurrent models, converted with a static batch of 1) is evaluated in
+invokes of that fixed size. Latency is timed on a separate interpreter with a
+batch-1 real test sample: one warm-up invoke, then ``time.perf_counter()``
+around each ``invoke()`` only.
+
+Recurrent ops (e.g. UNIDIRECTIONAL_SEQUENCE_LSTM) keep their state in
+variable tensors that carry over from one invoke to the next; every invoke
+here starts from reset variables (``reset_all_variables()``, outside the
+timed region), as the Keras model starts each sequence from zeros.
+
+XNNPACK is LiteRT's default CPU delegate. Whether it took the model is read
+from the interpreter after ``allocate_tensors()``: a delegated model gains
+DELEGATE nodes (one per partition of ops it runs), and the ops outside every
+partition are named in the note. When XNNPACK refuses a model (e.g.
+dynamic-range + sparse-encoded kernels), the interpreter is rebuilt without
+default delegates and the reason is recorded.
+
+Usage::
+
+    result = measure_tflite(tflite_bytes, dataset.x_test, dataset.y_test, threads=1)
+    result["accuracy"], result["latency_ms"]["median"], result["delegate"]
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import numpy as np
+
+from . import _tf
+from .convert import tflite_ops
+from .errors import CompressionError
+
+EVAL_BATCH = 512
+"""Largest batch the accuracy pass resizes a dynamic-batch input to."""
+
+THROUGHPUT_MIN_SECONDS = 0.25
+"""Throughput keeps invoking until this much time is measured (and at least 3 invokes)."""
+
+_THROUGHPUT_MIN_RUNS = 3
+_THROUGHPUT_MAX_RUNS = 1000
+_NO_OPS_DELEGATED = "XNNPACK delegated none of this model's operators, so it runs on LiteRT's builtin kernels."
+
+
+def measure_tflite(
+    tflite_bytes: bytes,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    reference_predictions: np.ndarray | None = None,
+    threads: int = 1,
+    latency_runs: int = 200,
+    throughput_batch: int = 256,
+    warmup: int = 1,
+) -> dict[str, Any]:
+    """Run a TFLite classifier on a test set and time it.
+
+    Usage::
+
+        m = measure_tflite(data, x_test, y_test, reference_predictions=float_preds, threads=1)
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer with one input and a
+            ``(batch, classes)`` output (logits or probabilities).
+        x_test: float test inputs ``(N, *input_shape[1:])``; quantized with
+            the input tensor's scale and zero point when the model takes
+            integers.
+        y_test: integer class labels ``(N,)``.
+        reference_predictions: predicted classes of a reference model (e.g.
+            the float baseline) on the same samples, for ``agreement``.
+        threads: interpreter threads (reported with the latency).
+        latency_runs: timed batch-1 invokes (after ``warmup`` untimed ones).
+        throughput_batch: batch size of the throughput measurement.
+        warmup: untimed invokes before the latency runs.
+
+    Returns:
+        A dict with ``accuracy``; ``agreement`` (fraction of samples whose
+        class equals ``reference_predictions``, None without them);
+        ``predictions`` (int64 class per sample); ``latency_ms``
+        (``median, p90, mean, std, runs, threads``); ``throughput_sps``
+        (samples/s in batches of ``throughput_batch``); ``throughput_batch``
+        (the batch actually used: a fixed-batch model keeps its own);
+        ``input_dtype``, ``output_dtype`` (e.g. "int8"); ``delegate``
+        ("XNNPACK" or "none"); ``delegate_note`` (why "none"; for a partly
+        delegated model, the ops left on the builtin kernels; else "");
+        ``ops``; ``eval_seconds`` (the accuracy pass); ``batch_size_used``
+        (batch of the accuracy pass; 1 for a static batch-1 model evaluated
+        sample by sample).
+
+    Raises:
+        CompressionError: on mismatched or badly shaped inputs, bad settings,
+            or bytes LiteRT cannot load or run.
+    """
+    x, y, reference = _check_arrays(x_test, y_test, reference_predictions)
+    threads = _positive_int(threads, "threads")
+    latency_runs = _positive_int(latency_runs, "latency_runs")
+    throughput_batch = _positive_int(throughput_batch, "throughput_batch")
+    warmup = _positive_int(warmup, "warmup", minimum=0)
+    n = len(x)
+
+    probe = _create(tflite_bytes, threads, delegates=False)
+    inputs = probe.get_input_details()
+    if len(inputs) != 1:
+        raise CompressionError(f"The model must have one input to be measured; it has {len(inputs)}.")
+    signature = [int(d) for d in inputs[0]["shape_signature"]]
+    _check_sample_shape(x, signature)
+    dynamic = signature[0] == -1
+    fixed_batch = None if dynamic else signature[0]
+    del probe
+
+    # The accuracy pass: also decides whether XNNPACK can run this model.
+    eval_batch = min(EVAL_BATCH, n) if dynamic else fixed_batch
+    interpreter, delegated, note = _open(tflite_bytes, threads, x, eval_batch)
+    delegate = "XNNPACK" if delegated else "none"
+    in_detail = interpreter.get_input_details()[0]
+    out_detail = interpreter.get_output_details()[0]
+
+    start = time.perf_counter()
+    predictions = _predict(interpreter, x, eval_batch)
+    eval_seconds = time.perf_counter() - start
+
+    used_throughput_batch = throughput_batch if dynamic else fixed_batch
+    if dynamic and used_throughput_batch != eval_batch:
+        _allocate(interpreter, x, used_throughput_batch)
+    throughput = _throughput(interpreter, x, used_throughput_batch)
+    del interpreter
+
+    latency_interpreter = _create(tflite_bytes, threads, delegates=delegated)
+    latency_batch = 1 if dynamic else fixed_batch
+    _allocate(latency_interpreter, x, latency_batch)
+    latency = _latency(latency_interpreter, x, latency_batch, latency_runs, warmup)
+    latency["threads"] = threads
+    del latency_interpreter
+
+    return {
+        "accuracy": float(np.mean(predictions == y)),
+        "agreement": None if reference is None else float(np.mean(predictions == reference)),
+        "predictions": predictions,
+        "latency_ms": latency,
+        "throughput_sps": throughput,
+        "throughput_batch": int(used_throughput_batch),
+        "input_dtype": np.dtype(in_detail["dtype"]).name,
+        "output_dtype": np.dtype(out_detail["dtype"]).name,
+        "delegate": delegate,
+        "delegate_note": note,
+        "ops": tflite_ops(tflite_bytes),
+        "eval_seconds": eval_seconds,
+        "batch_size_used": int(eval_batch),
+    }
+
+
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Cast float inputs to an input tensor's dtype, quantizing with its (scale, zero_point) if integer.
+
+    Usage::
+
+        interpreter.set_tensor(d["index"], quantize_input(x_batch, d))
+    """
+    dtype = np.dtype(detail["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return np.asarray(x, dtype=dtype)
+    scale, zero_point = detail["quantization"]
+    if not scale:  # integer input without quantization parameters (e.g. token ids)
+        return np.asarray(x).astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(x, np.float32) / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _create(tflite_bytes: bytes, threads: int, delegates: bool):
+    """A LiteRT interpreter; ``delegates=False`` leaves out the default delegates (XNNPACK)."""
+    module = _tf.interpreter_module()
+    options = (
+        {} if delegates else {"experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    )
+    try:
+        return module.Interpreter(model_content=bytes(tflite_bytes), num_threads=threads, **options)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CompressionError(f"The data is not a loadable TFLite model: {_one_line(exc)}.") from exc
+
+
+def _open(tflite_bytes: bytes, threads: int, x: np.ndarray, batch: int):
+    """An allocated interpreter that has run once, with XNNPACK if it takes the model.
+
+    Returns:
+        ``(interpreter, delegated, note)``: ``note`` says why XNNPACK is not in use, else "".
+    """
+    interpreter = _create(tflite_bytes, threads, delegates=True)
+    try:
+        _allocate(interpreter, x, batch)
+        interpreter.invoke()
+    except (RuntimeError, ValueError) as exc:
+        note = f"XNNPACK could not prepare this model ({_one_line(exc)}), so it runs on LiteRT's builtin kernels."
+    else:
+        ops = interpreter._get_ops_details()
+        if not any(op["op_name"] == "DELEGATE" for op in ops):
+            return interpreter, False, _NO_OPS_DELEGATED
+        left = _undelegated_ops(ops)
+        note = f"XNNPACK runs part of the model; on LiteRT's builtin kernels: {', '.join(left)}." if left else ""
+        return interpreter, True, note
+
+    del interpreter
+    interpreter = _create(tflite_bytes, threads, delegates=False)
+    try:
+        _allocate(interpreter, x, batch)
+        interpreter.invoke()
+    except (RuntimeError, ValueError) as exc:
+        raise CompressionError(f"LiteRT could not run this model: {_one_line(exc)}.") from exc
+    return interpreter, False, note
+
+
+def _undelegated_ops(ops: list[dict]) -> list[str]:
+    """Names of the main graph's ops that no DELEGATE node took over, each once.
+
+    LiteRT keeps the replaced nodes in its node list and appends one DELEGATE
+    node per partition, whose inputs and outputs are the partition's boundary
+    tensors; a node belongs to a partition when it is reached walking back
+    from the partition's outputs without crossing its inputs.
+    """
+    producer = {int(t): op["index"] for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    inside: set[int] = set()
+    for partition in (op for op in ops if op["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in partition["inputs"]}
+        pending = [int(t) for t in partition["outputs"]]
+        while pending:
+            tensor = pending.pop()
+            node = producer.get(tensor)
+            if tensor in boundary or node is None or node in inside:
+                continue
+            inside.add(node)
+            pending.extend(int(t) for t in ops[node]["inputs"] if t >= 0)
+    names: list[str] = []
+    for op in ops:
+        if op["op_name"] != "DELEGATE" and op["index"] not in inside and op["op_name"] not in names:
+            names.append(op["op_name"])
+    return names
+
+
+def _allocate(interpreter, x: np.ndarray, batch: int) -> None:
+    """Resize a dynamic input to ``batch`` (other dynamic dims from the data), allocate, and load real samples."""
+    detail = interpreter.get_input_details()[0]
+    if -1 in detail["shape_signature"]:
+        interpreter.resize_tensor_input(detail["index"], [batch, *x.shape[1:]], strict=True)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], quantize_input(_real_batch(x, batch), detail))
+
+
+def _real_batch(x: np.ndarray, batch: int) -> np.ndarray:
+    """``batch`` real test samples, repeating the set if it is smaller."""
+    return x[np.arange(batch) % len(x)]
+
+
+def _predict(interpreter, x: np.ndarray, batch: int) -> np.ndarray:
+    """Class index per sample from invokes of ``batch`` samples (the last one padded with zeros)."""
+    in_detail = interpreter.get_input_details()[0]
+    out_index = interpreter.get_output_details()[0]["index"]
+    predictions = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        count = len(chunk)
+        if count < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - count, *x.shape[1:]), dtype=x.dtype)])
+        interpreter.set_tensor(in_detail["index"], quantize_input(chunk, in_detail))
+        interpreter.reset_all_variables()
+        interpreter.invoke()
+        # argmax is unaffected by a positive-scale dequantization, so int8 logits work as they are.
+        scores = interpreter.get_tensor(out_index)
+        predictions[start : start + count] = scores.reshape(batch, -1)[:count].argmax(axis=1)
+    return predictions
+
+
+def _throughput(interpreter, x: np.ndarray, batch: int) -> float:
+    """Samples per second over repeated invokes of one batch of real samples (after one warm-up)."""
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], quantize_input(_real_batch(x, batch), detail))
+    interpreter.invoke()
+    total, runs = 0.0, 0
+    while runs < _THROUGHPUT_MAX_RUNS and (runs < _THROUGHPUT_MIN_RUNS or total < THROUGHPUT_MIN_SECONDS):
+        interpreter.reset_all_variables()
+        start = time.perf_counter()
+        interpreter.invoke()
+        total += time.perf_counter() - start
+        runs += 1
+    return batch * runs / total
+
+
+def _latency(interpreter, x: np.ndarray, batch: int, runs: int, warmup: int) -> dict[str, float | int]:
+    """Milliseconds per invoke of a real ``batch``-sample input: ``warmup`` untimed, then ``runs`` timed."""
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = np.empty(runs)
+    for i in range(runs):
+        interpreter.reset_all_variables()
+        start = time.perf_counter()
+        interpreter.invoke()
+        times[i] = time.perf_counter() - start
+    times *= 1000.0
+    return {
+        "median": float(np.median(times)),
+        "p90": float(np.percentile(times, 90)),
+        "mean": float(times.mean()),
+        "std": float(times.std()),
+        "runs": runs,
+    }
+
+
+def _check_arrays(x_test, y_test, reference_predictions):
+    """Validate the test arrays and return them as numpy arrays."""
+    x = np.asarray(x_test)
+    y = np.asarray(y_test)
+    if x.ndim < 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+        raise CompressionError(f"x_test must be a non-empty numeric array of samples. Received shape {x.shape}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != len(x):
+        raise CompressionError(f"y_test must hold one class label per sample: {len(x)} samples, got shape {y.shape}.")
+    reference = None
+    if reference_predictions is not None:
+        reference = np.asarray(reference_predictions).reshape(-1)
+        if len(reference) != len(x):
+            raise CompressionError(
+                f"reference_predictions must hold one class per sample: {len(x)} samples, got {len(reference)}."
+            )
+    return x, y, reference
+
+
+def _check_sample_shape(x: np.ndarray, signature: list[int]) -> None:
+    """Refuse test samples whose shape does not fit the model's input."""
+    expected = signature[1:]
+    if len(expected) != x.ndim - 1 or any(e not in (-1, d) for e, d in zip(expected, x.shape[1:], strict=True)):
+        shown = "(" + ", ".join("any" if e == -1 else str(e) for e in expected) + ")"
+        raise CompressionError(f"The test samples have shape {tuple(x.shape[1:])} but the model expects {shown}.")
+
+
+def _positive_int(value, what: str, minimum: int = 1) -> int:
+    """Validate a whole-number setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise CompressionError(f"{what} must be a whole number >= {minimum}. Received: {value!r}")
+    return int(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An interpreter error in one line (LiteRT glues its messages together without separators)."""
+    text = re.sub(r"(#\d+)(?=[A-Z])", r"\1; ", str(exc))
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.rstrip(".") or type(exc).__name__
