@@ -1,0 +1,412 @@
+"""The runner: executes queued runs in worker processes, off the web server's process.
+
+Each run gets its own OS process (``python -m compression.worker``) in a
+session of its own, so a segfault in TensorFlow or the converter, or a
+SIGKILL, only ends that run: a supervisor thread notices the exit and marks
+the run "failed" with the reason ("The worker process crashed (signal
+SIGSEGV) while running variant 'int8' (phase convert).") and starts the next
+queued run.
+
+The queue lives in the store, so runs survive the server: a new runner picks
+up queued runs, workers keep running (and record their own result) if the
+server stops, and on start-up runs whose worker is gone are marked
+"interrupted". At most ``max_concurrent`` runs are running in the whole store
+at a time.
+
+Usage::
+
+    runner = get_runner()                       # one per process and data directory
+    run_id = runner.submit(Recipe.experiment_e(), session="tab-1")
+    runner.cancel(run_id)
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Recipe
+from .errors import CompressionError
+from .store import (
+    DEFAULT_JOB,
+    FINAL_STATUSES,
+    LOCK_NAME,
+    LOG_NAME,
+    Store,
+    default_root,
+    describe_position,
+)
+
+__all__ = ["JOBS_ENV", "Runner", "get_runner"]
+
+log = logging.getLogger("compression.runner")
+
+JOBS_ENV = "COMPRESSION_LAB_JOBS"
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class _Worker:
+    """A worker process this runner started (or a cancelled one it escalates)."""
+
+    run_id: str
+    process: subprocess.Popen | None
+    pid: int
+    terminated_at: float | None = None  # monotonic time of our SIGTERM
+    killed: bool = False
+
+
+class Runner:
+    """Starts queued runs in worker processes and supervises them from a daemon thread.
+
+    Args:
+        store: the store whose queue to run.
+        max_concurrent: most runs running at once in the whole store.
+        poll_interval: seconds between checks while workers are running.
+        idle_interval: seconds between checks for queued runs while idle.
+        cancel_grace: seconds a running worker has to honour a cancel before SIGTERM.
+        kill_grace: seconds after SIGTERM before SIGKILL.
+        orphan_check_interval: seconds between sweeps for runs whose worker died
+            while no runner was watching (:meth:`Store.mark_interrupted`).
+
+    Raises:
+        CompressionError: ``max_concurrent`` is not a whole number ≥ 1.
+
+    Usage::
+
+        with Runner(Store()) as runner:
+            status = runner.wait(runner.submit(recipe), timeout=600)["status"]
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        max_concurrent: int = 1,
+        *,
+        poll_interval: float = 0.2,
+        idle_interval: float = 1.0,
+        cancel_grace: float = 10.0,
+        kill_grace: float = 5.0,
+        orphan_check_interval: float = 5.0,
+    ):
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise CompressionError(f"max_concurrent must be a whole number of at least 1. Received: {max_concurrent!r}")
+        self.store = store
+        self.max_concurrent = max_concurrent
+        self.poll_interval = poll_interval
+        self.idle_interval = idle_interval
+        self.cancel_grace = cancel_grace
+        self.kill_grace = kill_grace
+        self.orphan_check_interval = orphan_check_interval
+        self._workers: dict[str, _Worker] = {}  # changed only by the supervisor thread
+        self._adopted: dict[str, _Worker] = {}  # cancelled workers of an earlier runner
+        self._wake = threading.Event()
+        self._draining = threading.Event()  # shutting down: start nothing new
+        self._stop = threading.Event()
+        self.interrupted_at_start = store.mark_interrupted()
+        self._thread = threading.Thread(target=self._loop, name="compression-runner", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"Runner({self.store!r}, max_concurrent={self.max_concurrent})"
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown(cancel=True)
+
+    @property
+    def alive(self) -> bool:
+        """True while the supervisor thread runs."""
+        return self._thread.is_alive() and not self._draining.is_set()
+
+    # ------------------------------------------------------------ public API
+
+    def submit(self, recipe: Recipe, job: str = DEFAULT_JOB, session: str | None = None) -> str:
+        """Queue a recipe; it starts as soon as a slot is free.
+
+        Args:
+            recipe: a :class:`Recipe` (or a dict for ``Recipe.from_dict``).
+            job: ``"module:function"`` to call; the recipe engine by default.
+            session: an opaque tag (browser session) stored with the run.
+
+        Returns:
+            The run id.
+
+        Raises:
+            CompressionError: invalid recipe or job.
+        """
+        run_id = self.store.create_run(recipe, job=job, session=session)
+        self._wake.set()
+        return run_id
+
+    def cancel(self, run_id: str) -> str:
+        """Cancel a run: a queued one at once; a running one is asked to stop, then terminated.
+
+        The worker's job sees the cancel flag at its next check and stops; if it
+        does not exit within ``cancel_grace`` seconds it gets SIGTERM, then SIGKILL.
+
+        Returns:
+            The status right after the call: "cancelled" for a queued run,
+            "running" while a running one winds down, else its final status.
+
+        Raises:
+            CompressionError: no such run.
+        """
+        status = self.store.request_cancel(run_id)
+        self._wake.set()
+        return status
+
+    def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.05) -> dict[str, Any]:
+        """Block until the run reaches a final status (for tests and the CLI).
+
+        Returns:
+            The run's :meth:`Store.get_run` dict.
+
+        Raises:
+            TimeoutError: still not finished after ``timeout`` seconds.
+            CompressionError: no such run.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.store.get_run(run_id)
+            if run["status"] in FINAL_STATUSES:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"Run {run_id} is still {run['status']} after {timeout:g} s.")
+            time.sleep(poll)
+
+    def shutdown(self, cancel: bool = False, timeout: float = 30.0) -> None:
+        """Stop supervising.
+
+        Args:
+            cancel: also cancel this runner's running workers and wait (up to
+                ``timeout``, then SIGKILL) until they exit. Without it they keep
+                running detached and record their own result; queued runs stay
+                queued for the next runner either way.
+            timeout: seconds to wait for cancelled workers.
+        """
+        self._draining.set()
+        if cancel and self._thread.is_alive():
+            for run_id in list(self._workers):
+                try:
+                    self.store.request_cancel(run_id)
+                except CompressionError:
+                    pass
+            deadline = time.monotonic() + timeout
+            while self._workers and time.monotonic() < deadline:
+                self._wake.set()
+                time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        if cancel:
+            for worker in list(self._workers.values()):
+                self._signal(worker, signal.SIGKILL)
+                worker.process.wait()
+            self._reap()
+
+    # ------------------------------------------------------------ supervisor
+
+    def _loop(self) -> None:
+        next_orphan_check = time.monotonic() + self.orphan_check_interval
+        while not self._stop.is_set():
+            try:
+                self._reap()
+                self._enforce_cancels()
+                if time.monotonic() >= next_orphan_check:
+                    next_orphan_check = time.monotonic() + self.orphan_check_interval
+                    self.store.mark_interrupted(exclude=list(self._workers))
+                self._start_queued()
+            except Exception:  # the supervisor must outlive a bad tick (e.g. a locked disk)
+                log.exception("runner supervisor tick failed")
+            self._wake.wait(self.poll_interval if self._workers or self._adopted else self.idle_interval)
+            self._wake.clear()
+
+    def _start_queued(self) -> None:
+        while not self._draining.is_set() and len(self._workers) < self.max_concurrent:
+            run_id = self.store.claim_next(self.max_concurrent)
+            if run_id is None:
+                return
+            self._spawn(run_id)
+
+    def _spawn(self, run_id: str) -> None:
+        folder = self.store.run_dir(run_id)
+        lock_fd = None
+        try:
+            # Held before the worker exists and inherited by it: while this lock is held
+            # the run has a live worker (Store.worker_alive), whatever happens to this process.
+            lock_fd = _acquire_lock(folder / LOCK_NAME)
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+            env["PYTHONUNBUFFERED"] = "1"
+            with open(folder / LOG_NAME, "ab") as log_file:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "compression.worker",
+                        str(self.store.root),
+                        run_id,
+                        "--lock-fd",
+                        str(lock_fd),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(lock_fd,),
+                    start_new_session=True,
+                    env=env,
+                )
+        except Exception as exc:
+            log.exception("could not start the worker of run %s", run_id)
+            self.store.set_status(
+                run_id, "failed", error=f"The worker process could not be started: {exc}.", expected=("running",)
+            )
+            return
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+        self.store.set_pid(run_id, process.pid)
+        self._workers[run_id] = _Worker(run_id, process, process.pid)
+        log.info("run %s: worker pid %d", run_id, process.pid)
+
+    def _reap(self) -> None:
+        for run_id, worker in list(self._workers.items()):
+            code = worker.process.poll()
+            if code is None:
+                continue
+            del self._workers[run_id]
+            try:
+                self._record_exit(worker, code)
+            except CompressionError:  # the run was deleted meanwhile
+                pass
+
+    def _record_exit(self, worker: _Worker, code: int) -> None:
+        run = self.store.get_run(worker.run_id)
+        if run["status"] != "running":
+            return  # the worker recorded its own result
+        where = describe_position(run["progress"])
+        if worker.terminated_at is not None:
+            how = "SIGKILL" if worker.killed else "SIGTERM"
+            status = "cancelled"
+            error = (
+                f"Cancelled {where}; the worker did not stop within {self.cancel_grace:g} s and was ended with {how}."
+            )
+        elif code < 0:
+            status, name = "failed", _signal_name(-code)
+            if -code == signal.SIGKILL:
+                error = f"The worker process was killed (signal {name}) {where}; it may have run out of memory."
+            else:
+                error = f"The worker process crashed (signal {name}) {where}."
+        else:
+            status = "failed"
+            error = f"The worker process exited with code {code} {where} without reporting a result; see worker.log."
+        if run["cancel_requested"] and status == "failed":
+            status = "cancelled"
+        self.store.set_status(worker.run_id, status, error=error, expected=("running",))
+        log.info("run %s: worker exited with %s: %s", worker.run_id, code, error)
+
+    def _enforce_cancels(self) -> None:
+        now = time.time()
+        pending = [r for r in self.store.running_runs() if r["cancel_requested_at"] is not None]
+        for run in pending:
+            if now - run["cancel_requested_at"] < self.cancel_grace:
+                continue
+            worker = self._workers.get(run["id"]) or self._adopted.get(run["id"])
+            if worker is None:
+                # A worker started by an earlier runner: signal it only while its lock proves it alive.
+                # A run without the lock (a CLI running in its own process) is not ours to kill.
+                if not run["pid"] or not self.store.worker_lock_held(run["id"]):
+                    continue
+                worker = self._adopted[run["id"]] = _Worker(run["id"], None, run["pid"])
+            if worker.terminated_at is None:
+                log.info("run %s: cancel not honoured in %g s, sending SIGTERM", run["id"], self.cancel_grace)
+                self._signal(worker, signal.SIGTERM)
+                worker.terminated_at = time.monotonic()
+            elif not worker.killed and time.monotonic() - worker.terminated_at >= self.kill_grace:
+                log.info("run %s: still alive after SIGTERM, sending SIGKILL", run["id"])
+                self._signal(worker, signal.SIGKILL)
+                worker.killed = True
+        running = {r["id"] for r in pending}
+        for run_id in list(self._adopted):
+            if run_id not in running:
+                del self._adopted[run_id]
+
+    @staticmethod
+    def _signal(worker: _Worker, sig: signal.Signals) -> None:
+        """Signal the worker's whole process group (it leads its own session)."""
+        try:
+            os.killpg(worker.pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            log.warning("not allowed to signal worker pid %d", worker.pid)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _acquire_lock(path: Path, timeout: float = 5.0) -> int:
+    """Take the run's worker lock; a liveness probe may hold it for a moment, so retry briefly."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() >= deadline:
+                os.close(fd)
+                raise
+            time.sleep(0.01)
+
+
+# ---------------------------------------------------------------- process-wide runner
+
+_RUNNERS: dict[Path, Runner] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
+def get_runner(root: str | Path | None = None, max_concurrent: int | None = None) -> Runner:
+    """The process's runner for a data directory, created on first use (thread-safe).
+
+    Args:
+        root: the data directory; None means ``$COMPRESSION_LAB_DATA`` or ``~/.compression-lab``.
+        max_concurrent: used when the runner is created; None means
+            ``$COMPRESSION_LAB_JOBS``, else 1.
+
+    Raises:
+        CompressionError: the store cannot be opened, or a bad job count.
+
+    Usage::
+
+        runner = get_runner()      # e.g. behind st.cache_resource
+    """
+    key = Path(root).expanduser().resolve() if root is not None else default_root().resolve()
+    with _RUNNERS_LOCK:
+        runner = _RUNNERS.get(key)
+        if runner is None or not runner.alive:
+            if max_concurrent is None:
+                text = os.environ.get(JOBS_ENV, "1")
+                try:
+                    max_concurrent = int(text)
+                except ValueError:
+                    raise CompressionError(f"{JOBS_ENV} must be a whole number. Received: {text!r}") from None
+            runner = _RUNNERS[key] = Runner(Store(key), max_concurrent=max_concurrent)
+        return runner

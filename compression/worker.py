@@ -1,0 +1,212 @@
+"""The worker process: runs one run of the store and records how it ended.
+
+The :class:`~compression.runner.Runner` starts it as::
+
+    python -m compression.worker ROOT RUN_ID --lock-fd N
+
+in a session of its own, with stdout and stderr (TensorFlow's noise, and a
+traceback from :mod:`faulthandler` if it crashes) going to the run's
+``worker.log``. It loads the recipe from the store, calls the run's job
+(``"module:function"``, by default :func:`compression.recipes.run_recipe`),
+writes the job's progress events to the store, answers the job's cancel
+checks from the store's cancel flag, and sets the final status: "ok",
+"failed" with the error's sentence, or "cancelled". If the process dies
+before that (a segfault, SIGKILL), the runner reports it.
+
+:func:`execute` runs a run in the calling process instead (for a CLI that
+wants no subprocess).
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import fcntl
+import importlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import CompressionError
+from .progress import Cancelled
+from .store import FINAL_STATUSES, LOCK_NAME, Store, describe_position
+
+log = logging.getLogger("compression.worker")
+
+BATCH_EVENT_INTERVAL_S = 0.2  # batch-level progress events: at most 5 per second reach the store
+CANCEL_CHECK_INTERVAL_S = 0.2  # the job may ask every batch; the store is read at most this often
+
+
+def load_job(spec: str) -> Callable[..., Any]:
+    """Import the job function named ``"package.module:function"``.
+
+    Raises:
+        CompressionError: the module or function cannot be found.
+    """
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CompressionError(f"The job {spec!r} cannot be loaded: {exc}.") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise CompressionError(f"The job {spec!r} cannot be loaded: {module_name} has no function {function_name}.")
+    return function
+
+
+class ProgressWriter:
+    """The job's ``progress`` callback: forwards events to the store, batch-level ones throttled."""
+
+    def __init__(self, store: Store, run_id: str, batch_interval: float = BATCH_EVENT_INTERVAL_S):
+        self.store, self.run_id, self.batch_interval = store, run_id, batch_interval
+        self._last_batch = float("-inf")
+        self.last: dict[str, Any] | None = None
+
+    def __call__(self, event: Any) -> None:
+        data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
+        if data.get("batch") is not None:
+            now = time.monotonic()
+            if now - self._last_batch < self.batch_interval:
+                return
+            self._last_batch = now
+        self.last = data
+        try:
+            self.store.add_event(self.run_id, data)
+        except Exception:  # a progress write must never fail the job; the log keeps it
+            log.exception("could not store a progress event for run %s", self.run_id)
+
+
+class CancelCheck:
+    """The job's ``cancel`` callback: True once the run's cancel flag is set; reads the store at most 5×/s."""
+
+    def __init__(self, store: Store, run_id: str, interval: float = CANCEL_CHECK_INTERVAL_S):
+        self.store, self.run_id, self.interval = store, run_id, interval
+        self._last_check = float("-inf")
+        self._cancelled = False
+
+    def __call__(self) -> bool:
+        if not self._cancelled:
+            now = time.monotonic()
+            if now - self._last_check >= self.interval:
+                self._last_check = now
+                try:
+                    self._cancelled = self.store.cancel_requested(self.run_id)
+                except Exception:
+                    log.exception("could not read the cancel flag of run %s", self.run_id)
+        return self._cancelled
+
+
+def _take_lock(store: Store, run_id: str) -> int:
+    fd = os.open(store.run_dir(run_id) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise CompressionError(f"Run {run_id} is already being run by another process.") from None
+    return fd
+
+
+def execute(store: Store, run_id: str, *, take_lock: bool = True) -> str:
+    """Run one run in this process and record its final status.
+
+    A queued run is claimed first; a run that already ended is left alone.
+
+    Args:
+        store: the store holding the run.
+        run_id: the run.
+        take_lock: hold the run's worker lock while running (False when the
+            runner already passed this process the lock).
+
+    Returns:
+        The run's final status.
+
+    Raises:
+        CompressionError: no such run, or another process is running it.
+
+    Usage::
+
+        status = execute(Store(), store.create_run(recipe))
+    """
+    run = store.get_run(run_id)
+    if run["status"] in FINAL_STATUSES:
+        return run["status"]
+    lock_fd = _take_lock(store, run_id) if take_lock else None
+    try:
+        if run["status"] == "queued" and not store.set_status(run_id, "running", expected=("queued",)):
+            return store.get_run(run_id)["status"]
+        store.set_pid(run_id, os.getpid())
+        log.info("run %s: job %s in %s", run_id, run["job"], store.run_dir(run_id))
+        progress = ProgressWriter(store, run_id)
+        cancel = CancelCheck(store, run_id)
+        status, error = _call_job(store, run_id, run["job"], progress, cancel)
+        store.set_status(run_id, status, error=error, expected=("running",))
+        log.info("run %s: %s%s", run_id, status, f" ({error})" if error else "")
+        return status
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+def _call_job(
+    store: Store, run_id: str, job: str, progress: ProgressWriter, cancel: CancelCheck
+) -> tuple[str, str | None]:
+    """Call the job; map how it ended to (status, error sentence)."""
+    if store.cancel_requested(run_id):
+        return "cancelled", "Cancelled before it started."
+    try:
+        recipe = store.recipe(run_id)
+        function = load_job(job)
+        function(recipe, store.run_dir(run_id), progress=progress, cancel=cancel)
+        results = store.results(run_id)
+    except Cancelled:
+        return "cancelled", f"Cancelled {describe_position(progress.last)}."
+    except CompressionError as exc:
+        return "failed", str(exc)
+    except Exception as exc:
+        log.exception("run %s: the job raised", run_id)
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        detail = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        return "failed", f"Internal error ({detail}) {describe_position(progress.last)}; details are in worker.log."
+    except BaseException as exc:  # SystemExit / KeyboardInterrupt from inside the job
+        log.exception("run %s: the job exited", run_id)
+        return "failed", f"The job stopped early ({type(exc).__name__}) {describe_position(progress.last)}."
+    if isinstance(results, dict) and results.get("status") == "failed":
+        # run_recipe records failing variants instead of raising; all of them failing fails the run.
+        return "failed", str(results.get("error") or "Every variant failed.")
+    return "ok", None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m compression.worker ROOT RUN_ID [--lock-fd N]``."""
+    parser = argparse.ArgumentParser(prog="python -m compression.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="the store's data directory")
+    parser.add_argument("run_id")
+    parser.add_argument(
+        "--lock-fd",
+        type=int,
+        default=None,
+        help="file descriptor of the run's worker lock, already held (passed by the runner)",
+    )
+    args = parser.parse_args(argv)
+    faulthandler.enable()  # a segfault leaves the Python stack in worker.log
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
+    )
+    try:
+        execute(Store(args.root), args.run_id, take_lock=args.lock_fd is None)
+    except CompressionError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: TensorFlow's atexit/thread teardown can hang or crash
+    # after the run's status is safely recorded.
+    os._exit(code)
