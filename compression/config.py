@@ -136,6 +136,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+SMALL_DATASETS = ("digits", "mnist1d")
+
+
+def default_fine_tune_epochs(dataset: str) -> int:
+    """Fine-tune epochs that give pruning/QAT enough steps: small offline sets need more epochs."""
+    return 10 if dataset in SMALL_DATASETS else 2
+
+
 # ---------------------------------------------------------------- technique configs
 
 
@@ -507,10 +515,14 @@ class Recipe:
 
     @classmethod
     def experiment_e(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True,
-                     fine_tune_epochs: int = 2) -> Recipe:
-        """Reference experiment E: pruning vs QAT vs both, with TFLite (seed CNN)."""
+                     fine_tune_epochs: int | None = None) -> Recipe:
+        """Reference experiment E: pruning vs QAT vs both, with TFLite (seed CNN).
+
+        The write-up fine-tunes 2 epochs on MNIST (~1 700 steps); the small offline
+        sets have ~25 steps an epoch, so they default to 10 epochs.
+        """
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
-        e = fine_tune_epochs
+        e = fine_tune_epochs if fine_tune_epochs is not None else default_fine_tune_epochs(dataset)
         return cls(
             title="Experiment E: pruning vs QAT vs both",
             dataset=DatasetSpec(name=dataset),
@@ -530,6 +542,7 @@ class Recipe:
     @classmethod
     def experiment_c(cls, dataset: str = "digits", pretrained: bool = False, epochs: int = 5) -> Recipe:
         """Reference experiment C: QAT (whole model and Dense-only) on the Conv 64/32/16 CNN."""
+        e = default_fine_tune_epochs(dataset)
         return cls(
             title="Experiment C: quantization-aware training",
             dataset=DatasetSpec(name=dataset),
@@ -538,15 +551,16 @@ class Recipe:
             variants=(
                 VariantSpec(name="float32"),
                 VariantSpec(name="ptq-int8", quantization="int8"),
-                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=2, quantization="int8"),
-                VariantSpec(name="qat-dense-only", qat=QATConfig(layers=("logits",)), fine_tune_epochs=2,
+                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
+                VariantSpec(name="qat-dense-only", qat=QATConfig(layers=("logits",)), fine_tune_epochs=e,
                             quantization="dynamic"),
             ),
         )
 
     @classmethod
     def experiment_d(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
-        """Reference experiment D: polynomial pruning 50→90 %, then int8."""
+        """Reference experiment D: polynomial pruning 50→90 %, then int8 (4 fine-tune epochs in the write-up)."""
+        e = 2 * default_fine_tune_epochs(dataset)
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.9, frequency=100)
         return cls(
             title="Experiment D: pruning 5x smaller",
@@ -555,9 +569,9 @@ class Recipe:
             baseline=BaselineSpec(pretrained=pretrained),
             variants=(
                 VariantSpec(name="float32"),
-                VariantSpec(name="pruned-90", pruning=prune, fine_tune_epochs=4),
-                VariantSpec(name="pruned-90-int8", pruning=prune, fine_tune_epochs=4, quantization="int8"),
-                VariantSpec(name="pruned-90-sparse", pruning=prune, fine_tune_epochs=4, quantization="dynamic",
+                VariantSpec(name="pruned-90", pruning=prune, fine_tune_epochs=e),
+                VariantSpec(name="pruned-90-int8", pruning=prune, fine_tune_epochs=e, quantization="int8"),
+                VariantSpec(name="pruned-90-sparse", pruning=prune, fine_tune_epochs=e, quantization="dynamic",
                             sparse_encoding=True),
             ),
         )
@@ -565,6 +579,7 @@ class Recipe:
     @classmethod
     def smallest(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
         """Aim for the smallest file: pruning + clustering + PCQAT int8, and the steps towards it."""
+        e = default_fine_tune_epochs(dataset)
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
         return cls(
             title="Smallest",
@@ -573,18 +588,19 @@ class Recipe:
             baseline=BaselineSpec(pretrained=pretrained),
             variants=(
                 VariantSpec(name="float32"),
-                VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=2,
+                VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=e,
                             quantization="int8"),
                 VariantSpec(name="cqat-int8", clustering=ClusteringConfig(clusters=16), qat=QATConfig(),
-                            fine_tune_epochs=2, quantization="int8"),
+                            fine_tune_epochs=e, quantization="int8"),
                 VariantSpec(name="pcqat-int8", pruning=prune, clustering=ClusteringConfig(clusters=8),
-                            qat=QATConfig(), fine_tune_epochs=2, quantization="int8"),
+                            qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
             ),
         )
 
     @classmethod
     def fastest(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
         """Aim for the lowest latency: the modes XNNPACK runs fastest."""
+        e = default_fine_tune_epochs(dataset)
         return cls(
             title="Fastest",
             dataset=DatasetSpec(name=dataset),
@@ -595,7 +611,7 @@ class Recipe:
                 VariantSpec(name="float16", quantization="float16"),
                 VariantSpec(name="dynamic", quantization="dynamic"),
                 VariantSpec(name="int8", quantization="int8"),
-                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=2, quantization="int8"),
+                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
             ),
         )
 

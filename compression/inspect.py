@@ -10,21 +10,22 @@ _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_ke
 def layer_kernels(model) -> dict[str, np.ndarray]:
     """Every kernel-like weight by layer name (biases and BatchNorm excluded).
 
-    Read from the model's variables rather than ``layer.kernel`` because tfmot's
-    QuantizeWrapper moves the kernel out of the inner layer's weight list; the
-    variable name's first component is still the original layer's name.
+    Walks the layers and reads each one's variables (a tfmot QuantizeWrapper keeps
+    the kernel in its own weight list, not the inner layer's), naming them after
+    the original layer; variable names are not used because stripping clustering
+    leaves them without a layer prefix.
     """
-    out, seen = {}, set()
-    for w in model.weights:
-        if id(w) in seen:
-            continue
-        seen.add(id(w))
-        parts = w.name.split(":")[0].split("/")
-        short = parts[-1]
-        if short not in _KERNEL_NAMES:
-            continue
-        key = parts[0] if short in ("kernel", "depthwise_kernel", "embeddings") else f"{parts[0]}/{short}"
-        out[key] = np.asarray(w.numpy())
+    out = {}
+    for layer in model.layers:
+        inner = layer
+        while hasattr(inner, "layer") and not hasattr(inner, "layers"):
+            inner = inner.layer
+        for w in layer.weights:
+            short = w.name.split(":")[0].split("/")[-1]
+            if short not in _KERNEL_NAMES:
+                continue
+            key = inner.name if short in ("kernel", "depthwise_kernel", "embeddings") else f"{inner.name}/{short}"
+            out[key] = np.asarray(w.numpy())
     return out
 
 

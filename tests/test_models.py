@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from compression import CompressionError
+from compression.models import ZOO, build_model, clone, list_models, model_summary
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("shape", [(8, 8, 1), (40, 1), (32, 32, 3)])
+def test_every_zoo_model_adapts_to_image_and_sequence_shapes(name, shape):
+    model = build_model(name, shape, num_classes=7)
+    assert model.input_shape[1:] == shape
+    assert model.output_shape == (None, 7)
+    assert model.layers[-1].name == "logits"
+    out = model.predict(np.zeros((2, *shape), np.float32), verbose=0)
+    assert out.shape == (2, 7)
+
+
+def test_seed_cnn_matches_experiment_e_on_28x28():
+    # Experiment E's base CNN on MNIST: 20 410 parameters = a 78 KB float Keras model.
+    model = build_model("seed_cnn", (28, 28, 1), 10)
+    assert model.count_params() == 20410
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Flatten", "Dense"]
+
+
+def test_builders_are_seeded():
+    a = build_model("mlp", (8, 8, 1), 10, seed=3).get_weights()
+    b = build_model("mlp", (8, 8, 1), 10, seed=3).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_unknown_model_is_refused():
+    with pytest.raises(CompressionError, match="Unknown model 'resnet9000'"):
+        build_model("resnet9000", (8, 8, 1), 10)
+
+
+def test_clone_is_independent(seed_cnn):
+    copy = clone(seed_cnn)
+    copy.layers[-1].kernel.assign(np.zeros(copy.layers[-1].kernel.shape))
+    assert np.count_nonzero(seed_cnn.get_layer("logits").kernel.numpy()) > 0
+
+
+def test_summary_and_listing(seed_cnn):
+    summary = model_summary(seed_cnn)
+    assert summary["params"] == seed_cnn.count_params() == 1210
+    assert summary["float_bytes"] == 4840
+    assert [row["name"] for row in summary["layers"]][-1] == "logits"
+    assert {m["name"] for m in list_models()} == set(ZOO)
