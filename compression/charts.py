@@ -1,0 +1,753 @@
+"""Plotly figures for the dashboard: pure functions of DataFrames and arrays.
+
+Nothing here imports Streamlit or TensorFlow, so tests (and notebooks) build
+the same figures the app shows. The comparison charts take the frame of
+:func:`results_frame` (the results table plus hover text and a run label);
+the inspection charts take plain NumPy arrays read from a run folder.
+
+Usage::
+
+    df = results_frame(store.results(run_id))
+    fig = size_vs_accuracy(df)
+    fig.show()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "LOG_RANGE",
+    "class_counts",
+    "confusion_matrix",
+    "describe_settings",
+    "kernel_heatmap",
+    "latency_vs_accuracy",
+    "layer_bars",
+    "layer_frame",
+    "pareto_front",
+    "ratio_bars",
+    "results_frame",
+    "sample_grid",
+    "schedule_curve",
+    "sequence_plots",
+    "size_bars",
+    "size_vs_accuracy",
+    "tradeoff_bubble",
+    "training_curves",
+    "weight_histograms",
+]
+
+# An axis whose positive values span more than this factor gets a log scale.
+LOG_RANGE = 20.0
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
+FRONT_COLOR = "#D62728"
+TEMPLATE = "plotly_white"
+
+
+# ---------------------------------------------------------------- frames
+
+
+def describe_settings(settings: dict[str, Any] | None) -> str:
+    """A variant's settings (a ``VariantSpec`` dict) as short hover lines joined by ``<br>``.
+
+    Usage::
+
+        describe_settings(row["settings"])   # "prune polynomial 50%→80%, every 100 steps<br>convert int8"
+    """
+    if not settings:
+        return ""
+    lines = []
+    d = settings.get("distillation")
+    if d:
+        lines.append(f"distill → {d['student']} (T={d['temperature']:g}, α={d['alpha']:g}, {d['epochs']} epochs)")
+    p = settings.get("pruning")
+    if p:
+        if p.get("structured"):
+            what = f"prune {p['structured']} structured"
+        elif p.get("schedule") == "constant":
+            what = f"prune constant {p['final_sparsity']:.0%}"
+        else:
+            what = f"prune polynomial {p['initial_sparsity']:.0%}→{p['final_sparsity']:.0%}"
+        end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
+        what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
+        if p.get("layers"):
+            what += f", layers {', '.join(p['layers'])}"
+        lines.append(what)
+    c = settings.get("clustering")
+    if c:
+        what = f"cluster {c['clusters']} centroids ({c['init']})"
+        if c.get("layers"):
+            what += f", layers {', '.join(c['layers'])}"
+        lines.append(what)
+    q = settings.get("qat")
+    if q is not None:
+        scheme = {(True, True): "PCQAT", (True, False): "PQAT", (False, True): "CQAT"}.get((bool(p), bool(c)), "QAT")
+        lines.append(scheme + (f", layers {', '.join(q['layers'])}" if q.get("layers") else ""))
+    if p or c or q is not None:
+        lines.append(
+            f"fine-tune {settings.get('fine_tune_epochs')} epochs, lr {settings.get('learning_rate', 0):g}, "
+            f"batch {settings.get('batch_size')}"
+        )
+    mode = settings.get("quantization", "float32")
+    lines.append(f"convert {mode}" + (" + sparse encoding" if settings.get("sparse_encoding") else ""))
+    return "<br>".join(lines)
+
+
+def results_frame(results: dict | None, run: str | None = None) -> pd.DataFrame:
+    """The results table of a results.json dict, plus columns the charts use.
+
+    Adds ``settings`` (hover text), ``run`` (``run`` or ""), ``label`` (the
+    variant name, prefixed by the run when given) and ``latency_ms`` (median).
+
+    Usage::
+
+        df = results_frame(store.results(run_id))
+    """
+    from .recipes import TABLE_COLUMNS, results_table
+
+    if not results:
+        return pd.DataFrame(columns=[*TABLE_COLUMNS, "settings", "run", "label", "latency_ms"])
+    df = results_table(results)
+    settings = {v["name"]: v.get("settings") for v in results.get("variants", [])}
+    df["settings"] = [describe_settings(settings.get(n)) for n in df["name"]]
+    df["run"] = run or ""
+    df["label"] = [f"{run} · {n}" if run else n for n in df["name"]]
+    df["latency_ms"] = df["latency_median_ms"]
+    return df
+
+
+def layer_frame(variant_layers: list[dict] | None, baseline_layers: list[dict] | None = None) -> pd.DataFrame:
+    """Per-layer stats (``row["layers"]``) of a variant and the baseline in one long frame.
+
+    Returns:
+        Columns ``layer, which ("baseline"/"variant"), sparsity, unique_values, params``.
+    """
+    rows = []
+    for which, layers in (("baseline", baseline_layers), ("variant", variant_layers)):
+        for layer in layers or []:
+            rows.append(
+                {
+                    "layer": layer["name"],
+                    "which": which,
+                    "sparsity": layer.get("sparsity"),
+                    "unique_values": layer.get("unique_values"),
+                    "params": layer.get("params"),
+                }
+            )
+    return pd.DataFrame(rows, columns=["layer", "which", "sparsity", "unique_values", "params"])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _ok(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Finished variants with numbers in every column a chart needs."""
+    cols = list(columns)
+    if df is None or df.empty:
+        return pd.DataFrame(columns=df.columns if df is not None else cols)
+    mask = pd.Series(True, index=df.index)
+    if "status" in df:
+        mask &= df["status"] == "ok"
+    for c in cols:
+        mask &= pd.to_numeric(df[c], errors="coerce").notna()
+    return df[mask]
+
+
+def _wide(values) -> bool:
+    """Whether positive values span enough orders of magnitude for a log axis."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    v = v[v > 0]
+    return len(v) >= 2 and v.max() / v.min() > LOG_RANGE
+
+
+def _empty(title: str, message: str = "No finished variants yet.") -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(title=title, template=TEMPLATE, xaxis_visible=False, yaxis_visible=False, height=320)
+    return fig
+
+
+def _color_of(values: Sequence) -> dict:
+    keys = list(dict.fromkeys(values))
+    return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
+
+
+def _hover(df: pd.DataFrame) -> list:
+    cols = ["label", "settings", "accuracy", "latency_ms", "size_bytes", "gzip_bytes"]
+    return df.reindex(columns=cols).to_numpy().tolist()
+
+
+_HOVER = (
+    "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
+    "accuracy %{customdata[2]:.2%} · latency %{customdata[3]:.4f} ms<br>"
+    "size %{customdata[4]:,} B raw · %{customdata[5]:,} B gzip<extra></extra>"
+)
+
+
+def pareto_front(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
+    """Which rows are Pareto-optimal: no other row is at least as good everywhere and better somewhere.
+
+    Rows with a missing value in any of the columns are never on the front.
+
+    Args:
+        df: one row per variant.
+        minimize: columns where smaller is better (size, latency).
+        maximize: columns where larger is better (accuracy).
+
+    Returns:
+        A boolean Series aligned with ``df.index``.
+
+    Usage::
+
+        front = pareto_front(df, minimize=["gzip_bytes"], maximize=["accuracy"])
+    """
+    cols = list(minimize) + list(maximize)
+    if not cols:
+        raise ValueError("pareto_front needs at least one column to minimize or maximize.")
+    values = (
+        np.column_stack(
+            [pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in minimize]
+            + [-pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in maximize]
+        )
+        if len(df)
+        else np.empty((0, len(cols)))
+    )
+    valid = ~np.isnan(values).any(axis=1)
+    front = np.zeros(len(df), dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = values[valid]
+        dominated = np.any(np.all(others <= values[i], axis=1) & np.any(others < values[i], axis=1))
+        front[i] = not dominated
+    return pd.Series(front, index=df.index, name="pareto")
+
+
+def _scatter(
+    df: pd.DataFrame,
+    x: str,
+    title: str,
+    x_title: str,
+    minimize: Sequence[str],
+    color: str,
+    size: str | None = None,
+) -> go.Figure:
+    data = _ok(df, [x, "accuracy", *minimize, *([size] if size else [])])
+    if data.empty:
+        return _empty(title)
+    front = pareto_front(data, minimize=minimize, maximize=["accuracy"])
+    colors = _color_of(data[color].fillna(""))
+    fig = go.Figure()
+    sizes = None
+    if size:
+        s = data[size].astype(float)
+        sizes = 14 + 36 * np.sqrt(s / s.max())
+    for key, part in data.groupby(data[color].fillna(""), sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=part["accuracy"],
+                mode="markers+text",
+                name=str(key) or "variant",
+                text=part["label"],
+                textposition="top center",
+                textfont={"size": 10},
+                marker={
+                    "size": sizes.loc[part.index].tolist() if sizes is not None else 12,
+                    "color": colors[key],
+                    "opacity": 0.85,
+                    "line": {
+                        "width": [3 if f else 1 for f in front.loc[part.index]],
+                        "color": [FRONT_COLOR if f else "white" for f in front.loc[part.index]],
+                    },
+                },
+                customdata=_hover(part),
+                hovertemplate=_HOVER,
+            )
+        )
+    on_front = data[front].sort_values(x)
+    if len(minimize) == 1 and len(on_front) >= 1:
+        fig.add_trace(
+            go.Scatter(
+                x=on_front[x],
+                y=on_front["accuracy"],
+                mode="lines",
+                name="Pareto front",
+                line={"color": FRONT_COLOR, "dash": "dash", "width": 2, "shape": "hv"},
+                hoverinfo="skip",
+            )
+        )
+    elif len(on_front):
+        fig.add_trace(
+            go.Scatter(
+                x=on_front[x],
+                y=on_front["accuracy"],
+                mode="markers",
+                name="Pareto front (size, latency, accuracy)",
+                marker={"symbol": "circle-open", "size": 8, "color": FRONT_COLOR, "line": {"width": 2}},
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        template=TEMPLATE,
+        legend={"orientation": "h", "y": -0.2},
+        xaxis={"title": x_title, "type": "log" if _wide(data[x]) else "linear"},
+        yaxis={"title": "accuracy (test set)", "tickformat": ".1%"},
+        height=460,
+        margin={"t": 60, "b": 40},
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- comparison charts
+
+
+def size_vs_accuracy(df: pd.DataFrame, size: str = "gzip_bytes", color: str = "quantization") -> go.Figure:
+    """Accuracy against file size; the size/accuracy Pareto front is outlined and joined.
+
+    Args:
+        df: a :func:`results_frame`.
+        size: "gzip_bytes" (what pruning shrinks) or "size_bytes" (raw flatbuffer).
+        color: column that colours the points ("quantization", or "run" across runs).
+    """
+    kind = "gzip" if size == "gzip_bytes" else "raw"
+    return _scatter(df, size, f"Size ({kind}) vs accuracy", f"{kind} .tflite size (bytes)", [size], color)
+
+
+def latency_vs_accuracy(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
+    """Accuracy against median batch-1 latency (ms); the latency/accuracy Pareto front is outlined."""
+    return _scatter(df, "latency_ms", "Latency vs accuracy", "median latency, batch 1 (ms)", ["latency_ms"], color)
+
+
+def tradeoff_bubble(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
+    """All three at once: latency (x), accuracy (y), gzip size (bubble area); 3-way Pareto front ringed."""
+    fig = _scatter(
+        df,
+        "latency_ms",
+        "Latency, accuracy and size (bubble area = gzip size)",
+        "median latency, batch 1 (ms)",
+        ["latency_ms", "gzip_bytes"],
+        color,
+        size="gzip_bytes",
+    )
+    return fig
+
+
+def size_bars(df: pd.DataFrame) -> go.Figure:
+    """Raw and gzip size of every variant side by side (gzip is where pruning's zeros pay off)."""
+    data = _ok(df, ["size_bytes", "gzip_bytes"])
+    if data.empty:
+        return _empty("File size: raw vs gzip")
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=data["label"],
+                y=data[col],
+                name=name,
+                marker_color=c,
+                text=[f"{v / 1024:.1f} KiB" for v in data[col]],
+                textposition="outside",
+                customdata=data[["settings"]].to_numpy(),
+                hovertemplate="<b>%{x}</b><br>%{y:,} bytes " + name + "<br>%{customdata[0]}<extra></extra>",
+            )
+            for col, name, c in (("size_bytes", "raw", PALETTE[0]), ("gzip_bytes", "gzip", PALETTE[1]))
+        ]
+    )
+    wide = _wide(pd.concat([data["size_bytes"], data["gzip_bytes"]]))
+    fig.update_layout(
+        title="File size: raw vs gzip",
+        barmode="group",
+        template=TEMPLATE,
+        yaxis={"title": "bytes", "type": "log" if wide else "linear"},
+        height=420,
+        legend={"orientation": "h", "y": 1.08},
+    )
+    return fig
+
+
+def ratio_bars(df: pd.DataFrame) -> go.Figure:
+    """Compression ratio against the float32 `.tflite` of the baseline (raw and gzip), 1× line marked."""
+    data = _ok(df, ["ratio", "gzip_ratio"])
+    if data.empty:
+        return _empty("Compression ratio vs float32")
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=data["label"],
+                y=data[col],
+                name=name,
+                marker_color=c,
+                text=[f"{v:.2f}×" for v in data[col]],
+                textposition="outside",
+                customdata=data[["settings"]].to_numpy(),
+                hovertemplate="<b>%{x}</b><br>%{y:.2f}× " + name + "<br>%{customdata[0]}<extra></extra>",
+            )
+            for col, name, c in (("ratio", "raw", PALETTE[0]), ("gzip_ratio", "gzip", PALETTE[1]))
+        ]
+    )
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="float32", annotation_position="left")
+    fig.update_layout(
+        title="Compression ratio vs float32 (higher is smaller)",
+        barmode="group",
+        template=TEMPLATE,
+        yaxis={"title": "× smaller than float32", "type": "log" if _wide(data["gzip_ratio"]) else "linear"},
+        height=420,
+        legend={"orientation": "h", "y": 1.08},
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- inspection charts
+
+
+def layer_bars(layers: pd.DataFrame) -> go.Figure:
+    """Per-layer sparsity (fraction of zeros) and unique kernel values, baseline vs variant.
+
+    Args:
+        layers: a :func:`layer_frame`.
+    """
+    if layers is None or layers.empty:
+        return _empty("Per-layer sparsity and unique values", "No per-layer statistics for this variant.")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("sparsity (fraction of zeros)", "unique kernel values"))
+    colors = {"baseline": "#9E9E9E", "variant": PALETTE[0]}
+    for which, part in layers.groupby("which", sort=False):
+        hover = "<b>%{x}</b> (" + which + ")<br>%{y}<br>%{customdata:,} weights<extra></extra>"
+        fig.add_trace(
+            go.Bar(
+                x=part["layer"],
+                y=part["sparsity"],
+                name=which,
+                marker_color=colors.get(which),
+                customdata=part["params"],
+                hovertemplate=hover,
+                legendgroup=which,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=part["layer"],
+                y=part["unique_values"],
+                name=which,
+                marker_color=colors.get(which),
+                customdata=part["params"],
+                hovertemplate=hover,
+                legendgroup=which,
+                showlegend=False,
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(type="log" if _wide(layers["unique_values"]) else "linear", row=1, col=2)
+    fig.update_layout(barmode="group", template=TEMPLATE, height=380, title="Per-layer sparsity and unique values")
+    return fig
+
+
+def weight_histograms(
+    before: np.ndarray | None, after: np.ndarray | None, layer: str = "", bins: int = 80
+) -> go.Figure:
+    """Overlaid histograms of one kernel before (baseline) and after (variant).
+
+    Counts are on a log axis so pruning's spike at zero and clustering's few
+    spikes stand out next to the smooth float distribution.
+    """
+    arrays = [
+        (n, np.asarray(a, dtype=float).ravel())
+        for n, a in (("baseline", before), ("variant", after))
+        if a is not None and np.size(a)
+    ]
+    if not arrays:
+        return _empty(f"Weight histogram {layer}".strip(), "No weights for this layer.")
+    lo = min(a.min() for _, a in arrays)
+    hi = max(a.max() for _, a in arrays)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    fig = go.Figure()
+    for (name, a), color in zip(arrays, ("#9E9E9E", PALETTE[1]), strict=False):
+        counts, _ = np.histogram(a, bins=edges)
+        centers = (edges[:-1] + edges[1:]) / 2
+        fig.add_trace(
+            go.Bar(
+                x=centers,
+                y=counts,
+                width=(edges[1] - edges[0]),
+                name=f"{name} ({np.mean(a == 0):.0%} zeros, {np.unique(a).size} unique)",
+                marker_color=color,
+                opacity=0.6,
+                hovertemplate="value ≈ %{x:.4f}<br>%{y} weights<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"Weight histogram {layer}".strip(),
+        barmode="overlay",
+        template=TEMPLATE,
+        xaxis_title="weight value",
+        yaxis={"title": "count (log)", "type": "log"},
+        height=380,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def kernel_heatmap(kernel: np.ndarray | None, layer: str = "") -> go.Figure:
+    """One layer's kernel as a 2-D heat map (all input dimensions flattened × output channels).
+
+    Zeros (pruned weights) show as the white middle of a diverging scale.
+    """
+    if kernel is None or np.size(kernel) == 0:
+        return _empty(f"Kernel {layer}".strip(), "No kernel for this layer.")
+    k = np.asarray(kernel, dtype=float)
+    grid = k.reshape(-1, k.shape[-1]) if k.ndim > 1 else k.reshape(1, -1)
+    if grid.shape[0] > grid.shape[1] * 4:
+        grid = grid.T  # keep the picture landscape
+        x_title, y_title = "input position (flattened)", "output channel"
+    else:
+        x_title, y_title = "output channel", "input position (flattened)"
+    bound = float(np.abs(grid).max()) or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            hovertemplate="row %{y}, col %{x}<br>%{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Kernel {layer} {tuple(k.shape)}".strip(),
+        template=TEMPLATE,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=380,
+    )
+    return fig
+
+
+def confusion_matrix(
+    labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str] | None = None
+) -> go.Figure:
+    """Counts of true class (rows) against predicted class (columns)."""
+    labels = np.asarray(labels).astype(int).ravel()
+    predictions = np.asarray(predictions).astype(int).ravel()
+    if labels.size == 0 or labels.shape != predictions.shape:
+        return _empty("Confusion matrix", "No predictions for this variant.")
+    n = int(max(labels.max(), predictions.max()) + 1)
+    if class_names is not None and len(class_names) >= n:
+        n = len(class_names)
+        names = [str(c) for c in class_names]
+    else:
+        names = [str(i) for i in range(n)]
+    matrix = np.zeros((n, n), dtype=int)
+    np.add.at(matrix, (labels, predictions), 1)
+    accuracy = float(np.trace(matrix) / matrix.sum())
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            text=matrix,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Confusion matrix (accuracy {accuracy:.2%})",
+        template=TEMPLATE,
+        xaxis={"title": "predicted", "type": "category"},
+        yaxis={"title": "true", "type": "category", "autorange": "reversed"},
+        height=440,
+    )
+    return fig
+
+
+def schedule_curve(steps: np.ndarray, sparsity: np.ndarray, schedule: dict | None = None, title: str = "") -> go.Figure:
+    """Target sparsity over fine-tune steps; pruning events and the begin/end steps marked.
+
+    Args:
+        steps, sparsity: from ``compression.pruning.sparsity_curve``.
+        schedule: the applied schedule dict (``begin_step``, ``end_step``, ``frequency``) for markers.
+    """
+    steps = np.asarray(steps)
+    sparsity = np.asarray(sparsity, dtype=float)
+    if steps.size == 0:
+        return _empty(title or "Sparsity schedule", "No pruning schedule.")
+    fig = go.Figure(
+        go.Scatter(
+            x=steps,
+            y=sparsity,
+            mode="lines",
+            line={"shape": "hv", "color": PALETTE[0], "width": 3},
+            name="target sparsity",
+            hovertemplate="step %{x}: %{y:.1%}<extra></extra>",
+        )
+    )
+    if schedule:
+        events = np.flatnonzero(np.diff(np.concatenate([[0.0], sparsity])) != 0)
+        fig.add_trace(
+            go.Scatter(
+                x=steps[events],
+                y=sparsity[events],
+                mode="markers",
+                marker={"color": PALETTE[1], "size": 7},
+                name=f"mask update (every {schedule.get('frequency')} steps)",
+                hovertemplate="step %{x}: %{y:.1%}<extra></extra>",
+            )
+        )
+        for key, label in (("begin_step", "begin"), ("end_step", "end")):
+            if schedule.get(key) is not None:
+                fig.add_vline(x=schedule[key], line_dash="dot", line_color="grey", annotation_text=label)
+    fig.update_layout(
+        title=title or "Sparsity schedule",
+        template=TEMPLATE,
+        xaxis_title="fine-tune step (optimizer step)",
+        yaxis={"title": "sparsity", "tickformat": ".0%", "range": [0, 1.02]},
+        height=320,
+        margin={"t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return fig
+
+
+def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
+    """Loss and accuracy over training batches, from a run's progress events.
+
+    Args:
+        events: rows with ``phase, variant, epoch, batch, loss, accuracy`` (the store's events);
+            rows without a loss are ignored. Each (phase, variant) is its own line.
+    """
+    if events is None or events.empty or "loss" not in events:
+        return _empty(title, "No training progress yet.")
+    data = events[pd.to_numeric(events["loss"], errors="coerce").notna()].copy()
+    if "batch" in data:
+        data = data[data["batch"].notna()]
+    if data.empty:
+        return _empty(title, "No training progress yet.")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy (training batches)"))
+    variant = data["variant"].fillna("") if "variant" in data else pd.Series("", index=data.index)
+    keys = (data["phase"].astype(str) + " " + variant).str.strip()
+    for i, (key, part) in enumerate(data.groupby(keys, sort=False)):
+        x = np.arange(1, len(part) + 1)
+        color = PALETTE[i % len(PALETTE)]
+        custom = part.reindex(columns=["epoch", "batch"]).to_numpy()
+        hover = "%{y:.4f}<br>epoch %{customdata[0]}, batch %{customdata[1]}<extra>" + str(key) + "</extra>"
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=part["loss"],
+                name=str(key),
+                line={"color": color},
+                customdata=custom,
+                hovertemplate=hover,
+                legendgroup=str(key),
+            ),
+            row=1,
+            col=1,
+        )
+        if "accuracy" in part and part["accuracy"].notna().any():
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=part["accuracy"],
+                    name=str(key),
+                    line={"color": color},
+                    customdata=custom,
+                    hovertemplate=hover,
+                    legendgroup=str(key),
+                    showlegend=False,
+                ),
+                row=1,
+                col=2,
+            )
+    fig.update_xaxes(title_text="batch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(title=title, template=TEMPLATE, height=340, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+# ---------------------------------------------------------------- dataset previews
+
+
+def sample_grid(
+    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], per_class: int = 1, max_classes: int = 10
+) -> go.Figure:
+    """A grid of sample images: ``per_class`` rows, one column per class (first ``max_classes``)."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    classes = [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]
+    if not classes or x.ndim < 3:
+        return _empty("Samples", "No images to show.")
+    fig = make_subplots(
+        rows=per_class,
+        cols=len(classes),
+        subplot_titles=[str(class_names[c]) for c in classes] + [""] * (per_class - 1) * len(classes),
+        horizontal_spacing=0.01,
+        vertical_spacing=0.02,
+    )
+    for col, c in enumerate(classes, start=1):
+        idx = np.flatnonzero(y == c)[:per_class]
+        for row, i in enumerate(idx, start=1):
+            img = x[i]
+            if img.ndim == 3 and img.shape[-1] == 1:
+                img = img[..., 0]
+            if img.ndim == 3:
+                rgb = np.clip(img * 255 if img.max() <= 1.5 else img, 0, 255).astype(np.uint8)
+                fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), row=row, col=col)
+            else:
+                fig.add_trace(
+                    go.Heatmap(z=img, colorscale="gray_r", showscale=False, hoverinfo="skip"), row=row, col=col
+                )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
+    fig.update_layout(
+        template=TEMPLATE,
+        height=110 * per_class + 60,
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        title="Samples (one column per class)",
+    )
+    return fig
+
+
+def sequence_plots(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], max_classes: int = 10) -> go.Figure:
+    """One line per class (its first sample) for 1-D sequence datasets."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    fig = go.Figure()
+    for c in [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]:
+        seq = x[np.flatnonzero(y == c)[0]].reshape(x.shape[1], -1)[:, 0]
+        fig.add_trace(
+            go.Scatter(y=seq, mode="lines", name=str(class_names[c]), line={"color": PALETTE[c % len(PALETTE)]})
+        )
+    fig.update_layout(
+        title="One sample per class", template=TEMPLATE, xaxis_title="step", yaxis_title="value", height=320
+    )
+    return fig
+
+
+def class_counts(y_train: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    """Samples per class in the train and test splits."""
+    names = [str(c) for c in class_names]
+    fig = go.Figure()
+    for split, y, color in (("train", y_train, PALETTE[0]), ("test", y_test, PALETTE[1])):
+        counts = np.bincount(np.asarray(y).astype(int), minlength=len(names))[: len(names)]
+        fig.add_trace(go.Bar(x=names, y=counts, name=split, marker_color=color))
+    fig.update_layout(
+        title="Samples per class",
+        barmode="group",
+        template=TEMPLATE,
+        xaxis={"type": "category"},
+        yaxis_title="samples",
+        height=300,
+        legend={"orientation": "h", "y": 1.1},
+    )
+    return fig
