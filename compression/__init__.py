@@ -49,6 +49,10 @@ _LAZY = {
     "measure_tflite": "measure",
     "run_recipe": "recipes",
     "load_results": "recipes",
+    "results_table": "recipes",
+    "Store": "store",
+    "Runner": "runner",
+    "get_runner": "runner",
 }
 
 __all__ = [

@@ -7,7 +7,7 @@ a bug keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,22 +91,27 @@ def cmd_run(args) -> int:
 
 
 def _run_into_store(store, recipe: Recipe, bar):
-    """Run in this process but record it in the store, so it shows up in the app's History."""
-    from .recipes import run_recipe
+    """Run in this process but record it in the store, so it shows up in the app's History.
 
-    run_id = store.create_run(recipe, session="cli")
+    The run is created "running" (no app runner can claim it) and holds the run's
+    worker lock like a worker does, so a crash here is seen as one after a restart.
+    """
+    from .recipes import run_recipe
+    from .worker import CancelCheck, ProgressWriter, _take_lock
+
+    run_id = store.create_run(recipe, session="cli", running=True)
     out = store.run_dir(run_id)
-    store.set_status(run_id, "running")
+    lock_fd = _take_lock(store, run_id)
+    writer = ProgressWriter(store, run_id)
 
     def progress(event: Progress):
         bar(event)
-        if event.phase not in ("baseline", "fine_tune", "distill") or event.data.get("epoch_end"):
-            store.add_event(run_id, event.to_dict())
+        writer(event)
 
     try:
-        table = run_recipe(recipe, out, progress=progress)
+        table = run_recipe(recipe, out, progress=progress, cancel=CancelCheck(store, run_id))
     except Cancelled:
-        store.set_status(run_id, "cancelled")
+        store.set_status(run_id, "cancelled", error="Cancelled.")
         raise
     except CompressionError as exc:
         store.set_status(run_id, "failed", error=str(exc))
@@ -114,7 +119,10 @@ def _run_into_store(store, recipe: Recipe, bar):
     except BaseException as exc:
         store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    store.set_status(run_id, "ok" if (table.status == "ok").any() else "failed")
+    finally:
+        os.close(lock_fd)
+    results = store.results(run_id) or {}
+    store.set_status(run_id, "ok" if results.get("status") == "ok" else "failed", error=results.get("error"))
     print(f"stored as run {run_id} in {store.root}")
     return table, out
 
