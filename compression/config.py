@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from .errors import CompressionError
@@ -27,7 +27,7 @@ MAX_VARIANTS = 64
 MAX_CLUSTERS = 256
 
 
-class QuantizationMode(str, Enum):
+class QuantizationMode(StrEnum):
     """Post-training conversion mode of a variant's `.tflite`."""
 
     FLOAT32 = "float32"
@@ -37,14 +37,14 @@ class QuantizationMode(str, Enum):
     INT16X8 = "int16x8"
 
 
-class ScheduleKind(str, Enum):
+class ScheduleKind(StrEnum):
     """Pruning sparsity schedule."""
 
     CONSTANT = "constant"
     POLYNOMIAL = "polynomial"
 
 
-class CentroidInit(str, Enum):
+class CentroidInit(StrEnum):
     """Weight clustering centroid initialisation."""
 
     KMEANS_PLUS_PLUS = "kmeans++"
@@ -53,7 +53,7 @@ class CentroidInit(str, Enum):
     RANDOM = "random"
 
 
-class Preserve(str, Enum):
+class Preserve(StrEnum):
     """What quantization-aware training keeps from earlier techniques."""
 
     NONE = "none"  # plain QAT

@@ -71,7 +71,8 @@ def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] |
             emit(progress, Progress(
                 phase=phase, variant=variant, fraction=self._fraction(epoch + 1), epoch=epoch + 1, epochs=epochs,
                 loss=_finite(logs.get("loss")), accuracy=_finite(logs.get("accuracy")),
-                message=f"epoch {epoch + 1}/{epochs}", data={"epoch_end": True, **{k: float(v) for k, v in logs.items()}},
+                message=f"epoch {epoch + 1}/{epochs}",
+                data={"epoch_end": True, **{k: float(v) for k, v in logs.items()}},
             ))
 
     return ProgressCallback()
@@ -128,7 +129,8 @@ def train_baseline(model, dataset, *, epochs: int = 5, batch_size: int = 64, lea
     """
     _tf.set_seed(seed)
     compile_for_training(model, learning_rate)
-    emit(progress, Progress(phase="baseline", fraction=fraction_span[0], message=f"training baseline ({epochs} epochs)"))
+    emit(progress, Progress(phase="baseline", fraction=fraction_span[0],
+                            message=f"training baseline ({epochs} epochs)"))
     return fit(model, dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size,
                validation_split=validation_split, progress=progress, cancel=cancel, phase="baseline",
                fraction_span=fraction_span)
