@@ -7,6 +7,7 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
 import pytest
 
 
@@ -29,3 +30,35 @@ def seed_cnn(digits):
 def small_train(digits):
     """A 400-sample slice of digits' training set for fine-tunes that must take seconds."""
     return digits.x_train[:400], digits.y_train[:400]
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """(x_train, y_train, x_test, y_test): 8x8x1 images in [0, 1], a fixed split independent of compression.data."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)[..., np.newaxis]
+    y = data.target.astype(np.int64)
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+@pytest.fixture(scope="session")
+def cnn(digits_split):
+    """A small CNN whose weights dominate the file (so size ratios show), trained 5 epochs."""
+    from compression import _tf
+
+    keras = _tf.keras()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.layers.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
+    model.fit(digits_split[0], digits_split[1], epochs=5, batch_size=32, verbose=0)
+    return model

@@ -18,36 +18,6 @@ MODES = [m.value for m in QuantizationMode]
 
 
 @pytest.fixture(scope="module")
-def digits_split():
-    """(x_train, y_train, x_test, y_test): 8x8x1 images in [0, 1], a fixed split."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = (data.images / 16.0).astype(np.float32)[..., np.newaxis]
-    y = data.target.astype(np.int64)
-    return x[:1400], y[:1400], x[1400:], y[1400:]
-
-
-@pytest.fixture(scope="module")
-def cnn(digits_split):
-    """A small CNN whose weights dominate the file (so size ratios show), trained 5 epochs."""
-    keras = _tf.keras()
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.layers.Input((8, 8, 1)),
-            keras.layers.Conv2D(8, 3, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
-    model.fit(digits_split[0], digits_split[1], epochs=5, batch_size=32, verbose=0)
-    return model
-
-
-@pytest.fixture(scope="module")
 def converted(cnn, digits_split):
     """The CNN in every mode."""
     return {mode: convert_to_tflite(cnn, mode, representative=digits_split[0]) for mode in MODES}
