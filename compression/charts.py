@@ -28,6 +28,7 @@ __all__ = [
     "confusion_matrix",
     "describe_settings",
     "kernel_heatmap",
+    "kernel_stats",
     "latency_vs_accuracy",
     "layer_bars",
     "layer_frame",
@@ -121,6 +122,22 @@ def results_frame(results: dict | None, run: str | None = None) -> pd.DataFrame:
     df["label"] = [f"{run} · {n}" if run else n for n in df["name"]]
     df["latency_ms"] = df["latency_median_ms"]
     return df
+
+
+def kernel_stats(kernels: dict[str, np.ndarray]) -> list[dict]:
+    """Per-kernel sparsity, unique values and size from saved arrays (``weights/<stem>.npz``).
+
+    The same numbers as ``compression.inspect.layer_weight_stats``, without a model.
+    """
+    return [
+        {
+            "name": name,
+            "sparsity": float(np.mean(np.asarray(k) == 0)) if np.size(k) else 0.0,
+            "unique_values": int(np.unique(k).size),
+            "params": int(np.size(k)),
+        }
+        for name, k in kernels.items()
+    ]
 
 
 def layer_frame(variant_layers: list[dict] | None, baseline_layers: list[dict] | None = None) -> pd.DataFrame:

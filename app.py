@@ -1,0 +1,31 @@
+"""Compression Lab: prune, cluster and quantize a Keras model, compare the .tflite files, download them.
+
+Start it with ``make run`` (or ``python3 -m streamlit run app.py``). This file
+only routes: every page is a short script in ``pages/``. The first page load
+does not import TensorFlow; runs execute in worker processes (see
+``compression/runner.py``), so a rerun or a page change never stops them.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import state
+
+st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
+state.init()
+
+pages = [
+    st.Page(state.PAGES["data"], title="Data & model", icon="🧮"),
+    st.Page(state.PAGES["compress"], title="Compress", icon="🗜️", default=True),
+    st.Page(state.PAGES["compare"], title="Compare", icon="📊"),
+    st.Page(state.PAGES["inspect"], title="Inspect", icon="🔬"),
+    st.Page(state.PAGES["history"], title="History", icon="🕘"),
+]
+page = st.navigation(pages)
+with st.sidebar:
+    st.caption(
+        "Pick data and a model, build variants (pruning, clustering, QAT, post-training quantization), "
+        "run them in the background, compare size, latency and accuracy, and download the `.tflite`."
+    )
+page.run()

@@ -1,0 +1,439 @@
+"""Compress: pick a preset, tune the builder, review the variants, run them in the background."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from compression import charts
+from compression.config import CentroidInit, ScheduleKind
+from compression.errors import CompressionError
+from ui import builder, state, widgets
+
+state.init(builder.CONTROL_DEFAULTS)
+ss = st.session_state
+parts = state.recipe_parts()
+dataset_name = ss["dataset_name"]
+
+
+def load_preset() -> None:
+    """Fill the table and the builder controls from the chosen preset."""
+    model = ss["model_name"] if ss["model_source"] != "Upload" else "seed_cnn"
+    recipe = builder.preset_recipe(
+        ss["preset"], dataset=dataset_name, model=model, pretrained=parts["baseline"].get("pretrained", False)
+    )
+    ss["variant_rows"] = builder.rows_from_recipe(recipe)
+    ss["variant_title"] = recipe.title
+    ss["variant_version"] = ss.get("variant_version", 0) + 1
+    ss.update(builder.controls_from_recipe(recipe, dataset_name))
+
+
+if "variant_rows" not in ss:
+    load_preset()
+
+
+def apply_table_edits() -> None:
+    edits = ss.get(f"variant_editor_{ss['variant_version']}") or {}
+    ss["variant_rows"] = builder.apply_edits(ss["variant_rows"], edits.get("edited_rows", {}))
+    ss["variant_version"] += 1
+
+
+def controls() -> dict:
+    return {k: ss[k] for k in builder.CONTROL_DEFAULTS}
+
+
+def layer_names() -> list[str]:
+    """Weighted layers of the chosen model (builds it: imports TensorFlow the first time)."""
+    ds, problem = state.current_dataset()
+    if ds is None:
+        st.warning(problem)
+        return []
+    path = parts["model"].get("path")
+    try:
+        summary = state.model_summary(
+            ss["model_source"], ss["model_name"], path, tuple(ds.input_shape), ds.num_classes, ds.name
+        )
+    except CompressionError as exc:
+        st.error(str(exc))
+        return []
+    return state.weighted_layers(summary)
+
+
+st.title("🗜️ Compress")
+st.markdown(f"**Data · model · baseline:** {parts['label']}")
+widgets.page_link("data", "Change data, model or baseline", icon="🧮")
+if parts["note"]:
+    st.info(parts["note"])
+
+# ---------------------------------------------------------------- preset and run
+
+left, right = st.columns([2, 1])
+left.selectbox(
+    "Preset",
+    list(builder.PRESET_TITLES),
+    format_func=builder.PRESET_TITLES.get,
+    key="preset",
+    on_change=load_preset,
+    help="A preset fills the variant table and the builder below; the reference experiments C, D and E are from "
+    "the write-ups this lab reproduces.",
+)
+wanted_model = builder.preset_model(ss["preset"])
+if wanted_model and (ss["model_source"] == "Upload" or ss["model_name"] != wanted_model):
+    left.caption(f"This preset is written for the `{wanted_model}` model.")
+    if left.button(
+        f"Use {wanted_model}",
+        key="use_preset_model",
+        help="Switch the model to the one the preset's write-up uses (trained in the run).",
+    ):
+        ss["model_source"], ss["model_name"], ss["baseline_mode"] = "Model zoo", wanted_model, "train"
+        st.rerun()
+
+n_included = sum(1 for r in ss["variant_rows"] if r.get("include", True))
+run_clicked = right.button(
+    f"▶ Run {n_included} variant{'s' if n_included != 1 else ''}",
+    type="primary",
+    key="run",
+    width="stretch",
+    help="Runs in a background worker process: you can change pages or settings meanwhile.",
+)
+right.caption("Results appear below as each variant finishes.")
+if run_clicked:
+    try:
+        title = ss.get("variant_title") or builder.PRESET_TITLES.get(ss["preset"], "Custom")
+        recipe = builder.build_recipe(parts, ss["variant_rows"], controls(), title=title)
+        ss["run_id"] = state.runner().submit(recipe, session=state.session_id())
+    except CompressionError as exc:
+        st.error(str(exc))
+
+if ss.get("run_id"):
+    widgets.run_monitor(ss["run_id"], key="compress")
+    widgets.page_link("compare", "Compare the variants: charts, table and downloads", icon="📊")
+
+# ---------------------------------------------------------------- the variant table
+
+st.subheader("Variants")
+st.caption("Untick a row to leave it out; names, conversion mode, sparse encoding and fine-tune epochs are editable.")
+st.data_editor(
+    builder.table_frame(ss["variant_rows"]),
+    key=f"variant_editor_{ss['variant_version']}",
+    on_change=apply_table_edits,
+    hide_index=True,
+    width="stretch",
+    disabled=["techniques"],
+    column_config={
+        "include": st.column_config.CheckboxColumn("run", help="Include this variant in the run."),
+        "name": st.column_config.TextColumn("name", help="Unique; also the .tflite file name.", max_chars=80),
+        "techniques": st.column_config.TextColumn(
+            "techniques", help="Applied in order: distill → prune → cluster → QAT, then the conversion."
+        ),
+        "quantization": st.column_config.SelectboxColumn(
+            "conversion", options=builder.MODES, help="Post-training conversion mode."
+        ),
+        "sparse_encoding": st.column_config.CheckboxColumn(
+            "sparse", help="Store pruned kernels sparse (EXPERIMENTAL_SPARSITY)."
+        ),
+        "fine_tune_epochs": st.column_config.NumberColumn("fine-tune epochs", min_value=0, max_value=500, step=1),
+    },
+)
+try:
+    builder.specs_from_rows(ss["variant_rows"])
+except CompressionError as exc:
+    st.error(str(exc))
+c1, c2, _ = st.columns([1, 1, 2])
+if c1.button("Remove unticked rows", key="remove_unticked", help="Drop the rows whose 'run' box is empty."):
+    ss["variant_rows"] = [r for r in ss["variant_rows"] if r.get("include", True)]
+    ss["variant_version"] += 1
+    st.rerun()
+if c2.button("Reset to the preset", key="reset_preset", help="Reload the preset's variants and builder settings."):
+    load_preset()
+    st.rerun()
+with st.expander("Recipe JSON (what the Run button submits)"):
+    try:
+        st.code(builder.build_recipe(parts, ss["variant_rows"], controls(), title="preview").to_json(), "json")
+    except CompressionError as exc:
+        st.error(str(exc))
+
+# ---------------------------------------------------------------- the builder
+
+st.subheader("Builder: add variants")
+st.caption(
+    "Switch on techniques and pick conversion modes: the builder adds one variant per mode with every switched-on "
+    "technique stacked (distill → prune → cluster → QAT)."
+)
+t_prune, t_cluster, t_qat, t_distill, t_convert, t_eval = st.tabs(
+    ["Pruning", "Clustering", "QAT", "Distillation", "Conversion", "Evaluation"]
+)
+
+with t_prune:
+    widgets.explain(
+        "Pruning",
+        "While the model fine-tunes, tfmot's `prune_low_magnitude` sets the smallest-magnitude weights of each "
+        "kernel to zero, following the schedule below, until the final sparsity is reached; the wrappers are then "
+        "stripped. 2:4 structured pruning zeroes two of every four consecutive weights (the pattern some "
+        "accelerators run faster).",
+        "The raw `.tflite` keeps its size (zeros are still stored) but the **gzip** size shrinks roughly with the "
+        "sparsity; sparse encoding makes the raw file smaller too. Accuracy usually holds at 50–80 % and drops at "
+        "90 %+. CPU latency does not improve (dense kernels).",
+    )
+    st.toggle(
+        "Add pruning to new variants",
+        key="b_use_prune",
+        help="Stack magnitude pruning into the variants the builder adds.",
+    )
+    a, b = st.columns(2)
+    a.radio(
+        "Schedule",
+        [k.value for k in ScheduleKind],
+        key="b_prune_schedule",
+        horizontal=True,
+        help="polynomial: sparsity rises from initial to final (cubic); constant: final sparsity from the begin "
+        "step on.",
+    )
+    a.slider(
+        "Initial sparsity",
+        0.0,
+        0.95,
+        key="b_prune_initial",
+        step=0.05,
+        help="Sparsity at the begin step (polynomial schedule only).",
+        disabled=ss["b_prune_schedule"] == "constant",
+    )
+    a.slider(
+        "Final sparsity",
+        0.0,
+        0.98,
+        key="b_prune_final",
+        step=0.01,
+        help="Fraction of each pruned kernel's weights that end up exactly zero.",
+    )
+    a.checkbox(
+        "2:4 structured",
+        key="b_prune_24",
+        help="Two zeros in every block of four weights (Conv2D and Dense only); the sparsity is then 50 %.",
+    )
+    b.number_input("Begin step", 0, 10**6, key="b_prune_begin", step=10, help="Optimizer step at which pruning starts.")
+    b.number_input(
+        "End step (0 = end of fine-tuning)",
+        0,
+        10**6,
+        key="b_prune_end",
+        step=10,
+        help="Step at which the final sparsity is reached.",
+    )
+    b.number_input(
+        "Frequency (steps)",
+        1,
+        10**6,
+        key="b_prune_freq",
+        step=10,
+        help="Masks are updated every this many steps. Short fine-tunes get a smaller frequency "
+        "automatically so the final sparsity is still reached (the preview shows what really happens).",
+    )
+    ds, problem = state.current_dataset()
+    if ds is not None:
+        from compression.pruning import applied_schedule, sparsity_curve
+        from compression.train import steps_per_epoch
+
+        total = steps_per_epoch(len(ds.x_train), int(ss["b_batch"])) * max(1, int(ss["b_epochs"]))
+        try:
+            config = builder.pruning_config({**controls(), "b_prune_some": False})
+            steps, target = sparsity_curve(config, total)
+            applied = applied_schedule(config, total)
+            st.plotly_chart(
+                charts.schedule_curve(
+                    steps,
+                    target,
+                    applied,
+                    title=f"Sparsity over the {total} fine-tune steps "
+                    f"({ss['b_epochs']} epochs × {total // max(1, int(ss['b_epochs']))} steps)",
+                ),
+                width="stretch",
+                key="schedule_preview",
+            )
+            for note in applied["notes"]:
+                st.caption(f"ℹ️ {note}")
+        except CompressionError as exc:
+            st.error(str(exc))
+    st.checkbox(
+        "Only some layers", key="b_prune_some", help="Prune chosen layers only (loads the model to list its layers)."
+    )
+    if ss["b_prune_some"]:
+        names = layer_names()
+        ss["b_prune_layers"] = [n for n in ss["b_prune_layers"] if n in names]
+        st.radio(
+            "These layers are",
+            ["include", "exclude"],
+            key="b_prune_layer_mode",
+            horizontal=True,
+            help="include: prune only these; exclude: prune every other prunable layer.",
+        )
+        st.multiselect("Layers", names, key="b_prune_layers", help="Layers with weights of the chosen model.")
+
+with t_cluster:
+    widgets.explain(
+        "Weight clustering",
+        "tfmot's `cluster_weights` replaces each kernel's weights by the nearest of N shared centroid values "
+        "(k-means), fine-tunes the centroids, then strips the wrappers.",
+        "Raw size and latency do not change, but gzip compresses the repeated values well (16 clusters: ~3–4× "
+        "smaller gzip). Accuracy holds at 16–32 clusters and drops at 4–8. Layers with fewer weights than "
+        "clusters are left unclustered and listed in the notes.",
+    )
+    st.toggle(
+        "Add clustering to new variants",
+        key="b_use_cluster",
+        help="Stack weight clustering into the variants the builder adds.",
+    )
+    st.slider("Clusters", 2, 64, key="b_clusters", help="Distinct weight values per clustered kernel.")
+    st.selectbox(
+        "Centroid initialisation",
+        [c.value for c in CentroidInit],
+        key="b_cluster_init",
+        help="How the first centroids are placed: kmeans++ (robust), linear (evenly spaced), density "
+        "(where weights are dense), random.",
+    )
+    st.checkbox("Only some layers", key="b_cluster_some", help="Cluster chosen layers only.")
+    if ss["b_cluster_some"]:
+        names = layer_names()
+        ss["b_cluster_layers"] = [n for n in ss["b_cluster_layers"] if n in names]
+        st.multiselect("Layers to cluster", names, key="b_cluster_layers", help="Layers with weights.")
+
+with t_qat:
+    widgets.explain(
+        "Quantization-aware training (QAT, PQAT, CQAT, PCQAT)",
+        "Fake-quantization ops are inserted so the model fine-tunes while seeing int8 rounding; the result is "
+        "converted with the chosen mode (int8 is the natural one). After pruning it becomes PQAT (keeps the "
+        "zeros), after clustering CQAT (keeps the centroids), after both PCQAT — chosen automatically.",
+        "int8 accuracy close to the float model (often better than post-training int8), 4× smaller than float32. "
+        "Layers tfmot cannot quantize (Conv1D, LSTM, standalone BatchNorm…) stay float and are listed.",
+    )
+    st.toggle(
+        "Add QAT to new variants",
+        key="b_use_qat",
+        help="Stack quantization-aware training; with pruning "
+        "or clustering switched on it becomes PQAT / CQAT / PCQAT.",
+    )
+    scheme = {(True, True): "PCQAT", (True, False): "PQAT", (False, True): "CQAT"}.get(
+        (ss["b_use_prune"], ss["b_use_cluster"]), "QAT"
+    )
+    st.caption(f"With the current switches the scheme is **{scheme}**.")
+    st.checkbox(
+        "Only some layers",
+        key="b_qat_some",
+        help="Quantize-annotate chosen layers only; the rest stay float during training.",
+    )
+    if ss["b_qat_some"]:
+        names = layer_names()
+        ss["b_qat_layers"] = [n for n in ss["b_qat_layers"] if n in names]
+        st.multiselect("Layers to quantize", names, key="b_qat_layers", help="Layers with weights.")
+
+with t_distill:
+    widgets.explain(
+        "Knowledge distillation",
+        "A smaller zoo model (the student) is trained on the baseline's (the teacher's) softened outputs plus the "
+        "true labels; the other techniques then apply to the student.",
+        "Far fewer parameters (a smaller file before any quantization), some accuracy lost; combine with int8.",
+    )
+    st.toggle(
+        "Add distillation to new variants",
+        key="b_use_distill",
+        help="Start the variants from a distilled student instead of the baseline.",
+    )
+    zoo = [m["name"] for m in state.zoo()]
+    state.ensure_option("b_student", zoo, "mlp")
+    st.selectbox("Student model", zoo, key="b_student", help="The zoo architecture trained to imitate the teacher.")
+    st.slider(
+        "Temperature",
+        1.0,
+        20.0,
+        key="b_temperature",
+        step=0.5,
+        help="Softens the teacher's probabilities; higher shows more of how classes resemble each other.",
+    )
+    st.slider(
+        "α (weight of the true labels)",
+        0.0,
+        1.0,
+        key="b_alpha",
+        step=0.05,
+        help="Loss = α·cross-entropy(labels) + (1−α)·T²·KL(teacher ‖ student).",
+    )
+    st.number_input("Student epochs", 1, 500, key="b_distill_epochs", help="Epochs of student training.")
+
+with t_convert:
+    widgets.explain(
+        "Post-training conversion",
+        "`tf.lite.TFLiteConverter` writes the `.tflite`: "
+        + "; ".join(f"**{m}**: {h}" for m, h in builder.MODE_HELP.items())
+        + ".",
+        "int8 and dynamic are ~4× smaller than float32, float16 ~2×. **int16x8 is not delegated to XNNPACK: "
+        "expect it 20–40× slower than int8.** Sparse encoding shrinks the raw file of pruned models, but "
+        "dynamic-range + sparse cannot use XNNPACK (slower fallback).",
+    )
+    st.multiselect(
+        "Post-training modes", builder.MODES, key="b_modes", help="The builder adds one variant per mode selected here."
+    )
+    if "int16x8" in ss["b_modes"]:
+        st.warning("int16x8 is not delegated to XNNPACK: it runs about 20–40× slower than int8 on this CPU.")
+    st.checkbox(
+        "Sparse encoding (pruned variants)",
+        key="b_sparse",
+        help="Convert with EXPERIMENTAL_SPARSITY: pruned kernels stored sparse (needs pruning switched on).",
+    )
+    a, b, c = st.columns(3)
+    a.number_input(
+        "Fine-tune epochs", 1, 500, key="b_epochs", help="Epochs of fine-tuning for pruning, clustering and QAT."
+    )
+    b.number_input(
+        "Learning rate", 1e-6, 1.0, key="b_lr", format="%.5f", step=1e-4, help="Adam learning rate of the fine-tune."
+    )
+    c.number_input(
+        "Batch size", 1, 4096, key="b_batch", help="Fine-tune batch size (also sets the number of pruning steps)."
+    )
+    st.number_input(
+        "Calibration samples (int8 / int16x8)",
+        1,
+        10000,
+        key="b_rep_samples",
+        help="Training samples fed to the converter to calibrate activation ranges.",
+    )
+
+with t_eval:
+    st.caption("How every `.tflite` is measured with the LiteRT interpreter.")
+    a, b, c, d = st.columns(4)
+    a.number_input("Threads", 1, 64, key="e_threads", help="Interpreter threads; reported with every latency.")
+    b.number_input(
+        "Latency runs",
+        1,
+        100000,
+        key="e_latency_runs",
+        help="Timed batch-1 invokes after one warm-up; the table shows their median.",
+    )
+    c.number_input(
+        "Throughput batch", 1, 100000, key="e_throughput_batch", help="Batch size of the throughput measurement."
+    )
+    d.number_input(
+        "Seed",
+        0,
+        2**31 - 1,
+        key="e_seed",
+        help="Seeds data subsampling, training and calibration: the same recipe gives the same table.",
+    )
+
+try:
+    exclude_layers = layer_names() if ss["b_prune_some"] and ss["b_prune_layer_mode"] == "exclude" else None
+    proposed = builder.builder_variants(controls(), ss["variant_rows"], exclude_layers)
+except CompressionError as exc:
+    proposed = []
+    st.error(str(exc))
+if proposed:
+    st.markdown("**The builder would add:** " + ", ".join(f"`{s.name}` ({' + '.join(s.techniques)})" for s in proposed))
+else:
+    st.caption("Switch on a technique or pick a mode that is not in the table yet to add variants.")
+if st.button(
+    f"Add {len(proposed)} variant{'s' if len(proposed) != 1 else ''} to the table",
+    key="add_variants",
+    disabled=not proposed,
+    help="Append the variants above to the table.",
+):
+    ss["variant_rows"] = builder.add_rows(ss["variant_rows"], proposed)
+    ss["variant_version"] += 1
+    st.rerun()

@@ -1,0 +1,199 @@
+"""Compare: the variants of a run on interactive charts, the reference-style table, and every download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from compression import charts, export
+from compression.errors import CompressionError
+from compression.recipes import file_stem
+from compression.store import FINAL_STATUSES, best_ratio
+from ui import state, widgets
+
+state.init()
+ss = st.session_state
+store = state.store()
+st.title("📊 Compare")
+
+runs = widgets.my_runs()
+if ss.get("run_id") and ss["run_id"] not in {r["id"] for r in runs}:
+    try:
+        runs.insert(0, store.get_run(ss["run_id"]))  # opened from History: someone else's, or an import
+    except CompressionError:
+        ss["run_id"] = None
+if not runs:
+    st.info("No runs yet in this session: build one on the Compress page (or open a past run from History).")
+    widgets.page_link("compress", "Go to Compress", icon="🗜️")
+    widgets.page_link("history", "Open a past run", icon="🕘")
+    st.stop()
+
+run_id = widgets.pick_run("compare_run", runs, default=ss.get("run_id"))
+ss["run_id"] = run_id
+run = store.get_run(run_id)
+if run["status"] not in FINAL_STATUSES:
+    widgets.run_monitor(run_id, key="compare")
+results = widgets.results_of(run_id)
+if not results or not results.get("variants"):
+    st.info("No variant has finished yet; this page fills in as they do.")
+    st.stop()
+
+df = charts.results_frame(results)
+ok = df[df["status"] == "ok"]
+baseline = results.get("baseline") or {}
+reference = results.get("reference") or {}
+m = st.columns(4)
+m[0].metric(
+    "baseline accuracy", f"{baseline.get('accuracy', float('nan')):.2%}", help="Float Keras model on the test set."
+)
+m[1].metric(
+    "float32 .tflite",
+    f"{reference.get('size_bytes', 0):,} B",
+    help=f"gzip: {reference.get('gzip_bytes', 0):,} B. Ratios are against this file.",
+)
+ratio = best_ratio(results)
+m[2].metric(
+    "best gzip ratio, ≤1 point lost",
+    f"{ratio:.2f}×" if ratio else "—",
+    help="The smallest variant (gzip) whose accuracy is at most one point below the baseline's.",
+)
+m[3].metric("variants finished", f"{len(ok)} / {run['n_variants']}")
+if results.get("dataset"):
+    d = results["dataset"]
+    st.caption(
+        f"{d['name']}: {d['n_train']:,} training / {d['n_test']:,} test samples · model "
+        f"{run['model']} · baseline {baseline.get('source', '?')} · latency with "
+        f"{results['recipe']['evaluation']['threads']} thread(s), batch 1."
+    )
+
+# ---------------------------------------------------------------- table
+
+st.subheader("Results")
+widgets.results_table(df, key="compare_table")
+failed = df[df["status"] != "ok"]
+for _, row in failed.iterrows():
+    st.error(f"{row['name']}: {row['status']} — {row['error']}")
+notes = [(v["name"], n) for v in results["variants"] for n in v.get("notes") or []]
+if notes:
+    with st.expander(f"Notes ({len(notes)})"):
+        for name, note in notes:
+            st.markdown(f"- **{name}**: {note}")
+
+# ---------------------------------------------------------------- charts
+
+st.subheader("Trade-offs")
+st.radio(
+    "Size axis",
+    ["gzip_bytes", "size_bytes"],
+    key="compare_size_axis",
+    horizontal=True,
+    format_func={"gzip_bytes": "gzip size", "size_bytes": "raw size"}.get,
+    help="gzip shows what pruning and clustering save (zeros and repeated values compress); raw is the file.",
+)
+st.caption(
+    "Outlined points are on the Pareto front: nothing else is both smaller (or faster) and more accurate. "
+    "Hover a point for the variant's settings."
+)
+a, b = st.columns(2)
+a.plotly_chart(charts.size_vs_accuracy(df, size=ss["compare_size_axis"]), width="stretch", key="chart_size")
+b.plotly_chart(charts.latency_vs_accuracy(df), width="stretch", key="chart_latency")
+a, b = st.columns(2)
+a.plotly_chart(charts.tradeoff_bubble(df), width="stretch", key="chart_bubble")
+b.plotly_chart(charts.ratio_bars(df), width="stretch", key="chart_ratio")
+st.plotly_chart(charts.size_bars(df), width="stretch", key="chart_sizes")
+
+# ---------------------------------------------------------------- downloads
+
+st.subheader("Downloads")
+folder = Path(run["dir"])
+files = [(r["name"], r["tflite"]) for r in results["variants"] if r["status"] == "ok" and r.get("tflite")]
+st.markdown("**Each variant's `.tflite`**")
+cols = st.columns(4)
+for i, (name, tflite) in enumerate(files):
+    path = folder / tflite
+    if path.is_file():
+        data = path.read_bytes()
+        cols[i % 4].download_button(
+            f"⬇ {tflite} ({len(data):,} B)",
+            data=data,
+            file_name=tflite,
+            mime="application/octet-stream",
+            key=f"dl_{file_stem(name)}",
+            on_click="ignore",
+            help=f"The {name} model, ready for the LiteRT interpreter.",
+        )
+st.markdown("**The whole run**")
+cols = st.columns(5)
+stem = file_stem(run["title"] or run_id)[:40]
+cols[0].download_button(
+    "⬇ all .tflite (zip)",
+    data=lambda: export.tflite_zip(folder, results),
+    file_name=f"{stem}-tflite.zip",
+    mime="application/zip",
+    key="dl_zip",
+    on_click="ignore",
+)
+cols[1].download_button(
+    "⬇ results.csv",
+    data=export.results_csv(results),
+    file_name=f"{stem}-results.csv",
+    mime="text/csv",
+    key="dl_csv",
+    on_click="ignore",
+)
+cols[2].download_button(
+    "⬇ results.json",
+    data=export.results_json(results),
+    file_name=f"{stem}-results.json",
+    mime="application/json",
+    key="dl_json",
+    on_click="ignore",
+)
+cols[3].download_button(
+    "⬇ recipe.json",
+    data=export.recipe_json(results["recipe"]),
+    file_name=f"{stem}-recipe.json",
+    mime="application/json",
+    key="dl_recipe",
+    on_click="ignore",
+    help="Run it again with the CLI: python -m compression run recipe.json",
+)
+if (folder / "baseline.keras").is_file():
+    cols[4].download_button(
+        "⬇ baseline.keras",
+        data=lambda: (folder / "baseline.keras").read_bytes(),
+        file_name="baseline.keras",
+        mime="application/octet-stream",
+        key="dl_baseline",
+        on_click="ignore",
+        help="The float baseline every variant started from (the reproduce script needs it).",
+    )
+
+st.markdown("**One variant, for your own build**")
+names = [n for n, _ in files]
+if names:
+    state.ensure_option("export_variant", names, "int8" if "int8" in names else None)
+    chosen = st.selectbox("Variant", names, key="export_variant", help="The variant the two files below are made of.")
+    tflite = dict(files)[chosen]
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        f"⬇ reproduce_{file_stem(chosen)}.py",
+        data=lambda: export.reproduce_script(results["recipe"], chosen, run_id=run_id),
+        file_name=f"reproduce_{file_stem(chosen)}.py",
+        mime="text/x-python",
+        key="dl_script",
+        on_click="ignore",
+        help="A standalone script that rebuilds this variant from baseline.keras with tfmot and the TFLite "
+        "converter, then measures it.",
+    )
+    c2.download_button(
+        f"⬇ {file_stem(chosen)}.h (C array)",
+        data=lambda: export.c_array((folder / tflite).read_bytes(), f"{file_stem(chosen)}_tflite"),
+        file_name=f"{file_stem(chosen)}.h",
+        mime="text/x-c",
+        key="dl_header",
+        on_click="ignore",
+        help="The .tflite as `unsigned char …[]` + `unsigned int …_len`, for TFLite Micro builds.",
+    )
+widgets.page_link("inspect", "Inspect a variant: layers, weights, confusion matrix", icon="🔬")

@@ -1,0 +1,311 @@
+"""Session state shared by the pages, and the process-wide store and runner.
+
+Every page calls :func:`init` first. It fills missing keys with the defaults
+(digits + seed CNN + pretrained baseline + the experiment-E preset) and
+re-saves the persistent keys, which stops Streamlit from dropping a widget's
+value while the user is on another page.
+
+The engine parts that need TensorFlow (building a model to list its layers,
+loading an uploaded model) are imported inside the cached functions, so the
+first page load never waits for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from compression.store import Store, default_root
+
+# Registered in app.py with st.navigation; pages link to each other through these paths.
+PAGES = {
+    "data": "pages/1_data_model.py",
+    "compress": "pages/2_compress.py",
+    "compare": "pages/3_compare.py",
+    "inspect": "pages/4_inspect.py",
+    "history": "pages/5_history.py",
+}
+
+MODEL_SOURCES = ("Model zoo", "Pretrained sample", "Upload")
+BASELINE_MODES = ("pretrained", "train")
+
+DEFAULTS: dict[str, Any] = {
+    # data
+    "dataset_name": "digits",
+    "npz_path": None,  # the saved upload when dataset_name == "npz"
+    "npz_label": None,
+    "max_train": 0,  # 0 = every training sample
+    # model
+    "model_source": "Pretrained sample",
+    "model_name": "seed_cnn",
+    "model_upload_path": None,
+    "model_upload_label": None,
+    # baseline
+    "baseline_mode": "pretrained",
+    "baseline_epochs": 20,
+    "baseline_batch": 64,
+    "baseline_lr": 0.001,
+    # runs
+    "run_id": None,  # the run the Compress / Compare / Inspect pages show
+    "train_run_id": None,  # the latest "train now" run of the Data & model page
+    "train_key": None,  # what that run trained (dataset + model), to know if it still applies
+}
+
+
+def init(extra_defaults: dict[str, Any] | None = None) -> None:
+    """Fill missing keys with defaults and keep every persistent key alive across pages."""
+    from .builder import CONTROL_DEFAULTS
+
+    ss = st.session_state
+    ss.setdefault("sid", uuid.uuid4().hex[:12])
+    for key, value in {**DEFAULTS, **CONTROL_DEFAULTS, **(extra_defaults or {})}.items():
+        if key in ss:
+            ss[key] = ss[key]  # re-save: a widget key not drawn on this page would otherwise be dropped
+        else:
+            ss[key] = list(value) if isinstance(value, list) else value
+
+
+def keep(keys) -> None:
+    """Re-save keys defined by other modules (e.g. the builder's), if present."""
+    ss = st.session_state
+    for key in keys:
+        if key in ss:
+            ss[key] = ss[key]
+
+
+def session_id() -> str:
+    """This browser session's tag: runs submitted with it are 'my runs'."""
+    return st.session_state.setdefault("sid", uuid.uuid4().hex[:12])
+
+
+def ensure_option(key: str, options, fallback=None) -> None:
+    """Reset a select widget's state when its value is no longer among the options."""
+    options = list(options)
+    if st.session_state.get(key) not in options and options:
+        st.session_state[key] = fallback if fallback in options else options[0]
+
+
+# ---------------------------------------------------------------- store and runner
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> Store:
+    return Store(root)
+
+
+def store() -> Store:
+    """The experiment store under ``$COMPRESSION_LAB_DATA`` (or ``~/.compression-lab``)."""
+    return _store(str(default_root().resolve()))
+
+
+def runner():
+    """The process-wide runner (its worker processes outlive reruns and page changes)."""
+    from compression.runner import get_runner
+
+    return get_runner()
+
+
+def uploads_dir() -> Path:
+    """Where uploaded datasets and models are kept (under the store root)."""
+    folder = store().root / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_upload(name: str, data: bytes, session: str) -> Path:
+    """Write an uploaded file under the store with a sanitized name; return its path."""
+    stem = Path(name).name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    folder = uploads_dir() / re.sub(r"[^A-Za-z0-9]", "", session)[:32]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe[-100:]
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------- cached engine calls
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def dataset(name: str, path: str | None = None, max_train: int | None = None):
+    """The Dataset (shared object: never mutate its arrays)."""
+    from compression.data import load_dataset
+
+    return load_dataset(name, path=path, max_train=max_train or None)
+
+
+@st.cache_data(show_spinner=False)
+def datasets() -> list[dict]:
+    from compression.data import list_datasets
+
+    return list_datasets()
+
+
+@st.cache_data(show_spinner=False)
+def zoo() -> list[dict]:
+    from compression.models import list_models
+
+    return list_models()
+
+
+@st.cache_data(show_spinner=False)
+def pretrained_cards() -> list[dict]:
+    from compression.pretrained import list_pretrained
+
+    return list_pretrained()
+
+
+@st.cache_data(show_spinner="Loading TensorFlow and building the model…", max_entries=16)
+def model_summary(
+    source: str, name: str | None, path: str | None, input_shape: tuple, num_classes: int, dataset_name: str = ""
+) -> dict:
+    """Layers, parameters and float size of the chosen model (imports TensorFlow on first use).
+
+    Raises:
+        CompressionError: the model cannot be built for this data or the upload is refused.
+    """
+    from compression.models import build_model
+    from compression.models import model_summary as summarize
+
+    if path:
+        from compression.safe_load import load_user_model
+
+        model = load_user_model(path)
+    elif source == "Pretrained sample" and _has_pretrained(dataset_name, name):
+        from compression.pretrained import load_pretrained
+
+        model = load_pretrained(dataset_name, name)
+    else:
+        model = build_model(name, input_shape, num_classes)
+    summary = summarize(model)
+    summary["input_shape"] = [d for d in model.input_shape[1:]]
+    summary["outputs"] = int(model.output_shape[-1])
+    return summary
+
+
+def _has_pretrained(dataset_name: str, name: str | None) -> bool:
+    from compression.pretrained import has_pretrained
+
+    return bool(name) and has_pretrained(dataset_name, name)
+
+
+def weighted_layers(summary: dict) -> list[str]:
+    """Names of the layers that hold weights (what pruning, clustering and QAT can target)."""
+    return [layer["name"] for layer in summary["layers"] if layer["params"] > 0]
+
+
+# ---------------------------------------------------------------- the chosen data, model and baseline
+
+
+def data_key() -> dict:
+    ss = st.session_state
+    return {
+        "name": ss["dataset_name"],
+        "path": ss["npz_path"] if ss["dataset_name"] == "npz" else None,
+        "max_train": int(ss["max_train"]) or None,
+    }
+
+
+def model_key() -> dict:
+    ss = st.session_state
+    if ss["model_source"] == "Upload":
+        return {"path": ss["model_upload_path"]}
+    return {"name": ss["model_name"]}
+
+
+def current_dataset():
+    """The chosen Dataset, or None (with the reason) when it cannot be loaded."""
+    from compression.errors import CompressionError
+
+    d = data_key()
+    if d["name"] == "npz" and not d["path"]:
+        return None, "Upload a .npz file on the Data & model page first."
+    try:
+        return dataset(d["name"], d["path"], d["max_train"]), None
+    except CompressionError as exc:
+        return None, str(exc)
+
+
+def trained_baseline() -> dict | None:
+    """The finished "train now" run for the current data and model, if any.
+
+    Returns:
+        ``{"run_id", "path", "accuracy"}`` or None.
+    """
+    from compression.errors import CompressionError
+
+    ss = st.session_state
+    run_id = ss.get("train_run_id")
+    if not run_id or ss.get("train_key") != {"data": data_key(), "model": model_key()}:
+        return None
+    try:
+        run = store().get_run(run_id)
+    except CompressionError:
+        return None
+    path = Path(run["dir"]) / "baseline.keras"
+    if run["status"] != "ok" or not path.exists():
+        return None
+    results = store().results(run_id) or {}
+    return {"run_id": run_id, "path": str(path), "accuracy": (results.get("baseline") or {}).get("accuracy")}
+
+
+def recipe_parts() -> dict:
+    """Dataset, model and baseline specs (dicts) for the Compress page's recipe, plus a one-line label.
+
+    Returns:
+        ``{"dataset", "model", "baseline", "label", "note"}``; ``note`` explains a fallback.
+    """
+    from compression.pretrained import has_pretrained
+
+    ss = st.session_state
+    d = data_key()
+    dataset_spec = {"name": d["name"], "path": d["path"], "max_train": d["max_train"]}
+    model = model_key()
+    epochs, batch, lr = int(ss["baseline_epochs"]), int(ss["baseline_batch"]), float(ss["baseline_lr"])
+    train = {"pretrained": False, "epochs": epochs, "batch_size": batch, "learning_rate": lr}
+    data_label = ss["npz_label"] if d["name"] == "npz" else d["name"]
+    note = None
+    if "path" in model:
+        model_label = ss["model_upload_label"] or "uploaded model"
+        if not model["path"]:
+            note = "Upload a model on the Data & model page, or pick one from the zoo."
+    else:
+        model_label = model["name"]
+    trained = trained_baseline()
+    if trained is not None:
+        acc = f", accuracy {trained['accuracy']:.1%}" if trained.get("accuracy") is not None else ""
+        return {
+            "dataset": dataset_spec,
+            "model": {"name": None, "path": trained["path"]},
+            "baseline": {"pretrained": True},
+            "label": f"{data_label} · {model_label} · baseline trained on the Data & model page{acc}",
+            "note": note,
+        }
+    if ss["baseline_mode"] == "pretrained":
+        if "path" in model:
+            baseline, how = {"pretrained": True}, "uploaded weights as they are"
+        elif d["name"] != "npz" and has_pretrained(d["name"], model["name"]):
+            card = next(
+                (c for c in pretrained_cards() if c["dataset"] == d["name"] and c["model"] == model["name"]), {}
+            )
+            acc = f" (test accuracy {card['test_accuracy']:.1%})" if card.get("test_accuracy") is not None else ""
+            baseline, how = {"pretrained": True}, f"pretrained sample{acc}"
+        else:
+            baseline, how = train, f"trained in the run ({epochs} epochs)"
+            note = f"There is no pretrained {model_label} for {data_label}: the run trains the baseline first."
+    else:
+        baseline, how = train, f"trained in the run ({epochs} epochs)"
+    model_spec = {"name": None, "path": model["path"]} if "path" in model else {"name": model["name"], "path": None}
+    return {
+        "dataset": dataset_spec,
+        "model": model_spec,
+        "baseline": baseline,
+        "label": f"{data_label} · {model_label} · baseline: {how}",
+        "note": note,
+    }

@@ -1,0 +1,294 @@
+"""Widgets more than one page draws: page links, run pickers, the live run monitor, the results table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from compression import charts
+from compression.errors import CompressionError
+from compression.store import FINAL_STATUSES
+
+from . import state
+
+STATUS_ICON = {
+    "queued": "⏳",
+    "running": "🏃",
+    "ok": "✅",
+    "failed": "❌",
+    "cancelled": "🛑",
+    "interrupted": "⚠️",
+}
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page (plain text when the page is run on its own, as in tests)."""
+    try:
+        st.page_link(state.PAGES[page], label=label, icon=icon)
+    except StreamlitAPIException:
+        st.caption(f"→ {label}")
+
+
+def switch_page(page: str) -> None:
+    """Go to another page; when run on its own (tests), say where to go instead."""
+    try:
+        st.switch_page(state.PAGES[page])
+    except StreamlitAPIException:
+        st.info(f"Open the {page.title()} page to continue.")
+
+
+def explain(title: str, what: str, expect: str) -> None:
+    """The teaching expander every technique has."""
+    with st.expander(f"ℹ️ {title}: what this does / what to expect"):
+        st.markdown(f"**What this does.** {what}\n\n**What to expect.** {expect}")
+
+
+def when(iso: str | None) -> str:
+    if not iso:
+        return ""
+    try:
+        return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def run_label(run: dict) -> str:
+    title = run.get("title") or "untitled"
+    return (
+        f"{when(run['created'])} · {title} · {run['dataset']} / {run['model']} · {STATUS_ICON.get(run['status'], '')} "
+        f"{run['status']}"
+    )
+
+
+def pick_run(key: str, runs: list[dict], default: str | None = None, label: str = "Run") -> str | None:
+    """A select box of runs (newest first) that starts on ``default``; returns the chosen run id."""
+    if not runs:
+        return None
+    ids = [r["id"] for r in runs]
+    labels = {r["id"]: run_label(r) for r in runs}
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = default if default in ids else ids[0]
+    return st.selectbox(label, ids, format_func=lambda i: labels.get(i, i), key=key)
+
+
+def my_runs() -> list[dict]:
+    """This session's runs, newest first, without the baseline-only "train now" runs."""
+    return [r for r in state.store().list_runs(session=state.session_id()) if not r["title"].startswith("Baseline:")]
+
+
+def results_of(run_id: str) -> dict | None:
+    try:
+        return state.store().results(run_id)
+    except CompressionError as exc:
+        st.error(str(exc))
+        return None
+
+
+# ---------------------------------------------------------------- results table
+
+
+TABLE_CONFIG = {
+    "name": st.column_config.TextColumn("variant"),
+    "techniques": st.column_config.TextColumn("techniques"),
+    "accuracy": st.column_config.NumberColumn(
+        "accuracy", format="percent", help="Top-1 accuracy of the .tflite on the test set (LiteRT interpreter)."
+    ),
+    "delta_accuracy": st.column_config.NumberColumn(
+        "Δ accuracy (points)", format="%+.2f", help="Accuracy minus the float baseline's, in points."
+    ),
+    "latency_median_ms": st.column_config.NumberColumn(
+        "latency ms (median)", format="%.4f", help="Median of timed batch-1 invokes after a warm-up."
+    ),
+    "throughput_sps": st.column_config.NumberColumn(
+        "throughput /s", format="%.0f", help="Samples per second in large batches."
+    ),
+    "size_bytes": st.column_config.NumberColumn("raw bytes", format="%d"),
+    "gzip_bytes": st.column_config.NumberColumn(
+        "gzip bytes", format="%d", help="Size after gzip -9: where pruning's zeros pay off."
+    ),
+    "ratio": st.column_config.NumberColumn(
+        "ratio vs float32", format="%.2f×", help="float32 .tflite size / this variant's (raw)."
+    ),
+    "gzip_ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
+    "sparsity": st.column_config.NumberColumn("sparsity", format="percent", help="Fraction of zero kernel weights."),
+    "delegate": st.column_config.TextColumn(
+        "delegate", help="XNNPACK, or none when the model runs on the builtin kernels (int16x8, sparse dynamic-range)."
+    ),
+    "input_dtype": st.column_config.TextColumn("input"),
+    "status": st.column_config.TextColumn("status"),
+    "error": st.column_config.TextColumn("error"),
+}
+TABLE_ORDER = [
+    "name",
+    "status",
+    "techniques",
+    "accuracy",
+    "delta_accuracy",
+    "latency_median_ms",
+    "throughput_sps",
+    "size_bytes",
+    "gzip_bytes",
+    "ratio",
+    "gzip_ratio",
+    "sparsity",
+    "delegate",
+    "input_dtype",
+    "error",
+]
+
+
+def results_table(df: pd.DataFrame, key: str | None = None) -> None:
+    """The reference-experiment table: one row per variant."""
+    order = [c for c in TABLE_ORDER if c in df.columns and (c != "error" or df["error"].notna().any())]
+    st.dataframe(df, column_order=order, column_config=TABLE_CONFIG, hide_index=True, key=key, width="stretch")
+
+
+# ---------------------------------------------------------------- the live run monitor
+
+
+def _variant_rows(run: dict, results: dict | None) -> pd.DataFrame:
+    """One line per variant of the recipe: finished ones from results.json, the rest queued/running."""
+    try:
+        names = [v.name for v in state.store().recipe(run["id"]).variants]
+    except CompressionError:
+        names = []
+    done = {v["name"]: v for v in (results or {}).get("variants", [])}
+    table = charts.results_frame(results).set_index("name") if results and results.get("variants") else None
+    current = (run.get("progress") or {}).get("variant")
+    rows = []
+    for name in names:
+        if name in done:
+            v = done[name]
+            row = {"variant": name, "status": f"{STATUS_ICON.get(v['status'], '')} {v['status']}"}
+            if table is not None and name in table.index:
+                t = table.loc[name]
+                row.update(
+                    accuracy=t["accuracy"],
+                    delta_accuracy=t["delta_accuracy"],
+                    gzip_bytes=t["gzip_bytes"],
+                    ratio=t["gzip_ratio"],
+                    latency_ms=t["latency_median_ms"],
+                    seconds=v.get("seconds"),
+                    error=v.get("error"),
+                )
+        elif run["status"] == "running" and name == current:
+            phase = (run.get("progress") or {}).get("phase") or "running"
+            row = {"variant": name, "status": f"🏃 {phase}"}
+        elif run["status"] in ("queued", "running"):
+            row = {"variant": name, "status": "⏳ waiting"}
+        else:
+            row = {"variant": name, "status": "— not run"}
+        rows.append(row)
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "variant",
+            "status",
+            "accuracy",
+            "delta_accuracy",
+            "gzip_bytes",
+            "ratio",
+            "latency_ms",
+            "seconds",
+            "error",
+        ],
+    )
+
+
+def eta_seconds(fraction: float | None, elapsed: float | None) -> float | None:
+    """Remaining time if progress keeps its average pace so far."""
+    if not fraction or not elapsed or fraction < 0.02 or fraction >= 1:
+        return None
+    return elapsed * (1 - fraction) / fraction
+
+
+def _events_frame(run_id: str) -> pd.DataFrame:
+    events = state.store().events(run_id)
+    return pd.DataFrame(events) if events else pd.DataFrame()
+
+
+def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> None:
+    """Live status of a run: progress, ETA, cancel, per-variant lines as they finish (and a training curve).
+
+    Polls the store once a second while the run is queued or running (an
+    ``st.fragment``: only this block reruns); the run itself lives in a worker
+    process, so leaving the page or touching a widget does not stop it.
+    """
+    try:
+        first = state.store().get_run(run_id)
+    except CompressionError as exc:
+        st.warning(str(exc))
+        return
+    live = first["status"] not in FINAL_STATUSES
+
+    @st.fragment(run_every=1.0 if live else None)
+    def body() -> None:
+        try:
+            run = state.store().get_run(run_id)
+        except CompressionError as exc:
+            st.warning(str(exc))
+            return
+        results = results_of(run_id)
+        progress = run.get("progress") or {}
+        fraction = float(progress.get("fraction") or 0.0)
+        status = run["status"]
+        icon = STATUS_ICON.get(status, "")
+        head = f"{icon} **{run['title'] or 'Run'}** — {status}"
+        if status in ("queued", "running"):
+            eta = eta_seconds(fraction, run.get("duration"))
+            bits = [progress.get("message") or ("waiting for a free worker" if status == "queued" else "starting")]
+            if run.get("duration"):
+                bits.append(f"elapsed {duration(run['duration'])}")
+            if eta is not None:
+                bits.append(f"about {duration(eta)} left")
+            st.markdown(head)
+            st.progress(min(max(fraction, 0.0), 1.0), text=" · ".join(bits))
+            if run.get("cancel_requested"):
+                st.caption("Cancelling… the worker stops at its next check.")
+            elif st.button(
+                "Cancel run", key=f"{key}_cancel_{run_id}", help="Stop this run; finished variants are kept."
+            ):
+                state.runner().cancel(run_id)
+                st.caption("Cancelling… the worker stops at its next check.")
+        else:
+            st.markdown(head + (f" in {duration(run['duration'])}" if run.get("duration") else ""))
+            if run.get("error") and status != "ok":
+                st.error(run["error"])
+        if curve:
+            events = _events_frame(run_id)
+            st.plotly_chart(
+                charts.training_curves(events, title="Live training loss and accuracy"),
+                width="stretch",
+                key=f"{key}_curve_{run_id}",
+            )
+        rows = _variant_rows(run, results)
+        if len(rows):
+            st.dataframe(
+                rows,
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "accuracy": TABLE_CONFIG["accuracy"],
+                    "delta_accuracy": TABLE_CONFIG["delta_accuracy"],
+                    "gzip_bytes": TABLE_CONFIG["gzip_bytes"],
+                    "ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
+                    "latency_ms": st.column_config.NumberColumn("latency ms", format="%.4f"),
+                    "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+                },
+                key=f"{key}_rows_{run_id}",
+            )
+        if live and status in FINAL_STATUSES:
+            st.rerun()  # redraw the whole page once: downloads and links appear, polling stops
+
+    body()
