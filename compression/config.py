@@ -88,8 +88,13 @@ def _number(value: Any, what: str, low: float, high: float, *, integer: bool = F
     if too_low or too_high:
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
-        raise CompressionError(f"{what} must be in {lo}{low:g}, {high:g}{hi}. Received: {value!r}")
+        raise CompressionError(f"{what} must be in {lo}{_bound(low)}, {_bound(high)}{hi}. Received: {value!r}")
     return int(value) if integer else float(value)
+
+
+def _bound(value: float) -> str:
+    """A range bound as written: whole numbers in full (2147483647, not 2.14748e+09)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _layers(value: Any, what: str) -> tuple[str, ...] | None:
