@@ -67,7 +67,7 @@ def run_label(run: dict) -> str:
     title = run.get("title") or "untitled"
     return (
         f"{when(run['created'])} · {title} · {run['dataset']} / {run['model']} · {STATUS_ICON.get(run['status'], '')} "
-        f"{run['status']}"
+        f"{run['status']} · #{run['id'][-6:]}"
     )
 
 

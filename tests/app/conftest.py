@@ -1,0 +1,71 @@
+"""AppTest fixtures: a throw-away store per test, or per module one holding a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from apptest_support import RUN_DEADLINE
+
+
+def _stop_runner(root: Path) -> None:
+    from compression import runner as runner_module
+
+    runner = runner_module._RUNNERS.pop(root.resolve(), None)
+    if runner is not None and runner.alive:
+        runner.shutdown(cancel=True, timeout=30)
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """An empty store under tmp_path (COMPRESSION_LAB_DATA); its runner is stopped afterwards."""
+    root = tmp_path / "lab"
+    monkeypatch.setenv("COMPRESSION_LAB_DATA", str(root))
+    yield root
+    _stop_runner(root)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A store holding one finished run (pretrained digits seed CNN: float32, int8, pruned int8), for the
+    Compare / Inspect / History pages. Yields (root, run_id, session id that owns it)."""
+    from compression import Recipe
+    from compression.runner import get_runner
+
+    root = tmp_path_factory.mktemp("lab")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COMPRESSION_LAB_DATA", str(root))
+    recipe = Recipe.from_dict(
+        {
+            "title": "Page test run",
+            "dataset": {"name": "digits"},
+            "model": {"name": "seed_cnn"},
+            "baseline": {"pretrained": True},
+            "variants": [
+                {"name": "float32"},
+                {"name": "int8", "quantization": "int8"},
+                {
+                    "name": "pruned-int8",
+                    "pruning": {"final_sparsity": 0.8, "initial_sparsity": 0.5},
+                    "fine_tune_epochs": 1,
+                    "quantization": "int8",
+                },
+            ],
+            "evaluation": {"latency_runs": 20},
+        }
+    )
+    runner = get_runner(root)
+    run_id = runner.submit(recipe, session="owner-session")
+    run = runner.wait(run_id, timeout=RUN_DEADLINE)
+    assert run["status"] == "ok", run["error"]
+    yield root, run_id, "owner-session"
+    _stop_runner(root)
+    mp.undo()
+
+
+@pytest.fixture
+def with_run(finished_run, monkeypatch):
+    """Point this test's environment at the module's finished run."""
+    root, run_id, session = finished_run
+    monkeypatch.setenv("COMPRESSION_LAB_DATA", str(root))
+    return run_id, session
