@@ -12,15 +12,15 @@ import streamlit as st
 
 from ui import state
 
-st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
+st.set_page_config(page_title="Compression Lab", page_icon=":material/compress:", layout="wide")
 state.init()
 
 pages = [
-    st.Page(state.PAGES["data"], title="Data & model", icon="🧮"),
-    st.Page(state.PAGES["compress"], title="Compress", icon="🗜️", default=True),
-    st.Page(state.PAGES["compare"], title="Compare", icon="📊"),
-    st.Page(state.PAGES["inspect"], title="Inspect", icon="🔬"),
-    st.Page(state.PAGES["history"], title="History", icon="🕘"),
+    st.Page(state.PAGES["data"], title="Data & model", icon=state.ICONS["data"]),
+    st.Page(state.PAGES["compress"], title="Compress", icon=state.ICONS["compress"], default=True),
+    st.Page(state.PAGES["compare"], title="Compare", icon=state.ICONS["compare"]),
+    st.Page(state.PAGES["inspect"], title="Inspect", icon=state.ICONS["inspect"]),
+    st.Page(state.PAGES["history"], title="History", icon=state.ICONS["history"]),
 ]
 page = st.navigation(pages)
 with st.sidebar:

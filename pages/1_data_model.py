@@ -11,7 +11,7 @@ from ui import state, widgets
 
 state.init()
 ss = st.session_state
-st.title("🧮 Data & model")
+st.title(f"{state.ICONS['data']} Data & model")
 
 # ---------------------------------------------------------------- 1. dataset
 
@@ -257,4 +257,4 @@ if ss.get("train_run_id"):
 
 st.divider()
 st.markdown(f"**The Compress page will use:** {state.recipe_parts()['label']}")
-widgets.page_link("compress", "Next: build and run variants", icon="🗜️")
+widgets.page_link("compress", "Next: build and run variants", icon=state.ICONS["compress"])

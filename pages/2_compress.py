@@ -58,9 +58,9 @@ def layer_names() -> list[str]:
     return state.weighted_layers(summary)
 
 
-st.title("🗜️ Compress")
+st.title(f"{state.ICONS['compress']} Compress")
 st.markdown(f"**Data · model · baseline:** {parts['label']}")
-widgets.page_link("data", "Change data, model or baseline", icon="🧮")
+widgets.page_link("data", "Change data, model or baseline", icon=state.ICONS["data"])
 if parts["note"]:
     st.info(parts["note"])
 
@@ -89,7 +89,8 @@ if wanted_model and (ss["model_source"] == "Upload" or ss["model_name"] != wante
 
 n_included = sum(1 for r in ss["variant_rows"] if r.get("include", True))
 run_clicked = right.button(
-    f"▶ Run {n_included} variant{'s' if n_included != 1 else ''}",
+    f"Run {n_included} variant{'s' if n_included != 1 else ''}",
+    icon=":material/play_arrow:",
     type="primary",
     key="run",
     width="stretch",
@@ -106,7 +107,7 @@ if run_clicked:
 
 if ss.get("run_id"):
     widgets.run_monitor(ss["run_id"], key="compress")
-    widgets.page_link("compare", "Compare the variants: charts, table and downloads", icon="📊")
+    widgets.page_link("compare", "Compare the variants: charts, table and downloads", icon=state.ICONS["compare"])
 
 # ---------------------------------------------------------------- the variant table
 
@@ -250,7 +251,7 @@ with t_prune:
                 key="schedule_preview",
             )
             for note in applied["notes"]:
-                st.caption(f"ℹ️ {note}")
+                st.caption(f":material/info: {note}")
         except CompressionError as exc:
             st.error(str(exc))
     st.checkbox(

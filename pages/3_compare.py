@@ -15,7 +15,7 @@ from ui import state, widgets
 state.init()
 ss = st.session_state
 store = state.store()
-st.title("📊 Compare")
+st.title(f"{state.ICONS['compare']} Compare")
 
 runs = widgets.my_runs()
 if ss.get("run_id") and ss["run_id"] not in {r["id"] for r in runs}:
@@ -25,8 +25,8 @@ if ss.get("run_id") and ss["run_id"] not in {r["id"] for r in runs}:
         ss["run_id"] = None
 if not runs:
     st.info("No runs yet in this session: build one on the Compress page (or open a past run from History).")
-    widgets.page_link("compress", "Go to Compress", icon="🗜️")
-    widgets.page_link("history", "Open a past run", icon="🕘")
+    widgets.page_link("compress", "Go to Compress", icon=state.ICONS["compress"])
+    widgets.page_link("history", "Open a past run", icon=state.ICONS["history"])
     st.stop()
 
 run_id = widgets.pick_run("compare_run", runs, default=ss.get("run_id"))
@@ -115,11 +115,12 @@ for i, (name, tflite) in enumerate(files):
     if path.is_file():
         data = path.read_bytes()
         cols[i % 4].download_button(
-            f"⬇ {tflite} ({len(data):,} B)",
+            f"{tflite} ({len(data):,} B)",
             data=data,
             file_name=tflite,
             mime="application/octet-stream",
             key=f"dl_{file_stem(name)}",
+            icon=":material/download:",
             on_click="ignore",
             help=f"The {name} model, ready for the LiteRT interpreter.",
         )
@@ -127,45 +128,50 @@ st.markdown("**The whole run**")
 cols = st.columns(5)
 stem = file_stem(run["title"] or run_id)[:40]
 cols[0].download_button(
-    "⬇ all .tflite (zip)",
+    "all .tflite (zip)",
     data=lambda: export.tflite_zip(folder, results),
     file_name=f"{stem}-tflite.zip",
     mime="application/zip",
     key="dl_zip",
+    icon=":material/download:",
     on_click="ignore",
 )
 cols[1].download_button(
-    "⬇ results.csv",
+    "results.csv",
     data=export.results_csv(results),
     file_name=f"{stem}-results.csv",
     mime="text/csv",
     key="dl_csv",
+    icon=":material/download:",
     on_click="ignore",
 )
 cols[2].download_button(
-    "⬇ results.json",
+    "results.json",
     data=export.results_json(results),
     file_name=f"{stem}-results.json",
     mime="application/json",
     key="dl_json",
+    icon=":material/download:",
     on_click="ignore",
 )
 cols[3].download_button(
-    "⬇ recipe.json",
+    "recipe.json",
     data=export.recipe_json(results["recipe"]),
     file_name=f"{stem}-recipe.json",
     mime="application/json",
     key="dl_recipe",
+    icon=":material/download:",
     on_click="ignore",
     help="Run it again with the CLI: python -m compression run recipe.json",
 )
 if (folder / "baseline.keras").is_file():
     cols[4].download_button(
-        "⬇ baseline.keras",
+        "baseline.keras",
         data=lambda: (folder / "baseline.keras").read_bytes(),
         file_name="baseline.keras",
         mime="application/octet-stream",
         key="dl_baseline",
+        icon=":material/download:",
         on_click="ignore",
         help="The float baseline every variant started from (the reproduce script needs it).",
     )
@@ -178,22 +184,24 @@ if names:
     tflite = dict(files)[chosen]
     c1, c2 = st.columns(2)
     c1.download_button(
-        f"⬇ reproduce_{file_stem(chosen)}.py",
+        f"reproduce_{file_stem(chosen)}.py",
         data=lambda: export.reproduce_script(results["recipe"], chosen, run_id=run_id),
         file_name=f"reproduce_{file_stem(chosen)}.py",
         mime="text/x-python",
         key="dl_script",
+        icon=":material/download:",
         on_click="ignore",
         help="A standalone script that rebuilds this variant from baseline.keras with tfmot and the TFLite "
         "converter, then measures it.",
     )
     c2.download_button(
-        f"⬇ {file_stem(chosen)}.h (C array)",
+        f"{file_stem(chosen)}.h (C array)",
         data=lambda: export.c_array((folder / tflite).read_bytes(), f"{file_stem(chosen)}_tflite"),
         file_name=f"{file_stem(chosen)}.h",
         mime="text/x-c",
         key="dl_header",
+        icon=":material/download:",
         on_click="ignore",
         help="The .tflite as `unsigned char …[]` + `unsigned int …_len`, for TFLite Micro builds.",
     )
-widgets.page_link("inspect", "Inspect a variant: layers, weights, confusion matrix", icon="🔬")
+widgets.page_link("inspect", "Inspect a variant: layers, weights, confusion matrix", icon=state.ICONS["inspect"])

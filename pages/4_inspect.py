@@ -18,7 +18,7 @@ from ui import state, widgets
 state.init()
 ss = st.session_state
 store = state.store()
-st.title("🔬 Inspect")
+st.title(f"{state.ICONS['inspect']} Inspect")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -44,7 +44,7 @@ if ss.get("run_id") and ss["run_id"] not in {r["id"] for r in runs}:
         ss["run_id"] = None
 if not runs:
     st.info("No runs yet in this session: run some variants on the Compress page first.")
-    widgets.page_link("compress", "Go to Compress", icon="🗜️")
+    widgets.page_link("compress", "Go to Compress", icon=state.ICONS["compress"])
     st.stop()
 
 run_id = widgets.pick_run("inspect_run", runs, default=ss.get("run_id"))
@@ -147,7 +147,7 @@ with b:
         steps, target = sparsity_curve(PruningConfig(**pruning), int(schedule["total_steps"]))
         st.plotly_chart(charts.schedule_curve(steps, target, schedule), width="stretch", key="inspect_schedule")
         for note in schedule.get("notes") or []:
-            st.caption(f"ℹ️ {note}")
+            st.caption(f":material/info: {note}")
     else:
         st.caption("This variant was not pruned.")
 

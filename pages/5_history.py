@@ -13,7 +13,7 @@ from ui import state, widgets
 state.init()
 ss = st.session_state
 store = state.store()
-st.title("🕘 History")
+st.title(f"{state.ICONS['history']} History")
 st.caption(f"Every run in the store ({store.root}), from every browser session, newest first.")
 
 
@@ -60,7 +60,7 @@ if runs:
                 "model": r["model"],
                 "variants": r["n_variants"],
                 "best ratio (≤1 pt lost)": r["best_ratio"],
-                "status": f"{widgets.STATUS_ICON.get(r['status'], '')} {r['status']}",
+                "status": r["status"],
                 "duration": widgets.duration(r["duration"]),
                 "mine": r["session"] == mine,
                 "id": r["id"],
@@ -90,12 +90,18 @@ if runs:
     run_id = widgets.pick_run("history_run", runs)
     run = next(r for r in runs if r["id"] == run_id)
     a, b, c = st.columns(3)
-    if a.button("📊 Open in Compare", key="open_compare", help="Show this run on the Compare and Inspect pages."):
+    if a.button(
+        "Open in Compare",
+        key="open_compare",
+        icon=state.ICONS["compare"],
+        help="Show this run on the Compare and Inspect pages.",
+    ):
         ss["run_id"] = run_id
         widgets.switch_page("compare")
     if run["status"] in FINAL_STATUSES:
         b.download_button(
-            "⬇ Export run (zip)",
+            "Export run (zip)",
+            icon=":material/download:",
             data=lambda: store.export_run(run_id),
             file_name=f"compression-lab-{run_id}.zip",
             mime="application/zip",
@@ -110,7 +116,8 @@ if runs:
             "Yes, delete this run and its files", key="confirm_delete", disabled=run["status"] not in FINAL_STATUSES
         )
         st.button(
-            "🗑 Delete run",
+            "Delete run",
+            icon=":material/delete:",
             key="delete_run",
             disabled=not confirm,
             on_click=delete_run,

@@ -300,12 +300,17 @@ def table_frame(rows: list[dict]) -> pd.DataFrame:
                 "techniques": techniques,
                 "quantization": r["quantization"],
                 "sparse_encoding": bool(r["sparse_encoding"]),
-                "fine_tune_epochs": int(r["fine_tune_epochs"]),
+                # Blank where nothing is fine-tuned (plain conversion, distillation alone): the value is unused.
+                "fine_tune_epochs": int(r["fine_tune_epochs"]) if _trains(r) else None,
             }
         )
     return pd.DataFrame(
         records, columns=["include", "name", "techniques", "quantization", "sparse_encoding", "fine_tune_epochs"]
     )
+
+
+def _trains(row: dict) -> bool:
+    return any(row.get(k) is not None for k in ("pruning", "clustering", "qat"))
 
 
 def apply_edits(rows: list[dict], edited_rows: dict) -> list[dict]:
@@ -319,6 +324,8 @@ def apply_edits(rows: list[dict], edited_rows: dict) -> list[dict]:
             if column not in EDITABLE:
                 continue
             if column == "fine_tune_epochs":
+                if value is None:
+                    continue
                 try:
                     value = int(value)
                 except (TypeError, ValueError):

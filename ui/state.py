@@ -30,6 +30,15 @@ PAGES = {
     "history": "pages/5_history.py",
 }
 
+# Material icons ship with Streamlit's fonts, so they render everywhere (emoji need a system font).
+ICONS = {
+    "data": ":material/dataset:",
+    "compress": ":material/compress:",
+    "compare": ":material/monitoring:",
+    "inspect": ":material/biotech:",
+    "history": ":material/history:",
+}
+
 MODEL_SOURCES = ("Model zoo", "Pretrained sample", "Upload")
 BASELINE_MODES = ("pretrained", "train")
 

@@ -16,12 +16,12 @@ from compression.store import FINAL_STATUSES
 from . import state
 
 STATUS_ICON = {
-    "queued": "⏳",
-    "running": "🏃",
-    "ok": "✅",
-    "failed": "❌",
-    "cancelled": "🛑",
-    "interrupted": "⚠️",
+    "queued": ":material/schedule:",
+    "running": ":material/directions_run:",
+    "ok": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+    "interrupted": ":material/warning:",
 }
 
 
@@ -43,7 +43,7 @@ def switch_page(page: str) -> None:
 
 def explain(title: str, what: str, expect: str) -> None:
     """The teaching expander every technique has."""
-    with st.expander(f"ℹ️ {title}: what this does / what to expect"):
+    with st.expander(f"{title}: what this does / what to expect", icon=":material/school:"):
         st.markdown(f"**What this does.** {what}\n\n**What to expect.** {expect}")
 
 
@@ -65,10 +65,7 @@ def duration(seconds: float | None) -> str:
 
 def run_label(run: dict) -> str:
     title = run.get("title") or "untitled"
-    return (
-        f"{when(run['created'])} · {title} · {run['dataset']} / {run['model']} · {STATUS_ICON.get(run['status'], '')} "
-        f"{run['status']} · #{run['id'][-6:]}"
-    )
+    return f"{when(run['created'])} · {title} · {run['dataset']} / {run['model']} · {run['status']} · #{run['id'][-6:]}"
 
 
 def pick_run(key: str, runs: list[dict], default: str | None = None, label: str = "Run") -> str | None:
@@ -105,20 +102,20 @@ TABLE_CONFIG = {
         "accuracy", format="percent", help="Top-1 accuracy of the .tflite on the test set (LiteRT interpreter)."
     ),
     "delta_accuracy": st.column_config.NumberColumn(
-        "Δ accuracy (points)", format="%+.2f", help="Accuracy minus the float baseline's, in points."
+        "Δ acc. (points)", format="%+.2f", help="Accuracy minus the float baseline's, in points."
     ),
     "latency_median_ms": st.column_config.NumberColumn(
-        "latency ms (median)", format="%.4f", help="Median of timed batch-1 invokes after a warm-up."
+        "latency ms", format="%.4f", help="Median of timed batch-1 invokes after a warm-up."
     ),
     "throughput_sps": st.column_config.NumberColumn(
-        "throughput /s", format="%.0f", help="Samples per second in large batches."
+        "samples/s", format="%.0f", help="Samples per second in large batches."
     ),
     "size_bytes": st.column_config.NumberColumn("raw bytes", format="%d"),
     "gzip_bytes": st.column_config.NumberColumn(
         "gzip bytes", format="%d", help="Size after gzip -9: where pruning's zeros pay off."
     ),
     "ratio": st.column_config.NumberColumn(
-        "ratio vs float32", format="%.2f×", help="float32 .tflite size / this variant's (raw)."
+        "ratio vs f32", format="%.2f×", help="float32 .tflite size / this variant's (raw)."
     ),
     "gzip_ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
     "sparsity": st.column_config.NumberColumn("sparsity", format="percent", help="Fraction of zero kernel weights."),
@@ -150,7 +147,11 @@ TABLE_ORDER = [
 
 def results_table(df: pd.DataFrame, key: str | None = None) -> None:
     """The reference-experiment table: one row per variant."""
-    order = [c for c in TABLE_ORDER if c in df.columns and (c != "error" or df["error"].notna().any())]
+    optional = {
+        "error": df["error"].notna().any() if "error" in df else False,
+        "status": (df["status"] != "ok").any() if "status" in df else False,
+    }
+    order = [c for c in TABLE_ORDER if c in df.columns and optional.get(c, True)]
     st.dataframe(df, column_order=order, column_config=TABLE_CONFIG, hide_index=True, key=key, width="stretch")
 
 
@@ -170,7 +171,7 @@ def _variant_rows(run: dict, results: dict | None) -> pd.DataFrame:
     for name in names:
         if name in done:
             v = done[name]
-            row = {"variant": name, "status": f"{STATUS_ICON.get(v['status'], '')} {v['status']}"}
+            row = {"variant": name, "status": v["status"]}
             if table is not None and name in table.index:
                 t = table.loc[name]
                 row.update(
@@ -184,11 +185,11 @@ def _variant_rows(run: dict, results: dict | None) -> pd.DataFrame:
                 )
         elif run["status"] == "running" and name == current:
             phase = (run.get("progress") or {}).get("phase") or "running"
-            row = {"variant": name, "status": f"🏃 {phase}"}
+            row = {"variant": name, "status": f"running: {phase}"}
         elif run["status"] in ("queued", "running"):
-            row = {"variant": name, "status": "⏳ waiting"}
+            row = {"variant": name, "status": "waiting"}
         else:
-            row = {"variant": name, "status": "— not run"}
+            row = {"variant": name, "status": "not run"}
         rows.append(row)
     return pd.DataFrame(
         rows,

@@ -18,7 +18,7 @@ def test_default_page_has_the_preset_the_table_and_the_run_button(lab):
     at = compress(lab)
     assert_clean(at)
     assert at.selectbox(key="preset").value == "experiment_e"
-    assert at.button(key="run").label.startswith("▶ Run 6 variants")
+    assert at.button(key="run").label.startswith("Run 6 variants")
     names = [r["name"] for r in at.session_state["variant_rows"]]
     assert names == ["float32", "int8", "pruned", "pruned-dynamic", "qat-int8", "pqat-int8"]
     for key in ("b_prune_final", "b_prune_initial", "b_clusters", "b_temperature", "b_alpha"):
@@ -71,7 +71,7 @@ def test_builder_adds_variants_to_the_table(lab):
     at.button(key="add_variants").click().run()
     names = [r["name"] for r in at.session_state["variant_rows"]]
     assert names[-2:] == ["prune80-cluster16-pcqat-int8", "prune80-cluster16-pcqat-float16"]
-    assert at.button(key="run").label.startswith("▶ Run 8 variants")
+    assert at.button(key="run").label.startswith("Run 8 variants")
 
 
 def test_invalid_values_show_the_sentence_and_keep_the_rest(lab):

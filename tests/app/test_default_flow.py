@@ -57,7 +57,7 @@ def test_open_run_compare_download_int8(lab, downloads):
     table = next(d.value for d in at.dataframe if "delta_accuracy" in d.value.columns)
     assert list(table["status"]) == ["ok"] * 6
     int8_button = at.download_button(key="dl_int8")  # click 3 downloads this
-    assert int8_button.label.startswith("⬇ int8.tflite")
+    assert int8_button.label.startswith("int8.tflite")
     data = downloads["int8.tflite"]
     interpreter = Interpreter(model_content=data)
     interpreter.allocate_tensors()
