@@ -724,8 +724,11 @@ def sample_grid(
                 fig.add_trace(
                     go.Heatmap(z=img, colorscale="gray_r", showscale=False, hoverinfo="skip"), row=row, col=col
                 )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for i in range(1, per_class * len(classes) + 1):  # square pixels: each y axis follows its x axis
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
     fig.update_layout(
         template=TEMPLATE,
         height=110 * per_class + 60,

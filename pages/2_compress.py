@@ -120,6 +120,7 @@ st.data_editor(
     hide_index=True,
     width="stretch",
     disabled=["techniques"],
+    placeholder="—",
     column_config={
         "include": st.column_config.CheckboxColumn("run", help="Include this variant in the run."),
         "name": st.column_config.TextColumn("name", help="Unique; also the .tflite file name.", max_chars=80),

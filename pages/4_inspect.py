@@ -77,7 +77,12 @@ m[1].metric(
 )
 m[2].metric("sparsity", f"{row.get('sparsity') or 0:.1%}")
 m[3].metric("latency (median)", f"{(row.get('latency_ms') or {}).get('median', float('nan')):.4f} ms")
-m[4].metric("delegate · input", f"{row.get('delegate')} · {row.get('input_dtype')}")
+m[4].metric(
+    "delegate",
+    row.get("delegate") or "—",
+    help=f"Input {row.get('input_dtype')}, output "
+    f"{row.get('output_dtype')}. 'none' means the builtin kernels ran it (no XNNPACK).",
+)
 st.caption(
     "Techniques: "
     + " + ".join(row.get("techniques", []))
@@ -89,7 +94,7 @@ st.caption(
 
 before = load_kernels(folder / "weights" / "baseline.npz")
 after = load_kernels(folder / "weights" / f"{stem}.npz")
-st.subheader("Per-layer sparsity and unique values")
+st.subheader("Layers")
 st.plotly_chart(
     charts.layer_bars(charts.layer_frame(row.get("layers"), charts.kernel_stats(before))),
     width="stretch",
@@ -114,7 +119,7 @@ else:
 
 # ---------------------------------------------------------------- predictions
 
-st.subheader("Confusion matrix")
+st.subheader("Predictions")
 labels = load_array(folder / "predictions" / "labels.npy")
 predictions = load_array(folder / "predictions" / f"{stem}.npy")
 class_names = (results.get("dataset") or {}).get("class_names")

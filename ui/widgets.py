@@ -275,6 +275,8 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
             )
         rows = _variant_rows(run, results)
         if len(rows):
+            if rows["error"].isna().all():
+                rows = rows.drop(columns="error")
             st.dataframe(
                 rows,
                 hide_index=True,
