@@ -265,7 +265,7 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
         else:
             st.markdown(head + (f" in {duration(run['duration'])}" if run.get("duration") else ""))
             if run.get("error") and status != "ok":
-                st.error(run["error"])
+                (st.error if status == "failed" else st.warning)(run["error"])
         if curve:
             events = _events_frame(run_id)
             st.plotly_chart(

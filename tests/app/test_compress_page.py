@@ -106,3 +106,32 @@ def test_first_page_load_does_not_import_tensorflow(lab):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("no TF")
+
+
+def test_a_run_survives_reruns_and_can_be_cancelled(lab):
+    import time
+
+    from compression.store import Store
+
+    at = compress(lab)
+    at.selectbox(key="preset").set_value("smallest").run()
+    at.button(key="run").click().run()
+    assert not at.exception
+    run_id = at.session_state["run_id"]
+    store = Store()
+    deadline = time.monotonic() + 240
+    while store.get_run(run_id)["status"] != "running" or not store.events(run_id):
+        assert time.monotonic() < deadline, store.get_run(run_id)
+        at.slider(key="b_prune_final").set_value(0.7).run()  # touching widgets reruns the page, not the run
+        time.sleep(0.2)
+    assert at.button(key=f"compress_cancel_{run_id}") is not None
+    at.button(key=f"compress_cancel_{run_id}").click().run()
+    assert not at.exception
+    while store.get_run(run_id)["status"] not in ("cancelled", "ok", "failed"):
+        assert time.monotonic() < deadline, store.get_run(run_id)
+        at.run()
+        time.sleep(0.2)
+    assert store.get_run(run_id)["status"] == "cancelled"
+    at.run()
+    assert not at.exception
+    assert "cancelled" in " ".join(m.value for m in at.markdown)
