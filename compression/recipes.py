@@ -121,10 +121,33 @@ class _StageCache:
         return self._models[k]
 
 
-def _variant_weight(spec: VariantSpec) -> float:
-    """Relative cost of a variant, for the overall progress fraction."""
-    stages = sum(1 for s in (spec.pruning, spec.clustering, spec.qat) if s)
-    return 1.0 + stages * spec.fine_tune_epochs + (spec.distillation.epochs if spec.distillation else 0)
+def progress_weights(recipe: Recipe, n_train: int) -> tuple[float, list[float]]:
+    """Expected cost of the baseline and of each variant, in "one conversion + measurement" units.
+
+    Drives the overall progress fraction (and so the UI's ETA): an epoch costs about
+    ``n_train / 4000`` units here, and a technique stage an earlier variant already
+    ran (same settings: the stage cache) costs nothing.
+    """
+    epoch = max(0.05, n_train / 4000)
+    base = recipe.baseline
+    baseline = 0.5 if base.pretrained else max(0.5, base.epochs * epoch)
+    seen: set[str] = set()
+    weights = []
+    for spec in recipe.variants:
+        cost, key = 1.0, {}
+        stages = [("distill", spec.distillation, spec.distillation.epochs if spec.distillation else 0),
+                  ("prune", spec.pruning, spec.fine_tune_epochs), ("cluster", spec.clustering, spec.fine_tune_epochs),
+                  ("qat", spec.qat, spec.fine_tune_epochs)]
+        for name, config, epochs in stages:
+            if config is None:
+                continue
+            key = {**key, name: config, f"{name}_epochs": epochs, "lr": spec.learning_rate, "bs": spec.batch_size}
+            k = json.dumps(key, sort_keys=True, default=str)
+            if k not in seen:
+                seen.add(k)
+                cost += epochs * epoch * (1.5 if name == "qat" else 1.0)
+        weights.append(cost)
+    return baseline, weights
 
 
 def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _StageCache | None = None,
@@ -302,10 +325,6 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         atomic_write_json(path, results)
 
     save()
-    weights = [_variant_weight(v) for v in recipe.variants]
-    base_weight = 0.5 if recipe.baseline.pretrained else max(1.0, float(recipe.baseline.epochs))
-    total = base_weight + sum(weights)
-    base_end = base_weight / total
     try:
         emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
         _tf.set_seed(recipe.seed)
@@ -314,6 +333,9 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         results["dataset"] = {"name": ds.name, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
                               "n_train": int(len(ds.x_train)), "n_test": int(len(ds.x_test)),
                               "class_names": list(ds.class_names), "kind": ds.kind}
+        base_weight, weights = progress_weights(recipe, len(ds.x_train))
+        total = base_weight + sum(weights)
+        base_end = base_weight / total
         baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=(0.0, base_end))
         tmp = out / ".baseline.tmp.keras"
         baseline.save(tmp)
