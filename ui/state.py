@@ -141,12 +141,27 @@ def save_upload(name: str, data: bytes, session: str) -> Path:
 # ---------------------------------------------------------------- cached engine calls
 
 
+def _stamp(path: str | None) -> tuple | None:
+    """Size and modification time: a re-uploaded file under the same name is a new cache entry."""
+    if not path:
+        return None
+    try:
+        st_ = Path(path).stat()
+    except OSError:
+        return None
+    return (st_.st_size, st_.st_mtime_ns)
+
+
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def dataset(name: str, path: str | None = None, max_train: int | None = None):
-    """The Dataset (shared object: never mutate its arrays)."""
+def _dataset(name: str, path: str | None, max_train: int | None, stamp: tuple | None):
     from compression.data import load_dataset
 
     return load_dataset(name, path=path, max_train=max_train or None)
+
+
+def dataset(name: str, path: str | None = None, max_train: int | None = None):
+    """The Dataset (shared object: never mutate its arrays)."""
+    return _dataset(name, path, max_train, _stamp(path))
 
 
 @st.cache_data(show_spinner=False)
@@ -170,7 +185,6 @@ def pretrained_cards() -> list[dict]:
     return list_pretrained()
 
 
-@st.cache_data(show_spinner="Loading TensorFlow and building the model…", max_entries=16)
 def model_summary(
     source: str, name: str | None, path: str | None, input_shape: tuple, num_classes: int, dataset_name: str = ""
 ) -> dict:
@@ -179,6 +193,19 @@ def model_summary(
     Raises:
         CompressionError: the model cannot be built for this data or the upload is refused.
     """
+    return _model_summary(source, name, path, tuple(input_shape), int(num_classes), dataset_name, _stamp(path))
+
+
+@st.cache_data(show_spinner="Loading TensorFlow and building the model…", max_entries=16)
+def _model_summary(
+    source: str,
+    name: str | None,
+    path: str | None,
+    input_shape: tuple,
+    num_classes: int,
+    dataset_name: str,
+    stamp: tuple | None,
+) -> dict:
     from compression.models import build_model
     from compression.models import model_summary as summarize
 
