@@ -82,7 +82,10 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
 
         model = load_user_model(spec.path)
         _check_compatible(model, ds)
-        source = "uploaded"
+        # A baseline trained by an earlier run (the app's "train now") keeps saying so.
+        earlier = Path(spec.path).parent / RESULTS_FILE
+        source = f"trained in run {Path(spec.path).parent.name}" if (
+            Path(spec.path).name == "baseline.keras" and earlier.is_file()) else "uploaded"
         if base.pretrained or base.epochs == 0:
             compile_for_training(model, base.learning_rate)
             return model, {"source": source, "history": {}}
