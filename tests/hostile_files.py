@@ -26,6 +26,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -165,6 +166,17 @@ def make_hostile_files(folder: Path) -> HostileFiles:
     if marker.exists():
         raise RuntimeError("writing pickled.npz ran its payload")
     return files
+
+
+def run_fingerprint(store_root: Path, run_id: str) -> dict:
+    """A stored run's status and the SHA-256 of every file in its folder: equal fingerprints, untouched run."""
+    from compression.store import Store
+
+    run = Store(store_root).get_run(run_id)
+    folder = Path(run["dir"])
+    files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {"status": run["status"], "finished": run["finished"], "error": run["error"], "files": files}
 
 
 # What the engine answers for each file: (substring of the one-line message). Kept here so the CLI

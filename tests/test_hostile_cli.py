@@ -11,7 +11,6 @@ test_data.py; this is the user-facing side of the same promise.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile_files import MODEL_MESSAGES, NPZ_MESSAGES, make_hostile_files
+from tests.hostile_files import MODEL_MESSAGES, NPZ_MESSAGES, make_hostile_files, run_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,16 +35,6 @@ def hostile(tmp_path_factory):
     return make_hostile_files(tmp_path_factory.mktemp("hostile"))
 
 
-def _fingerprint(store_root: Path, run_id: str) -> dict:
-    from compression.store import Store
-
-    run = Store(store_root).get_run(run_id)
-    folder = Path(run["dir"])
-    files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted(folder.rglob("*")) if p.is_file()}
-    return {"status": run["status"], "finished": run["finished"], "error": run["error"], "files": files}
-
-
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory):
     """A store holding one finished good run, and that run's fingerprint."""
@@ -58,7 +47,7 @@ def shared_store(tmp_path_factory):
     from compression.store import Store
 
     (run,) = Store(root).list_runs()
-    fingerprint = _fingerprint(root, run["id"])
+    fingerprint = run_fingerprint(root, run["id"])
     assert fingerprint["status"] == "ok" and "float32.tflite" in fingerprint["files"]
     return root, run["id"], fingerprint
 
@@ -79,7 +68,7 @@ def run_hostile(recipe: dict, tmp_path: Path, store) -> subprocess.CompletedProc
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(recipe))
     done = cli("run", str(path), "--store", str(root))
-    assert _fingerprint(root, good_id) == fingerprint, "the earlier good run changed"
+    assert run_fingerprint(root, good_id) == fingerprint, "the earlier good run changed"
     return done
 
 
@@ -169,7 +158,7 @@ def test_model_path_with_dot_dot_is_still_checked(hostile, tmp_path, shared_stor
     assert_refused(done, MODEL_MESSAGES["evil.h5"])
     assert not hostile.marker.exists()
     root, good_id, fingerprint = shared_store
-    assert _fingerprint(root, good_id) == fingerprint
+    assert run_fingerprint(root, good_id) == fingerprint
 
 
 def _assert_recorded_as_failed(root: Path, message: str) -> None:
