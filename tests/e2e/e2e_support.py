@@ -52,15 +52,9 @@ def exceptions(page) -> list[str]:
     return [e.inner_text() for e in page.locator(EXCEPTION).all()]
 
 
-def alerts(page, kind: str | None = None) -> list[str]:
-    """Text of the st.error / st.warning / st.info / st.success boxes."""
-    boxes = page.locator(ALERT).all()
-    texts = [b.inner_text() for b in boxes]
-    if kind is None:
-        return texts
-    return [t for b, t in zip(boxes, texts, strict=True)
-            if b.locator(f'[data-testid="stAlertContent{kind.capitalize()}"]').count()
-            or (b.get_attribute("data-baseweb") or "").lower() == kind]
+def alerts(page) -> list[str]:
+    """Text of every st.error / st.warning / st.info / st.success box (empty for one in a closed expander)."""
+    return [b.inner_text() for b in page.locator(ALERT).all()]
 
 
 def by_key(page, key: str):
