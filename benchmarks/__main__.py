@@ -1,0 +1,92 @@
+"""``python -m benchmarks [--quick] [--only NAMES]``: run the suite, write results.json and RESULTS.md.
+
+TensorFlow and the TFLite converter write a lot to stderr; it goes to ``<work>/stderr.log``
+(``--verbose`` keeps it on the terminal). The figures are printed to stdout as they are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import app_render, eval_speed, experiment_e, frontier, measurement, time_to_result
+from .common import BENCH_DIR, Context, library_versions, load_average, machine_info, now_iso, say, section
+from .report import render
+
+# Order matters: experiment E leaves its Fashion-MNIST run (baseline, .tflite files) for the others.
+BENCHMARKS = {
+    "experiment_e": experiment_e,
+    "frontier": frontier,
+    "eval_speed": eval_speed,
+    "time_to_result": time_to_result,
+    "measurement": measurement,
+    "app": app_render,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the short version (2–4 minutes)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--work", default=None, help="folder for the runs' files (default: a new temp folder)")
+    parser.add_argument("--out", default=str(BENCH_DIR), help="where results.json and RESULTS.md go")
+    parser.add_argument("--verbose", action="store_true", help="leave TensorFlow's stderr on the terminal")
+    args = parser.parse_args(argv)
+
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    ctx = Context(quick=args.quick) if args.work is None else Context(quick=args.quick, work=Path(args.work))
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    if not args.verbose:
+        log = open(ctx.work / "stderr.log", "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
+        os.dup2(log.fileno(), 2)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    results = {"quick": args.quick, "started": now_iso(), "machine": machine_info(), "versions": library_versions(),
+               "command": "python -m benchmarks" + (" --quick" if args.quick else "")
+               + (f" --only {args.only}" if args.only else ""),
+               "work": str(ctx.work), "sections": []}
+    say(f"benchmarks ({'quick' if args.quick else 'full'}): {', '.join(names)}; work folder {ctx.work}")
+    for name in names:
+        module = BENCHMARKS[name]
+        say(f"\n=== {module.TITLE} ===")
+        t0 = time.perf_counter()
+        try:
+            result = module.run(ctx)
+        except Exception as exc:  # noqa: BLE001 - one benchmark failing must not lose the others' figures
+            traceback.print_exc()  # to stderr.log
+            say(f"{module.TITLE} failed: {type(exc).__name__}: {exc}")
+            result = section(module.TITLE, notes=[f"Failed: {type(exc).__name__}: {exc}"],
+                             data={"error": f"{type(exc).__name__}: {exc}"})
+        if result.get("seconds") is None:
+            result["seconds"] = time.perf_counter() - t0
+        result["key"] = name
+        results["sections"].append(result)
+        for t in result.get("targets", []):
+            say(f"  target {t['name']}: {t['value']} {t['unit']} ({t['op']} {t['goal']}) → "
+                f"{ {True: 'met', False: 'MISSED', None: 'not measured'}[t['met']] }")
+        _write(results, started, out_dir)
+    _write(results, started, out_dir)
+    say(f"\nwrote {out_dir / 'RESULTS.md'} and {out_dir / 'results.json'} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def _write(results: dict, started: float, out_dir: Path) -> None:
+    results["finished"] = now_iso()
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average_end"] = load_average()
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (out_dir / "RESULTS.md").write_text(render(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

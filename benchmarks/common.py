@@ -1,0 +1,210 @@
+"""Shared helpers of the benchmark suite: context, machine facts, timing, targets, tables.
+
+Every benchmark module exposes ``run(ctx) -> dict`` returning a *section*::
+
+    {"title": str, "targets": [target(...)], "tables": [table(...)], "notes": [str], "data": {...raw numbers...}}
+
+``benchmarks.report.render`` turns the sections into RESULTS.md; nothing there is typed by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class Context:
+    """What every benchmark gets: the mode, a work folder, and artefacts shared between benchmarks.
+
+    Attributes:
+        quick: the short version (subsampled Fashion-MNIST, fewer points).
+        work: folder for run directories (tflite files, results.json of each recipe run).
+        shared: artefacts one benchmark leaves for another (e.g. the Fashion-MNIST run folder).
+    """
+
+    quick: bool = False
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="compression-bench-")))
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    def run_dir(self, name: str) -> Path:
+        path = self.work / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def say(message: str) -> None:
+    """Print a progress line at once (the suite's figures are printed as they are measured)."""
+    print(message, flush=True)
+
+
+class Stopwatch:
+    """``with Stopwatch() as t: ...; t.seconds``."""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+# ---------------------------------------------------------------- machine and versions
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, RAM, OS, Python and the load average (the machine is shared)."""
+    cpu = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line
+    except OSError:
+        pass
+    ram = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "avx2": " avx2" in flags,
+        "avx512": " avx512f" in flags,
+        "ram_gib": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "load_average": load_average(),
+    }
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    """The engine's library versions plus the app's and the browser driver's."""
+    from importlib import metadata
+
+    from compression import _tf
+
+    out = dict(_tf.library_versions())
+    for name in ("pandas", "streamlit", "playwright"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- sections
+
+
+def target(name: str, value: float | None, goal: float, *, unit: str = "", higher_is_better: bool = False,
+           note: str = "") -> dict[str, Any]:
+    """One figure next to its target; ``met`` is None when the figure could not be measured."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        met = None
+    else:
+        met = value >= goal if higher_is_better else value <= goal
+    return {"name": name, "value": value, "goal": goal, "unit": unit,
+            "op": "≥" if higher_is_better else "≤", "met": met, "note": note}
+
+
+def table(caption: str, headers: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    return {"caption": caption, "headers": headers, "rows": rows}
+
+
+def section(title: str, *, targets=None, tables=None, notes=None, data=None, seconds=None) -> dict[str, Any]:
+    return {"title": title, "targets": list(targets or []), "tables": list(tables or []),
+            "notes": list(notes or []), "data": data or {}, "seconds": seconds}
+
+
+def skipped(title: str, reason: str) -> dict[str, Any]:
+    """A section for a benchmark that could not run here, saying why."""
+    return section(title, notes=[f"Not measured: {reason}"], data={"skipped": reason})
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A cell: floats to at most ``digits`` decimals (callers round to what is meaningful), None as an em dash,
+    integers grouped by thousands."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", " ")
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        if value != 0 and abs(value) < 10 ** -digits:
+            return f"{value:.2g}"
+        text = f"{value:.{digits}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return str(value)
+
+
+def text_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain aligned table for the terminal."""
+    cells = [[fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def progress_printer(prefix: str):
+    """A ``progress`` callback for run_recipe that prints each finished variant (figures as they come)."""
+    started = time.perf_counter()
+
+    def show(event) -> None:
+        if event.phase == "baseline_done":
+            say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {event.message}")
+        elif event.phase == "variant_done":
+            row = (event.data or {}).get("row") or {}
+            if row.get("status") == "ok":
+                lat = row.get("latency_ms") or {}
+                say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {row['name']}: acc {row['accuracy']:.4f}  "
+                    f"{row['size_bytes']} B raw  {row['gzip_bytes']} B gzip  {lat.get('median', 0):.4f} ms")
+            else:
+                say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {row.get('name')}: {row.get('status')} "
+                    f"({row.get('error')})")
+
+    return show
