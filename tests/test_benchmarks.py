@@ -1,0 +1,105 @@
+"""Smoke tests of the benchmark suite's pure parts: report generation, targets, entropy, recipes. No timing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import report
+from benchmarks.common import fmt, section, table, target
+from benchmarks.frontier import (
+    FULL,
+    QUICK,
+    binary_entropy,
+    choose,
+    empirical_entropy_bits,
+    pareto,
+    push_variants,
+    sweep_variants,
+)
+
+
+def tiny_results():
+    return {
+        "quick": True, "started": "2025-01-01T00:00:00+00:00", "finished": "2025-01-01T00:01:00+00:00",
+        "seconds": 60.0, "machine": {"cpu": "Test CPU", "logical_cores": 2, "usable_cores": 2, "ram_gib": 4.0,
+                                    "avx2": True, "avx512": False, "os": "Linux", "python": "3.11",
+                                    "load_average": [0.1, 0.2, 0.3]},
+        "load_average_end": [0.4, 0.5, 0.6], "versions": {"tensorflow": "2.21.0"},
+        "sections": [
+            section("A", targets=[target("speed-up", 7.5, 5.0, unit="×", higher_is_better=True),
+                                  target("time", 12.0, 10.0, unit="s"),
+                                  target("not run", None, 1.0)],
+                    tables=[table("cap | with pipe", ["x", "y"], [[1, 2.5], [None, "a|b"]])],
+                    notes=["a note"], seconds=3.0),
+        ],
+    }
+
+
+def test_render_puts_every_figure_next_to_its_target():
+    text = report.render(tiny_results())
+    assert text.startswith("# Benchmark results")
+    assert "do not edit by hand" in text
+    assert "Test CPU" in text and "tensorflow 2.21.0" in text
+    assert "| A | speed-up | 7.5 × | ≥ 5 × | ✅ met |" in text
+    assert "| A | time | 12 s | ≤ 10 s | ❌ missed |" in text
+    assert "— not measured" in text
+    assert "a\\|b" in text  # pipes in cells do not break the table
+    assert "- a note" in text
+
+
+def test_target_direction():
+    assert target("x", 3.0, 2.0, higher_is_better=True)["met"] is True
+    assert target("x", 3.0, 2.0)["met"] is False
+    assert target("x", float("nan"), 2.0)["met"] is None
+
+
+def test_fmt():
+    assert fmt(None) == "—"
+    assert fmt(1234567) == "1 234 567"
+    assert fmt(0.5) == "0.5"
+    assert fmt(0.77051) == "0.7705"
+    assert fmt(-0.0001) == "-0.0001"
+    assert fmt(True) == "yes"
+
+
+def test_entropy_helpers():
+    assert binary_entropy(0.5) == pytest.approx(1.0)
+    assert binary_entropy(0.0) == 0.0 and binary_entropy(1.0) == 0.0
+    assert empirical_entropy_bits(np.array([1, 1, 2, 2], dtype=np.int8)) == pytest.approx(4.0)
+    assert empirical_entropy_bits(np.array([3, 3, 3], dtype=np.int8)) == 0.0
+    assert empirical_entropy_bits(np.array([], dtype=np.int8)) == 0.0
+    assert binary_entropy(0.1) == pytest.approx(-(0.1 * math.log2(0.1) + 0.9 * math.log2(0.9)))
+
+
+def test_pareto_and_choice():
+    rows = [{"name": "a", "gzip_bytes": 100, "accuracy": 0.80, "delta_accuracy": -5.0},
+            {"name": "b", "gzip_bytes": 200, "accuracy": 0.84, "delta_accuracy": -0.9},
+            {"name": "c", "gzip_bytes": 300, "accuracy": 0.83, "delta_accuracy": -1.5},
+            {"name": "d", "gzip_bytes": 400, "accuracy": 0.85, "delta_accuracy": 0.1}]
+    assert [r["name"] for r in pareto(rows)] == ["a", "b", "d"]
+    assert choose(rows)["name"] == "b"
+    assert choose(rows[:1]) is None
+
+
+@pytest.mark.parametrize("settings", [FULL, QUICK])
+def test_sweep_is_a_valid_recipe(settings):
+    from compression.config import MAX_VARIANTS, Recipe
+
+    variants = sweep_variants(settings)
+    recipe = Recipe.from_dict({"dataset": {"name": "digits"}, "variants": variants})
+    assert len(recipe.variants) <= MAX_VARIANTS
+    Recipe.from_dict({"dataset": {"name": "digits"}, "variants": push_variants(settings)})
+    pcqat = [v for v in recipe.variants if v.pruning and v.clustering and v.qat]
+    assert pcqat and all(v.quantization.value == "int8" for v in pcqat)
+
+
+def test_experiment_e_and_app_recipes_validate():
+    from benchmarks.app_render import N_VARIANTS, fifty_variants
+    from benchmarks.experiment_e import e_variants
+    from compression.config import Recipe
+
+    assert len(Recipe.from_dict({"variants": e_variants(2)}).variants) == 11
+    assert len(Recipe.from_dict({"variants": fifty_variants()}).variants) == N_VARIANTS
