@@ -30,6 +30,8 @@ import pytest
 from e2e_support import PAGE_DEADLINE_MS, PAGES
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `tests.hostile_files` and `compression` under a bare `pytest` too
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -189,7 +191,6 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="session")
 def hostile(tmp_path_factory):
-    sys.path.insert(0, str(ROOT))
     from tests.hostile_files import make_hostile_files
 
     return make_hostile_files(tmp_path_factory.mktemp("hostile"))
