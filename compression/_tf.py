@@ -27,7 +27,23 @@ def keras():
     tf()  # TensorFlow first, so it sees TF_USE_LEGACY_KERAS
     import tf_keras
 
+    _enable_keras_v3_saving_in_this_thread()
     return tf_keras
+
+
+def _enable_keras_v3_saving_in_this_thread() -> None:
+    """Work around a tf_keras thread-local bug.
+
+    tf_keras keeps its ".keras format enabled" flag in a ``threading.local`` set only
+    in the thread that imported it; in any other thread the first ``.keras`` save or
+    load restores the flag to False, and every later one silently takes the legacy
+    path (the saved file is not a zip; loading a real ``.keras`` fails). Streamlit
+    and our tests use several threads, so set the flag in whichever thread asks.
+    """
+    from tf_keras.src.saving import saving_lib
+
+    if not hasattr(saving_lib._SAVING_V3_ENABLED, "value"):
+        saving_lib._SAVING_V3_ENABLED.value = True
 
 
 def tfmot():
