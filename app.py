@@ -13,7 +13,7 @@ import streamlit as st
 from ui import state
 
 st.set_page_config(page_title="Compression Lab", page_icon=":material/compress:", layout="wide")
-state.init()
+state.init(router=True)
 
 pages = [
     st.Page(state.PAGES["data"], title="Data & model", icon=state.ICONS["data"]),

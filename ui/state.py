@@ -65,10 +65,34 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def init(extra_defaults: dict[str, Any] | None = None) -> None:
-    """Fill missing keys with defaults and keep every persistent key alive across pages."""
+def leave_legacy_pages_mode() -> None:
+    """Make a page script that Streamlit ran directly hand over to app.py's st.navigation.
+
+    The project layout keeps page scripts in ``pages/``. Until some session has run
+    ``st.navigation``, Streamlit treats that folder as its legacy multipage app and
+    runs a deep-linked page (``/history`` on a freshly started server) without
+    ``app.py``: no routing, no layout, a wrong sidebar. Streamlit offers no setting
+    for this, so clear its class-level flag (what ``st.navigation`` itself does) and
+    rerun: the rerun executes app.py, which routes to the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # Only on a session's first run, where a rerun loses no widget interaction. (AppTest resets
+    # the flag before every run and then runs pages directly; its later runs must not be rerun.)
+    if PagesManager.uses_pages_directory and "sid" not in st.session_state:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def init(extra_defaults: dict[str, Any] | None = None, *, router: bool = False) -> None:
+    """Fill missing keys with defaults and keep every persistent key alive across pages.
+
+    Pages call it first; ``app.py`` passes ``router=True`` (it calls st.navigation itself).
+    """
     from .builder import CONTROL_DEFAULTS
 
+    if not router:
+        leave_legacy_pages_mode()
     ss = st.session_state
     ss.setdefault("sid", uuid.uuid4().hex[:12])
     for key, value in {**DEFAULTS, **CONTROL_DEFAULTS, **(extra_defaults or {})}.items():

@@ -23,8 +23,6 @@ def nav_titles(page) -> list[str]:
             for a in page.locator('[data-testid="stSidebarNav"] a').all()]
 
 
-@pytest.mark.xfail(strict=True, reason="UI bug: Streamlit's legacy pages/ mode runs pages/*.py without app.py "
-                   "until some session has called st.navigation (see the report of issue 6)")
 def test_a_deep_link_on_a_fresh_server_gets_the_apps_navigation(server, page):
     """The first visitor after a restart may land on a bookmarked page (or reload one): app.py must still route.
 
