@@ -94,7 +94,7 @@ def init(extra_defaults: dict[str, Any] | None = None, *, router: bool = False) 
     if not router:
         leave_legacy_pages_mode()
     ss = st.session_state
-    ss.setdefault("sid", uuid.uuid4().hex[:12])
+    _restore_session_id()
     for key, value in {**DEFAULTS, **CONTROL_DEFAULTS, **(extra_defaults or {})}.items():
         if key in ss:
             ss[key] = ss[key]  # re-save: a widget key not drawn on this page would otherwise be dropped
@@ -110,9 +110,26 @@ def keep(keys) -> None:
             ss[key] = ss[key]
 
 
+def _restore_session_id() -> None:
+    """Keep the session tag in the URL (``?sid=…``) so a reload still shows this session's runs."""
+    ss = st.session_state
+    if "sid" not in ss:
+        from_url = st.query_params.get("sid", "")
+        valid = len(from_url) == 12 and all(c in "0123456789abcdef" for c in from_url)
+        ss["sid"] = from_url if valid else uuid.uuid4().hex[:12]
+        if valid and ss.get("run_id") is None:  # a reload: show this session's latest run again
+            mine = [r for r in store().list_runs(session=from_url) if not r["title"].startswith("Baseline:")]
+            if mine:
+                ss["run_id"] = mine[0]["id"]
+    if st.query_params.get("sid") != ss["sid"]:
+        st.query_params["sid"] = ss["sid"]
+
+
 def session_id() -> str:
     """This browser session's tag: runs submitted with it are 'my runs'."""
-    return st.session_state.setdefault("sid", uuid.uuid4().hex[:12])
+    if "sid" not in st.session_state:
+        _restore_session_id()
+    return st.session_state["sid"]
 
 
 def ensure_option(key: str, options, fallback=None) -> None:

@@ -130,6 +130,13 @@ def test_default_flow_run_leave_come_back_download_and_verify(server, page, arti
     navigate(page, "inspect")
     assert exceptions(page) == []
     screenshot(page, shots / "5-inspect.png")
+
+    # 6. A reload (F5) keeps this session's runs: the session tag lives in the URL.
+    assert "sid=" in page.url
+    page.reload()
+    navigate(page, "compare")
+    poll(lambda: charts.count() >= 5, 60, "the Compare charts after a reload")
+    assert run_id[-6:] in selectbox_value(page, "compare_run")
     timing = {"run_id": run_id, "variants": 6, "click_run_to_full_table_s": round(seconds, 1),
               "int8_accuracy": accuracy, "int8_bytes": len(tflite)}
     (shots / "timing.json").write_text(json.dumps(timing, indent=2))
