@@ -168,8 +168,9 @@ def run(ctx: Context) -> dict[str, Any]:
         ref = r["reference"] or {}
         source = "trained here" if base.get("source") == "trained" else f"{base.get('source')} (sample_models/)"
         caption = (f"{key} × {r['model']}: baseline {source}, accuracy {fmt(base.get('accuracy'), 4)}; "
-                   f"{r['n_train']} train / {r['n_test']} test samples; float32 .tflite {fmt(ref.get('size_bytes'))} B "
-                   f"raw, {fmt(ref.get('gzip_bytes'))} B gzip; run took {r['seconds']:.0f} s")
+                   f"{fmt(r['n_train'])} train / {fmt(r['n_test'])} test samples; float32 .tflite "
+                   f"{fmt(ref.get('size_bytes'))} B raw, {fmt(ref.get('gzip_bytes'))} B gzip; run took "
+                   f"{r['seconds']:.0f} s")
         tables.append(table(caption, HEADERS, [row_cells(x) for x in shown_rows(r["rows"])]))
         others = [x for x in r["rows"] if x["name"] in SPARSE_ROWS and x["name"] != r["best_sparse"]]
         if others:

@@ -332,6 +332,13 @@ def run(ctx: Context) -> dict[str, Any]:
             notes.append(_what_bounds(rows, ref, chosen, bound))
     else:
         notes.append(f"No variant stayed within {MAX_LOSS_POINTS} point of the float baseline.")
+    grid_best = choose([r for r in rows if r["run"] == "frontier-grid"])
+    if grid_best and chosen and grid_best["name"] != chosen["name"]:
+        notes.append(f"The grid alone ({settings['epochs']} epoch(s) over {fmt(n_train['frontier-grid'])} samples per "
+                     f"stage) keeps within {MAX_LOSS_POINTS} pt only up to {grid_best['name']}, "
+                     f"{fmt(grid_best['gzip_bytes'])} B gzip ({grid_best['gzip_ratio']:.1f}×, Δ "
+                     f"{grid_best['delta_accuracy']:.2f} pts); the chosen variant needed the longer fine-tune on the "
+                     "whole training set.")
     if smallest:
         notes.append(f"Smallest file at any accuracy: {smallest['name']}, {fmt(smallest['gzip_bytes'])} B gzip "
                      f"({smallest['gzip_ratio']:.1f}×), Δ {smallest['delta_accuracy']:.2f} pts.")

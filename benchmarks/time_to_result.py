@@ -142,10 +142,10 @@ def run(ctx: Context) -> dict[str, Any]:
     by_name = {r["name"]: r for r in theirs["rows"]}
     accuracy_rows = [[name, ours["accuracies"].get(name), by_name.get(name, {}).get("accuracy")]
                      for name in ours["accuracies"]]
-    notes = [f"Ratio ours / theirs (full table): {fmt(ratio)} — the product gives the whole table in "
-             f"{fmt(ratio * 100 if ratio else None, 0)} % of the plain script's time. The plain script spent "
-             f"{theirs['baseline_seconds']:.1f} s (from its start, imports included) before its baseline was "
-             "trained."]
+    notes = [f"Ratio ours / theirs (full table): {fmt(round(ratio, 2) if ratio else None)} — the product gives the "
+             f"whole table in {fmt(ratio * 100 if ratio else None, 0)} % of the plain script's time. The plain "
+             f"script spent {theirs['baseline_seconds']:.1f} s (from its start, imports included) before its "
+             "baseline was trained."]
     steps = ", ".join(f"{k} {v:.2f} s" for k, v in cold.items())
     notes.append(f"The first row's path in a fresh process, step by step: {steps}. Every run pays them in a new "
                  "worker process; the float32 reference and a float32 variant are converted separately, so a "
