@@ -476,7 +476,10 @@ class Recipe:
         s(self, "evaluation", _from_dict(EvaluationSpec, self.evaluation, "evaluation"))
         if isinstance(self.variants, (str, dict)) or not hasattr(self.variants, "__iter__"):
             raise CompressionError("variants must be a list of variant objects.")
-        variants = tuple(_from_dict(VariantSpec, v, "each variant") for v in self.variants)
+        variants = tuple(
+            _from_dict(VariantSpec, v, f"variant {v.get('name')!r}" if isinstance(v, dict) else "each variant")
+            for v in self.variants
+        )
         if not variants:
             raise CompressionError("A recipe needs at least one variant.")
         if len(variants) > MAX_VARIANTS:

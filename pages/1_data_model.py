@@ -50,9 +50,10 @@ if ss["dataset_name"] == "npz":
             load_npz(path)
         except CompressionError as exc:
             st.error(str(exc))
+            path.unlink(missing_ok=True)  # a refused file is not kept
             ss["npz_path"], ss["npz_label"] = None, None
         else:
-            ss["npz_path"], ss["npz_label"] = str(path), upload.name
+            ss["npz_path"], ss["npz_label"] = str(path), path.name
         ss["npz_file_id"] = upload.file_id
     if ss["npz_path"]:
         st.caption(f"Using **{ss['npz_label']}**.")
@@ -148,9 +149,10 @@ else:
                 load_user_model(path)
         except CompressionError as exc:
             st.error(str(exc))
+            path.unlink(missing_ok=True)  # a refused file is not kept
             ss["model_upload_path"], ss["model_upload_label"] = None, None
         else:
-            ss["model_upload_path"], ss["model_upload_label"] = str(path), upload.name
+            ss["model_upload_path"], ss["model_upload_label"] = str(path), path.name
         ss["model_file_id"] = upload.file_id
     if ss["model_upload_path"]:
         st.caption(f"Using **{ss['model_upload_label']}**.")

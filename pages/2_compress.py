@@ -94,6 +94,7 @@ run_clicked = right.button(
     type="primary",
     key="run",
     width="stretch",
+    disabled=not (parts["model"].get("name") or parts["model"].get("path")),  # the note above says why
     help="Runs in a background worker process: you can change pages or settings meanwhile.",
 )
 right.caption("Results appear below as each variant finishes.")

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_support import PAGE_DEADLINE_MS, PAGES
+from e2e_support import PAGE_DEADLINE_MS, PAGES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `tests.hostile_files` and `compression` under a bare `pytest` too
 ARTIFACTS = ROOT / "test-artifacts"

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+
 PAGE_DEADLINE_MS = 120_000  # one script run may import TensorFlow (~10 s alone, more under load)
 # URL paths st.navigation gives the pages (file names without their number prefix); Compress is the default.
 PAGES = {"data": "data_model", "compress": "", "compare": "compare", "inspect": "inspect", "history": "history"}

@@ -17,9 +17,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 from e2e_support import (
     ALERT,
+    ROOT,
     alerts,
     by_key,
     exceptions,

@@ -12,8 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from e2e_support import TITLES, by_key, exceptions, navigate, open_page, screenshot, selectbox_value, wait_idle
+from e2e_support import ROOT, TITLES, by_key, exceptions, navigate, open_page, screenshot, selectbox_value, wait_idle
 
 pytestmark = pytest.mark.e2e
 
