@@ -356,11 +356,9 @@ def tradeoff_bubble(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
     return fig
 
 
-def size_bars(df: pd.DataFrame) -> go.Figure:
-    """Raw and gzip size of every variant side by side (gzip is where pruning's zeros pay off)."""
-    data = _ok(df, ["size_bytes", "gzip_bytes"])
-    if data.empty:
-        return _empty("File size: raw vs gzip")
+def _raw_and_gzip_bars(data: pd.DataFrame, columns: tuple[str, str], text, hover: str, title: str,
+                       yaxis: dict) -> go.Figure:
+    """Two bars per variant (raw, gzip) with the variant's settings on hover."""
     fig = go.Figure(
         [
             go.Bar(
@@ -368,24 +366,27 @@ def size_bars(df: pd.DataFrame) -> go.Figure:
                 y=data[col],
                 name=name,
                 marker_color=c,
-                text=[f"{v / 1024:.1f} KiB" for v in data[col]],
+                text=[text(v) for v in data[col]],
                 textposition="outside",
                 customdata=data[["settings"]].to_numpy(),
-                hovertemplate="<b>%{x}</b><br>%{y:,} bytes " + name + "<br>%{customdata[0]}<extra></extra>",
+                hovertemplate="<b>%{x}</b><br>" + hover + " " + name + "<br>%{customdata[0]}<extra></extra>",
             )
-            for col, name, c in (("size_bytes", "raw", PALETTE[0]), ("gzip_bytes", "gzip", PALETTE[1]))
+            for col, name, c in ((columns[0], "raw", PALETTE[0]), (columns[1], "gzip", PALETTE[1]))
         ]
     )
-    wide = _wide(pd.concat([data["size_bytes"], data["gzip_bytes"]]))
-    fig.update_layout(
-        title="File size: raw vs gzip",
-        barmode="group",
-        template=TEMPLATE,
-        yaxis={"title": "bytes", "type": "log" if wide else "linear"},
-        height=420,
-        legend={"orientation": "h", "y": 1.08},
-    )
+    fig.update_layout(title=title, barmode="group", template=TEMPLATE, yaxis=yaxis, height=420,
+                      legend={"orientation": "h", "y": 1.08})
     return fig
+
+
+def size_bars(df: pd.DataFrame) -> go.Figure:
+    """Raw and gzip size of every variant side by side (gzip is where pruning's zeros pay off)."""
+    data = _ok(df, ["size_bytes", "gzip_bytes"])
+    if data.empty:
+        return _empty("File size: raw vs gzip")
+    wide = _wide(pd.concat([data["size_bytes"], data["gzip_bytes"]]))
+    return _raw_and_gzip_bars(data, ("size_bytes", "gzip_bytes"), lambda v: f"{v / 1024:.1f} KiB", "%{y:,} bytes",
+                              "File size: raw vs gzip", {"title": "bytes", "type": "log" if wide else "linear"})
 
 
 def ratio_bars(df: pd.DataFrame) -> go.Figure:
@@ -393,30 +394,11 @@ def ratio_bars(df: pd.DataFrame) -> go.Figure:
     data = _ok(df, ["ratio", "gzip_ratio"])
     if data.empty:
         return _empty("Compression ratio vs float32")
-    fig = go.Figure(
-        [
-            go.Bar(
-                x=data["label"],
-                y=data[col],
-                name=name,
-                marker_color=c,
-                text=[f"{v:.2f}×" for v in data[col]],
-                textposition="outside",
-                customdata=data[["settings"]].to_numpy(),
-                hovertemplate="<b>%{x}</b><br>%{y:.2f}× " + name + "<br>%{customdata[0]}<extra></extra>",
-            )
-            for col, name, c in (("ratio", "raw", PALETTE[0]), ("gzip_ratio", "gzip", PALETTE[1]))
-        ]
-    )
+    scale = "log" if _wide(data["gzip_ratio"]) else "linear"
+    fig = _raw_and_gzip_bars(data, ("ratio", "gzip_ratio"), lambda v: f"{v:.2f}×", "%{y:.2f}×",
+                             "Compression ratio vs float32 (higher is smaller)",
+                             {"title": "× smaller than float32", "type": scale})
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="float32", annotation_position="left")
-    fig.update_layout(
-        title="Compression ratio vs float32 (higher is smaller)",
-        barmode="group",
-        template=TEMPLATE,
-        yaxis={"title": "× smaller than float32", "type": "log" if _wide(data["gzip_ratio"]) else "linear"},
-        height=420,
-        legend={"orientation": "h", "y": 1.08},
-    )
     return fig
 
 
