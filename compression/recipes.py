@@ -116,6 +116,19 @@ class _StageCache:
 
     def __init__(self):
         self._models: dict[str, tuple[Any, dict]] = {}
+        self.converted: dict[tuple, bytes] = {}  # (model id, mode, sparse, calibration size) → .tflite
+
+    def convert(self, model, mode: QuantizationMode, ds, sparse: bool = False, samples: int = 200,
+                seed: int = 0) -> bytes:
+        """Convert once per model and settings (the float32 reference and a plain float32 variant share it)."""
+        from .convert import convert_to_tflite
+
+        calibrated = mode in (QuantizationMode.INT8, QuantizationMode.INT16X8)
+        key = (id(model), mode, sparse, samples if calibrated else None, seed if calibrated else None)
+        if key not in self.converted:
+            self.converted[key] = convert_to_tflite(model, mode, representative=ds.x_train, sparse=sparse,
+                                                    representative_samples=samples, seed=seed)
+        return self.converted[key]
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
         k = json.dumps(key, sort_keys=True, default=str)
@@ -239,7 +252,7 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
                 cache: _StageCache | None = None, progress: ProgressFn | None = None,
                 cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 1.0)) -> dict[str, Any]:
     """Build, convert and measure one variant; write its `.tflite`. Raises on failure."""
-    from .convert import convert_to_tflite, gzip_size
+    from .convert import gzip_size
     from .inspect import layer_kernels, layer_weight_stats, overall_sparsity
     from .measure import measure_tflite
 
@@ -253,8 +266,8 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
         raise Cancelled("cancelled")
     emit(progress, Progress(phase="convert", variant=spec.name, fraction=lo + (hi - lo) * 0.87,
                             message=f"converting to {spec.quantization.value}"))
-    data = convert_to_tflite(model, spec.quantization, representative=ds.x_train, sparse=spec.sparse_encoding,
-                             representative_samples=spec.representative_samples, seed=recipe.seed)
+    data = (cache or _StageCache()).convert(model, spec.quantization, ds, sparse=spec.sparse_encoding,
+                                            samples=spec.representative_samples, seed=recipe.seed)
     t2 = time.perf_counter()
     stem = file_stem(spec.name)
     from ._io import atomic_write_bytes
@@ -347,12 +360,13 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         (out / "predictions").mkdir(exist_ok=True)
         np.save(out / "predictions" / "labels.npy", ds.y_test.astype(np.int16))
         np.save(out / "predictions" / "baseline.npy", reference_predictions.astype(np.int16))
-        from .convert import convert_to_tflite, gzip_size
+        from .convert import gzip_size
         from .inspect import layer_kernels
 
         (out / "weights").mkdir(exist_ok=True)
         np.savez_compressed(out / "weights" / "baseline.npz", **layer_kernels(baseline))
-        ref = convert_to_tflite(baseline, QuantizationMode.FLOAT32)
+        cache = _StageCache()
+        ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
         results["baseline"] = {**base_info, "accuracy": float(np.mean(reference_predictions == ds.y_test)),
                                "params": int(baseline.count_params()), "model_file": "baseline.keras"}
         results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
@@ -371,7 +385,6 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         save()
         raise
 
-    cache = _StageCache()
     done = base_weight
     for i, spec in enumerate(recipe.variants):
         span = (done / total, (done + weights[i]) / total)
