@@ -45,16 +45,7 @@ if ss["dataset_name"] == "npz":
     if upload is not None and upload.file_id != ss.get("npz_file_id"):
         from compression.data import load_npz
 
-        path = state.save_upload(upload.name, upload.getvalue(), state.session_id())
-        try:
-            load_npz(path)
-        except CompressionError as exc:
-            st.error(str(exc))
-            path.unlink(missing_ok=True)  # a refused file is not kept
-            ss["npz_path"], ss["npz_label"] = None, None
-        else:
-            ss["npz_path"], ss["npz_label"] = str(path), path.name
-        ss["npz_file_id"] = upload.file_id
+        state.accept_upload(upload, load_npz, "npz")
     if ss["npz_path"]:
         st.caption(f"Using **{ss['npz_label']}**.")
 
@@ -143,17 +134,8 @@ else:
     if upload is not None and upload.file_id != ss.get("model_file_id"):
         from compression.safe_load import load_user_model
 
-        path = state.save_upload(upload.name, upload.getvalue(), state.session_id())
-        try:
-            with st.spinner("Checking and loading the model…"):
-                load_user_model(path)
-        except CompressionError as exc:
-            st.error(str(exc))
-            path.unlink(missing_ok=True)  # a refused file is not kept
-            ss["model_upload_path"], ss["model_upload_label"] = None, None
-        else:
-            ss["model_upload_path"], ss["model_upload_label"] = str(path), path.name
-        ss["model_file_id"] = upload.file_id
+        with st.spinner("Checking and loading the model…"):
+            state.accept_upload(upload, load_user_model, "model")
     if ss["model_upload_path"]:
         st.caption(f"Using **{ss['model_upload_label']}**.")
 

@@ -166,6 +166,28 @@ def uploads_dir() -> Path:
     return folder
 
 
+def accept_upload(upload, check, kind: str) -> None:
+    """Store an uploaded file, run the engine's ``check(path)`` on it, and remember it only if accepted.
+
+    ``kind`` is "npz" or "model": it names the session keys (``npz_path``/``npz_label``/``npz_file_id``,
+    ``model_upload_path``/…). A refused file is deleted and its sentence shown with ``st.error``.
+    """
+    from compression.errors import CompressionError
+
+    ss = st.session_state
+    prefix = "npz" if kind == "npz" else "model_upload"
+    path = save_upload(upload.name, upload.getvalue(), session_id())
+    try:
+        check(path)
+    except CompressionError as exc:
+        st.error(str(exc))
+        path.unlink(missing_ok=True)
+        ss[f"{prefix}_path"], ss[f"{prefix}_label"] = None, None
+    else:
+        ss[f"{prefix}_path"], ss[f"{prefix}_label"] = str(path), path.name
+    ss[f"{kind}_file_id"] = upload.file_id
+
+
 def save_upload(name: str, data: bytes, session: str) -> Path:
     """Write an uploaded file under the store with a sanitized name; return its path."""
     stem = Path(name).name
