@@ -417,33 +417,21 @@ def layer_bars(layers: pd.DataFrame) -> go.Figure:
     colors = {"baseline": "#9E9E9E", "variant": PALETTE[0]}
     for which, part in layers.groupby("which", sort=False):
         hover = "<b>%{x}</b> (" + which + ")<br>%{y}<br>%{customdata:,} weights<extra></extra>"
-        fig.add_trace(
-            go.Bar(
-                x=part["layer"],
-                y=part["sparsity"],
-                name=which,
-                marker_color=colors.get(which),
-                customdata=part["params"],
-                hovertemplate=hover,
-                legendgroup=which,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Bar(
-                x=part["layer"],
-                y=part["unique_values"],
-                name=which,
-                marker_color=colors.get(which),
-                customdata=part["params"],
-                hovertemplate=hover,
-                legendgroup=which,
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
+        for col, column in enumerate(("sparsity", "unique_values"), start=1):
+            fig.add_trace(
+                go.Bar(
+                    x=part["layer"],
+                    y=part[column],
+                    name=which,
+                    marker_color=colors.get(which),
+                    customdata=part["params"],
+                    hovertemplate=hover,
+                    legendgroup=which,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
     fig.update_yaxes(type="log" if _wide(layers["unique_values"]) else "linear", row=1, col=2)
     fig.update_layout(barmode="group", template=TEMPLATE, height=380, title="Per-layer sparsity and unique values")
