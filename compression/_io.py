@@ -32,10 +32,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, default=_json_default))
+    return atomic_write_text(path, json.dumps(data, indent=2, default=json_default))
 
 
-def _json_default(value: Any):
+def json_default(value: Any):
+    """The one ``default=`` for json.dumps in the engine: numpy, paths, enums, typed records."""
+    import enum
+
     import numpy as np
 
     if isinstance(value, np.generic):
@@ -44,4 +47,8 @@ def _json_default(value: Any):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

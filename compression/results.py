@@ -1,0 +1,566 @@
+"""Typed results: what a run produced, and where its files live.
+
+``results.json`` is the contract between the engine (one writer:
+:func:`compression.recipes.run_recipe` / ``run_variant``) and every reader
+(store, charts, export, pages, benchmarks). Readers go through these types,
+never through ``(row.get("latency_ms") or {}).get(...)`` chains.
+
+* :class:`VariantResult` — one variant's row; :class:`RunResults` — the whole file.
+* ``from_dict`` is tolerant: it reads every results.json written so far (missing
+  keys become None/empty, unknown keys are kept in ``extra`` and written back).
+* ``to_dict`` produces the documented schema (docs/architecture.md).
+* :class:`RunFolder` owns the paths inside a run folder; nothing else joins them.
+
+Usage::
+
+    results = RunFolder(run_dir).read_results()        # RunResults | None
+    for v in results.ok_variants:
+        print(v.name, v.accuracy, v.latency.median, v.gzip_ratio(results.reference))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .errors import CompressionError
+
+__all__ = [
+    "ACCURACY_TOLERANCE",
+    "FINAL_STATUSES",
+    "BaselineInfo",
+    "DatasetInfo",
+    "Latency",
+    "LayerStat",
+    "Reference",
+    "RunFolder",
+    "RunKind",
+    "RunResults",
+    "RunStatus",
+    "Timings",
+    "VariantResult",
+    "best_ratio",
+    "file_stem",
+]
+
+ACCURACY_TOLERANCE = 0.01  # "at most one point of accuracy lost" for best_ratio
+
+
+class RunStatus(str, Enum):
+    """Status of a run (and of a variant: running / ok / failed / cancelled)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({RunStatus.OK, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED})
+
+
+class RunKind(str, Enum):
+    """What a run is for: a compression recipe, or a baseline trained for later runs ("train now")."""
+
+    RECIPE = "recipe"
+    BASELINE = "baseline"
+    SENSITIVITY = "sensitivity"
+    SEARCH = "search"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if _is_number(value) else None
+
+
+def _status(value: Any, default: RunStatus = RunStatus.RUNNING) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        return default
+
+
+def file_stem(name: str) -> str:
+    """A variant name made safe as a file name (the one sanitiser of the engine)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "variant"
+
+
+class _Record:
+    """from_dict / to_dict for flat frozen dataclasses; unknown keys survive in ``extra``."""
+
+    _renames: dict[str, str] = {}  # json key -> field name
+
+    @classmethod
+    def _fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+    @classmethod
+    def _convert(cls, name: str, value: Any) -> Any:
+        return value
+
+    @classmethod
+    def from_dict(cls, data: dict | None):
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, dict):
+            data = {}
+        fields = cls._fields()
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            name = cls._renames.get(key, key)
+            if name in fields and name != "extra":
+                kwargs[name] = cls._convert(name, value)
+            else:
+                extra[key] = value
+        if "extra" in fields:
+            kwargs["extra"] = extra
+        for name, f in fields.items():
+            if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                kwargs[name] = cls._convert(name, None)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        back = {v: k for k, v in self._renames.items()}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name == "extra":
+                continue
+            out[back.get(f.name, f.name)] = _plain(getattr(self, f.name))
+        out.update(getattr(self, "extra", {}) or {})
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Latency(_Record):
+    """Host latency of one invoke (batch 1), in milliseconds. Host CPU, not a device."""
+
+    median: float | None = None
+    p90: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    runs: int | None = None
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        return _int(value) if name in ("runs", "threads") else _num(value)
+
+
+@dataclass(frozen=True)
+class Timings(_Record):
+    """Seconds spent per stage of one variant."""
+
+    fine_tune: float | None = None
+    convert: float | None = None
+    measure: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        return _num(value)
+
+
+@dataclass(frozen=True)
+class LayerStat(_Record):
+    """Weight statistics of one layer (of the model that was converted)."""
+
+    name: str = ""
+    sparsity: float | None = None
+    unique_values: int | None = None
+    params: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        if name == "name":
+            return str(value or "")
+        return _num(value) if name == "sparsity" else _int(value)
+
+
+@dataclass(frozen=True)
+class Reference(_Record):
+    """The float32 `.tflite` of the baseline: what ratios are computed against."""
+
+    size_bytes: int | None = None
+    gzip_bytes: int | None = None
+    accuracy: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        return _num(value) if name == "accuracy" else _int(value)
+
+
+@dataclass(frozen=True)
+class DatasetInfo(_Record):
+    name: str | None = None
+    input_shape: tuple = ()
+    num_classes: int | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    class_names: tuple = ()
+    kind: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        if name in ("input_shape", "class_names"):
+            return tuple(value or ())
+        if name in ("num_classes", "n_train", "n_test"):
+            return _int(value)
+        return value
+
+
+@dataclass(frozen=True)
+class BaselineInfo(_Record):
+    source: str | None = None
+    accuracy: float | None = None
+    params: int | None = None
+    model_file: str | None = None
+    history: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        if name == "accuracy":
+            return _num(value)
+        if name == "params":
+            return _int(value)
+        if name == "history":
+            return dict(value or {})
+        return value
+
+
+@dataclass(frozen=True)
+class VariantResult(_Record):
+    """One variant's row of results.json (see docs/architecture.md for each field)."""
+
+    name: str = ""
+    status: RunStatus = RunStatus.RUNNING
+    error: str | None = None
+    settings: dict = field(default_factory=dict)
+    techniques: tuple[str, ...] = ()
+    quantization: str | None = None
+    sparse_encoding: bool = False
+    tflite: str | None = None
+    size_bytes: int | None = None
+    gzip_bytes: int | None = None
+    accuracy: float | None = None
+    agreement: float | None = None
+    latency: Latency = field(default_factory=Latency)
+    throughput_sps: float | None = None
+    throughput_batch: int | None = None
+    sparsity: float | None = None
+    layers: tuple[LayerStat, ...] = ()
+    input_dtype: str | None = None
+    output_dtype: str | None = None
+    delegate: str | None = None
+    delegate_note: str | None = None
+    ops: tuple[str, ...] = ()
+    params: int | None = None
+    float_layers: tuple[dict, ...] = ()
+    notes: tuple[str, ...] = ()
+    schedule: dict | None = None
+    history: dict = field(default_factory=dict)
+    distillation: dict | None = None
+    scheme: str | None = None
+    timings: Timings = field(default_factory=Timings)
+    seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    _renames = {"latency_ms": "latency"}
+
+    @classmethod
+    def _convert(cls, name, value):
+        if name == "status":
+            return _status(value)
+        if name == "latency":
+            return Latency.from_dict(value)
+        if name == "timings":
+            return Timings.from_dict(value)
+        if name == "layers":
+            return tuple(LayerStat.from_dict(x) for x in (value or ()) if isinstance(x, dict))
+        if name in ("techniques", "ops", "notes"):
+            return tuple(str(x) for x in (value or ()))
+        if name == "float_layers":
+            return tuple(dict(x) for x in (value or ()) if isinstance(x, dict))
+        if name in ("settings", "history"):
+            return dict(value or {})
+        if name in ("size_bytes", "gzip_bytes", "throughput_batch", "params"):
+            return _int(value)
+        if name in ("accuracy", "agreement", "throughput_sps", "sparsity", "seconds"):
+            return _num(value)
+        if name == "sparse_encoding":
+            return bool(value)
+        if name == "name":
+            return str(value or "")
+        return value
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.OK
+
+    @property
+    def stem(self) -> str:
+        """The file stem of this variant's files (weights, predictions)."""
+        return Path(self.tflite).stem if self.tflite else file_stem(self.name)
+
+    def ratio(self, reference: Reference | None) -> float | None:
+        """Raw size ratio vs the float32 reference (bigger is smaller)."""
+        if reference is None or not reference.size_bytes or not self.size_bytes:
+            return None
+        return reference.size_bytes / self.size_bytes
+
+    def gzip_ratio(self, reference: Reference | None) -> float | None:
+        """gzip size ratio vs the float32 reference."""
+        if reference is None or not reference.gzip_bytes or not self.gzip_bytes:
+            return None
+        return reference.gzip_bytes / self.gzip_bytes
+
+    def delta_accuracy(self, reference: Reference | None) -> float | None:
+        """Accuracy change in points (×100) against the float baseline."""
+        if reference is None or reference.accuracy is None or self.accuracy is None:
+            return None
+        return (self.accuracy - reference.accuracy) * 100
+
+    def replace(self, **changes) -> VariantResult:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class RunResults(_Record):
+    """A run's results.json."""
+
+    recipe: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    created: str | None = None
+    status: RunStatus = RunStatus.RUNNING
+    error: str | None = None
+    dataset: DatasetInfo | None = None
+    baseline: BaselineInfo | None = None
+    reference: Reference | None = None
+    variants: tuple[VariantResult, ...] = ()
+    elapsed_seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        if name == "status":
+            return _status(value)
+        if name == "dataset":
+            return DatasetInfo.from_dict(value) if isinstance(value, dict) else None
+        if name == "baseline":
+            return BaselineInfo.from_dict(value) if isinstance(value, dict) else None
+        if name == "reference":
+            return Reference.from_dict(value) if isinstance(value, dict) else None
+        if name == "variants":
+            return tuple(VariantResult.from_dict(v) for v in (value or ()) if isinstance(v, dict))
+        if name in ("recipe", "versions"):
+            return dict(value or {})
+        if name == "elapsed_seconds":
+            return _num(value)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for key in ("dataset", "baseline", "reference"):  # keep None as null, not {}
+            if getattr(self, key) is None:
+                out[key] = None
+        return out
+
+    @classmethod
+    def from_json(cls, text: str) -> RunResults:
+        return cls.from_dict(json.loads(text))
+
+    def to_json(self) -> str:
+        from ._io import json_default
+
+        return json.dumps(self.to_dict(), indent=2, default=json_default)
+
+    @property
+    def ok_variants(self) -> tuple[VariantResult, ...]:
+        return tuple(v for v in self.variants if v.ok)
+
+    @property
+    def title(self) -> str:
+        return str(self.recipe.get("title") or "")
+
+    def variant(self, name: str) -> VariantResult | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+    def replace(self, **changes) -> RunResults:
+        return dataclasses.replace(self, **changes)
+
+    def with_variant(self, row: VariantResult) -> RunResults:
+        """These results with ``row`` added, or replacing the variant of the same name."""
+        rows = [v for v in self.variants if v.name != row.name]
+        index = next((i for i, v in enumerate(self.variants) if v.name == row.name), len(rows))
+        rows.insert(index, row)
+        return dataclasses.replace(self, variants=tuple(rows))
+
+    def best_ratio(self, tolerance: float = ACCURACY_TOLERANCE) -> float | None:
+        """Best gzip ratio vs the float32 reference among ok variants losing at most ``tolerance`` accuracy."""
+        ref = self.reference
+        if ref is None or not ref.gzip_bytes or ref.gzip_bytes <= 0 or ref.accuracy is None:
+            return None
+        best = None
+        for v in self.ok_variants:
+            if not v.gzip_bytes or v.gzip_bytes <= 0 or v.accuracy is None:
+                continue
+            if v.accuracy >= ref.accuracy - tolerance - 1e-12:
+                ratio = ref.gzip_bytes / v.gzip_bytes
+                best = ratio if best is None else max(best, ratio)
+        return best
+
+
+def best_ratio(results: RunResults | dict | None, tolerance: float = ACCURACY_TOLERANCE) -> float | None:
+    """:meth:`RunResults.best_ratio` of parsed or raw results (None for anything else)."""
+    if isinstance(results, dict):
+        results = RunResults.from_dict(results)
+    if not isinstance(results, RunResults):
+        return None
+    return results.best_ratio(tolerance)
+
+
+class RunFolder:
+    """The paths inside one run folder. Nothing else joins run-folder paths.
+
+    Layout::
+
+        recipe.json  results.json  worker.log  worker.lock
+        baseline.keras  <variant>.tflite
+        weights/<stem>.npz  predictions/<stem>.npy  predictions/labels.npy  predictions/baseline.npy
+    """
+
+    RECIPE = "recipe.json"
+    RESULTS = "results.json"
+    LOG = "worker.log"
+    LOCK = "worker.lock"
+    BASELINE_MODEL = "baseline.keras"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / self.RECIPE
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / self.RESULTS
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / self.LOCK
+
+    @property
+    def baseline_model(self) -> Path:
+        return self.path / self.BASELINE_MODEL
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.path / "weights"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path / "predictions"
+
+    def tflite(self, variant: VariantResult | str) -> Path:
+        """The `.tflite` of a variant (a row, or a file name as stored in ``row.tflite``)."""
+        name = variant.tflite if isinstance(variant, VariantResult) else variant
+        if not name:
+            raise CompressionError(f"Variant {getattr(variant, 'name', variant)!r} has no .tflite file.")
+        return self.path / Path(str(name)).name
+
+    def tflite_for_stem(self, stem: str) -> Path:
+        return self.path / f"{stem}.tflite"
+
+    def weights(self, stem: str = "baseline") -> Path:
+        """Saved kernels (npz) of the variant with file stem ``stem`` (``baseline`` for the baseline)."""
+        return self.weights_dir / f"{stem}.npz"
+
+    def predictions(self, stem: str = "baseline") -> Path:
+        """Predicted classes (npy) of the variant with file stem ``stem``."""
+        return self.predictions_dir / f"{stem}.npy"
+
+    @property
+    def labels(self) -> Path:
+        return self.predictions_dir / "labels.npy"
+
+    def read_results(self) -> RunResults | None:
+        """The parsed results.json, or None while there is none.
+
+        Raises:
+            CompressionError: the file exists but is not valid JSON.
+        """
+        try:
+            text = self.results_file.read_text("utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            return RunResults.from_json(text)
+        except ValueError:
+            raise CompressionError(f"The results.json of run {self.run_id} is not valid JSON.") from None
+
+    def write_results(self, results: RunResults) -> None:
+        from ._io import atomic_write_json
+
+        atomic_write_json(self.results_file, results.to_dict())
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of every file in the folder."""
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
