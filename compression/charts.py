@@ -27,6 +27,8 @@ __all__ = [
     "class_counts",
     "confusion_matrix",
     "describe_settings",
+    "file_weight_histogram",
+    "int8_grid",
     "kernel_heatmap",
     "kernel_stats",
     "latency_vs_accuracy",
@@ -42,6 +44,7 @@ __all__ = [
     "size_vs_accuracy",
     "tradeoff_bubble",
     "training_curves",
+    "variant_comparison",
     "weight_histograms",
 ]
 
@@ -740,4 +743,188 @@ def class_counts(y_train: np.ndarray, y_test: np.ndarray, class_names: Sequence[
         height=300,
         legend={"orientation": "h", "y": 1.1},
     )
+    return fig
+
+
+# ---------------------------------------------------------------- weights as stored in the .tflite
+
+# A stored tensor with at most this many distinct values is drawn value by value (clustering's k
+# spikes, int8's grid), not binned.
+DISTINCT_LIMIT = 256
+FILE_COLOR = PALETTE[1]
+BASELINE_COLOR = "#9E9E9E"
+
+
+def _centered_edges(arrays: Sequence[np.ndarray], bins: int) -> np.ndarray:
+    """Bin edges over all arrays with one bin centred on zero (pruning's zeros land in one bar)."""
+    lo = min(float(a.min()) for a in arrays)
+    hi = max(float(a.max()) for a in arrays)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    width = (hi - lo) / bins
+    first = np.floor((lo + width / 2) / width) * width - width / 2
+    return first + width * np.arange(int(np.ceil((hi - first) / width)) + 2)
+
+
+def _file_trace(values: np.ndarray, edges: np.ndarray, name: str, color: str, legend: bool = True) -> go.Bar:
+    """The file's values: one bar per distinct value when few (exact), else the shared bins."""
+    distinct, counts = np.unique(values, return_counts=True)
+    zeros = float(np.mean(values == 0))
+    label = f"{name} ({zeros:.0%} zeros, {distinct.size} distinct)"
+    if distinct.size <= DISTINCT_LIMIT:
+        x, y = distinct, counts
+        width = max((edges[-1] - edges[0]) / 300, np.finfo(float).eps)
+        kind = "distinct"
+    else:
+        y, _ = np.histogram(values, bins=edges)
+        x = (edges[:-1] + edges[1:]) / 2
+        width = edges[1] - edges[0]
+        kind = "binned"
+    return go.Bar(
+        x=x, y=y, width=width, name=label, marker_color=color, opacity=0.85, showlegend=legend,
+        meta={"kind": kind, "total": int(values.size), "zeros": zeros, "distinct": int(distinct.size)},
+        hovertemplate="value ≈ %{x:.5f}<br>%{y} weights<extra>" + name + "</extra>",
+    )
+
+
+def _baseline_trace(values: np.ndarray, edges: np.ndarray, legend: bool = True) -> go.Bar:
+    counts, _ = np.histogram(values, bins=edges)
+    return go.Bar(
+        x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0], marker_color=BASELINE_COLOR,
+        opacity=0.45, name=f"baseline float32 ({np.unique(values).size} distinct)", showlegend=legend,
+        meta={"kind": "baseline", "total": int(values.size)},
+        hovertemplate="value ≈ %{x:.5f}<br>%{y} weights<extra>baseline</extra>",
+    )
+
+
+def _flat(values) -> np.ndarray | None:
+    return None if values is None or not np.size(values) else np.asarray(values, dtype=float).ravel()
+
+
+def file_weight_histogram(
+    file_values: np.ndarray | None,
+    baseline: np.ndarray | None = None,
+    layer: str = "",
+    label: str = "in the .tflite",
+    bins: int = 80,
+) -> go.Figure:
+    """The weights one layer really has in the converted file, the baseline's on the same axes.
+
+    ``file_values`` are the real (dequantized) values read from the ``.tflite``; a file with at
+    most :data:`DISTINCT_LIMIT` distinct values (clustered, int8) is drawn one bar per value, so
+    k clusters show as k bars and int8 as its grid. One bin is centred on zero: pruning's zeros
+    form one bar. Each trace's ``meta`` holds ``kind``, ``total``, ``zeros`` and ``distinct``.
+    """
+    title = f"{layer}: weights {label}".strip(": ")
+    values, base = _flat(file_values), _flat(baseline)
+    if values is None:
+        return _empty(title, "No weights for this layer in the file.")
+    edges = _centered_edges([a for a in (values, base) if a is not None], bins)
+    fig = go.Figure()
+    if base is not None:
+        fig.add_trace(_baseline_trace(base, edges))
+    fig.add_trace(_file_trace(values, edges, label, FILE_COLOR))
+    fig.update_layout(
+        title=title, barmode="overlay", template=TEMPLATE, xaxis_title="weight value",
+        yaxis={"title": "count (log)", "type": "log"}, height=400, legend={"orientation": "h", "y": -0.22},
+    )
+    return fig
+
+
+def int8_grid(
+    codes: np.ndarray | None,
+    scales: np.ndarray,
+    zero_points: np.ndarray,
+    quantized_dimension: int = 0,
+    floats: np.ndarray | None = None,
+    layer: str = "",
+    channel: int = 0,
+) -> go.Figure:
+    """An int8 tensor as stored: its integer codes on the 256-level grid, and one channel's rounding.
+
+    Left: how many weights hold each integer code (-128…127) in the whole tensor. Right, for
+    ``channel``: each weight's float value before conversion (``floats``, the same layout as
+    ``codes``; the dequantized value when absent) against its dequantized value
+    ``(q - zero_point) × scale`` — a staircase with steps of the file's scale. The right trace's
+    ``customdata`` is ``[q, scale, zero_point]`` per weight and its ``meta`` the channel's scale.
+    """
+    title = f"{layer}: int8 grid in the .tflite".strip(": ")
+    if codes is None or not np.size(codes) or not np.size(scales):
+        return _empty(title, "This layer is not int8-quantized in the file.")
+    codes = np.asarray(codes)
+    scales, zero_points = np.asarray(scales, dtype=float).ravel(), np.asarray(zero_points).ravel()
+    per_channel = scales.size > 1
+    channel = int(np.clip(channel, 0, scales.size - 1)) if per_channel else 0
+    q = np.take(codes, channel, axis=quantized_dimension).ravel() if per_channel else codes.ravel()
+    scale, zp = float(scales[channel]), int(zero_points[channel] if zero_points.size > channel else 0)
+    real = (q.astype(float) - zp) * scale
+    before = real if floats is None else (
+        np.take(np.asarray(floats, dtype=float), channel, axis=quantized_dimension).ravel()
+        if per_channel else np.asarray(floats, dtype=float).ravel()
+    )
+    distinct, counts = np.unique(codes, return_counts=True)
+    fig = make_subplots(
+        rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
+        subplot_titles=(
+            f"integer codes ({distinct.size} of 256 levels used)",
+            f"channel {channel}: scale {scale:.3g}, zero point {zp}",
+        ),
+    )
+    fig.add_trace(
+        go.Bar(
+            x=distinct.astype(int), y=counts, name="weights per code", marker_color=FILE_COLOR,
+            meta={"kind": "codes", "total": int(codes.size)},
+            hovertemplate="q = %{x}<br>%{y} weights<extra></extra>",
+        ),
+        row=1, col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=before, y=real, mode="markers", name=f"channel {channel}: (q − {zp}) × {scale:.3g}",
+            marker={"color": PALETTE[0], "size": 7},
+            customdata=np.column_stack([q.astype(int), np.full(q.size, scale), np.full(q.size, zp)]),
+            meta={"kind": "dequantized", "scale": scale, "zero_point": zp, "channel": channel},
+            hovertemplate="float %{x:.5f} → q = %{customdata[0]}<br>(q − zp) × scale = %{y:.5f}<extra></extra>",
+        ),
+        row=1, col=2,
+    )
+    fig.update_xaxes(title_text="integer code q", range=[-129, 128], row=1, col=1)
+    fig.update_yaxes(title_text="count (log)", type="log", row=1, col=1)
+    fig.update_xaxes(title_text="float weight before conversion" if floats is not None else "dequantized",
+                     row=1, col=2)
+    fig.update_yaxes(title_text="value in the file", row=1, col=2)
+    fig.update_layout(title=title + (f" — {scales.size} per-channel scales" if per_channel else ""),
+                      template=TEMPLATE, height=420, showlegend=False)
+    return fig
+
+
+def variant_comparison(
+    first: np.ndarray | None,
+    second: np.ndarray | None,
+    names: tuple[str, str] = ("first", "second"),
+    layer: str = "",
+    baseline: np.ndarray | None = None,
+    bins: int = 80,
+) -> go.Figure:
+    """Two variants' file weights for one layer side by side, on the same x axis and bins.
+
+    Each panel is drawn as :func:`file_weight_histogram` draws one (the baseline grey behind it).
+    """
+    title = f"{layer}: {names[0]} vs {names[1]} (weights in the .tflite)".strip(": ")
+    a, b, base = _flat(first), _flat(second), _flat(baseline)
+    present = [v for v in (a, b, base) if v is not None]
+    if a is None and b is None:
+        return _empty(title, "Neither variant has this layer in its file.")
+    edges = _centered_edges(present, bins)
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=names)
+    for col, (values, name, color) in enumerate(((a, names[0], FILE_COLOR), (b, names[1], PALETTE[0])), start=1):
+        if base is not None:
+            fig.add_trace(_baseline_trace(base, edges, legend=col == 1), row=1, col=col)
+        if values is not None:
+            fig.add_trace(_file_trace(values, edges, name, color), row=1, col=col)
+    fig.update_layout(title=title, barmode="overlay", template=TEMPLATE, height=400,
+                      legend={"orientation": "h", "y": -0.22})
+    fig.update_yaxes(type="log", title_text="count (log)", col=1)
+    fig.update_xaxes(title_text="weight value")
     return fig
