@@ -167,6 +167,9 @@ class PruningConfig:
         frequency: prune every this many steps.
         layers: names of the layers to prune; None prunes every prunable layer.
         structured: "2:4" for M:N structured sparsity, else None.
+        layer_sparsity: per-layer final sparsity overriding ``final_sparsity``
+            for the named layers, e.g. ``{"conv": 0.5, "dense": 0.95}`` (what the
+            search explores); a layer at 0 is left unpruned.
     """
 
     schedule: ScheduleKind = ScheduleKind.POLYNOMIAL
@@ -177,10 +180,17 @@ class PruningConfig:
     frequency: int = 100
     layers: tuple[str, ...] | None = None
     structured: str | None = None
+    layer_sparsity: dict[str, float] | None = None
 
     def __post_init__(self):
         s = object.__setattr__
         s(self, "schedule", _enum(ScheduleKind, self.schedule, "pruning.schedule"))
+        if self.layer_sparsity is not None:
+            if not isinstance(self.layer_sparsity, dict) or not all(isinstance(k, str) for k in self.layer_sparsity):
+                raise CompressionError("pruning.layer_sparsity must map layer names to sparsities. "
+                                       f"Received: {self.layer_sparsity!r}")
+            s(self, "layer_sparsity", {k: _number(v, f"pruning.layer_sparsity[{k!r}]", 0, 1, high_open=True)
+                                       for k, v in sorted(self.layer_sparsity.items())})
         s(self, "final_sparsity", _number(self.final_sparsity, "pruning.final_sparsity", 0, 1, high_open=True))
         s(self, "initial_sparsity", _number(self.initial_sparsity, "pruning.initial_sparsity", 0, 1, high_open=True))
         if self.schedule is ScheduleKind.POLYNOMIAL and self.initial_sparsity > self.final_sparsity:
@@ -355,7 +365,13 @@ class VariantSpec:
         if self.distillation:
             out.append(f"distill→{self.distillation.student}")
         if self.pruning:
-            out.append("prune 2:4" if self.pruning.structured else f"prune {self.pruning.final_sparsity:.0%}")
+            p = self.pruning
+            if p.structured:
+                out.append("prune 2:4")
+            elif p.layer_sparsity:
+                out.append("prune " + "/".join(f"{v:.0%}" for v in p.layer_sparsity.values()))
+            else:
+                out.append(f"prune {p.final_sparsity:.0%}")
         if self.clustering:
             out.append(f"cluster {self.clustering.clusters}")
         if self.qat:

@@ -433,20 +433,26 @@ def prune(model, x, y):
     total = max(1, math.ceil(len(x) / VARIANT["batch_size"])) * epochs
     begin, end, frequency = applied_schedule(p, total)
     sparsity = tfmot.sparsity.keras
-    if p["schedule"] == "constant":
-        schedule = sparsity.ConstantSparsity(p["final_sparsity"], begin_step=begin, end_step=end, frequency=frequency)
-    else:
-        schedule = sparsity.PolynomialDecay(initial_sparsity=p["initial_sparsity"], final_sparsity=p["final_sparsity"],
-                                            begin_step=begin, end_step=end, frequency=frequency)
-    kwargs = {"pruning_schedule": schedule}
-    if p["structured"] == "2:4":
-        kwargs["sparsity_m_by_n"] = (2, 4)
+
+    def schedule(final):
+        if p["schedule"] == "constant":
+            return sparsity.ConstantSparsity(final, begin_step=begin, end_step=end, frequency=frequency)
+        return sparsity.PolynomialDecay(initial_sparsity=min(p["initial_sparsity"], final), final_sparsity=final,
+                                        begin_step=begin, end_step=end, frequency=frequency)
+
+    overrides = p.get("layer_sparsity") or {}
 
     def wrap(layer):
         chosen = p["layers"] is None or layer.name in p["layers"]
         if chosen and layer.weights and PruneRegistry.supports(layer):
             if p["structured"] and type(layer).__name__ not in ("Conv2D", "Dense"):
                 return layer
+            final = overrides.get(layer.name, p["final_sparsity"])
+            if final <= 0 and not p["structured"]:
+                return layer
+            kwargs = {"pruning_schedule": schedule(final)}
+            if p["structured"] == "2:4":
+                kwargs["sparsity_m_by_n"] = (2, 4)
             return sparsity.prune_low_magnitude(layer, **kwargs)
         return layer
 

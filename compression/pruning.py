@@ -45,7 +45,8 @@ def applied_schedule(config: PruningConfig, total_steps: int) -> dict:
         notes.append(f"end step moved from {config.end_step} to {end} (last pruning step inside the fine-tune)")
     return {"schedule": config.schedule.value, "initial_sparsity": config.initial_sparsity,
             "final_sparsity": config.final_sparsity, "begin_step": begin, "end_step": end, "frequency": frequency,
-            "total_steps": total_steps, "structured": config.structured, "notes": notes}
+            "total_steps": total_steps, "structured": config.structured,
+            "layer_sparsity": dict(config.layer_sparsity) if config.layer_sparsity else None, "notes": notes}
 
 
 def sparsity_curve(config: PruningConfig, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,12 +71,13 @@ def sparsity_curve(config: PruningConfig, total_steps: int) -> tuple[np.ndarray,
     return steps, target
 
 
-def _schedule(config: PruningConfig, s: dict):
+def _schedule(config: PruningConfig, s: dict, final: float | None = None):
     sched = _tf.tfmot().sparsity.keras
+    final = config.final_sparsity if final is None else final
     if config.schedule is ScheduleKind.CONSTANT:
-        return sched.ConstantSparsity(config.final_sparsity, begin_step=s["begin_step"], end_step=s["end_step"],
+        return sched.ConstantSparsity(final, begin_step=s["begin_step"], end_step=s["end_step"],
                                       frequency=s["frequency"])
-    return sched.PolynomialDecay(initial_sparsity=config.initial_sparsity, final_sparsity=config.final_sparsity,
+    return sched.PolynomialDecay(initial_sparsity=min(config.initial_sparsity, final), final_sparsity=final,
                                  begin_step=s["begin_step"], end_step=s["end_step"], frequency=s["frequency"])
 
 
@@ -95,19 +97,23 @@ def apply_pruning(model, config: PruningConfig, total_steps: int):
     tfmot = _tf.tfmot()
     s = applied_schedule(config, total_steps)
     names = {layer.name for layer in model.layers}
-    if config.layers:
-        missing = sorted(set(config.layers) - names)
+    for what, named in (("pruning.layers", config.layers), ("pruning.layer_sparsity", config.layer_sparsity)):
+        missing = sorted(set(named or ()) - names)
         if missing:
-            raise CompressionError(f"pruning.layers names layer(s) the model does not have: {', '.join(missing)}.")
+            raise CompressionError(f"{what} names layer(s) the model does not have: {', '.join(missing)}.")
     chosen = []
-    kwargs = {"pruning_schedule": _schedule(config, s)}
-    if config.structured == "2:4":
-        kwargs["sparsity_m_by_n"] = (2, 4)
+    overrides = config.layer_sparsity or {}
 
     def wrap(layer):
         if _prunable(layer) and (config.layers is None or layer.name in config.layers):
             if config.structured and type(layer).__name__ not in ("Conv2D", "Dense"):
                 return layer  # tfmot's M:N sparsity supports Conv2D and Dense kernels only
+            final = overrides.get(layer.name, config.final_sparsity)
+            if final <= 0 and not config.structured:
+                return layer  # a per-layer sparsity of 0 leaves the layer dense
+            kwargs = {"pruning_schedule": _schedule(config, s, final)}
+            if config.structured == "2:4":
+                kwargs["sparsity_m_by_n"] = (2, 4)
             chosen.append(layer.name)
             return tfmot.sparsity.keras.prune_low_magnitude(layer, **kwargs)
         return layer

@@ -103,6 +103,55 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
     return model, {"source": source, "history": history}
 
 
+def load_recipe_dataset(recipe: Recipe, results: dict[str, Any], progress: ProgressFn | None = None):
+    """Load the recipe's dataset (seeded) and describe it in ``results["dataset"]``."""
+    from .data import load_dataset
+
+    emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
+    _tf.set_seed(recipe.seed)
+    d = recipe.dataset
+    ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed)
+    results["dataset"] = {"name": ds.name, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
+                          "n_train": int(len(ds.x_train)), "n_test": int(len(ds.x_test)),
+                          "class_names": list(ds.class_names), "kind": ds.kind}
+    return ds
+
+
+def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], progress: ProgressFn | None = None,
+                     cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 0.1)):
+    """Get the baseline, save it with its predictions and kernels, convert the float32 reference.
+
+    Fills ``results["baseline"]`` and ``results["reference"]``; shared by recipes, sensitivity and search runs.
+
+    Returns:
+        (baseline model, its test-set predictions, the stage cache holding the reference conversion).
+    """
+    from .convert import gzip_size
+    from .inspect import layer_kernels
+    from .train import predict_classes
+
+    baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=fraction_span)
+    tmp = out / ".baseline.tmp.keras"
+    baseline.save(tmp)
+    tmp.replace(out / "baseline.keras")
+    reference_predictions = predict_classes(baseline, ds.x_test)
+    (out / "predictions").mkdir(exist_ok=True)
+    np.save(out / "predictions" / "labels.npy", ds.y_test.astype(np.int16))
+    np.save(out / "predictions" / "baseline.npy", reference_predictions.astype(np.int16))
+    (out / "weights").mkdir(exist_ok=True)
+    np.savez_compressed(out / "weights" / "baseline.npz", **layer_kernels(baseline))
+    cache = _StageCache()
+    ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
+    results["baseline"] = {**base_info, "accuracy": float(np.mean(reference_predictions == ds.y_test)),
+                           "params": int(baseline.count_params()), "model_file": "baseline.keras"}
+    results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
+                            "accuracy": results["baseline"]["accuracy"]}
+    emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
+                            message=f"baseline accuracy {results['baseline']['accuracy']:.4f}",
+                            data={"baseline": results["baseline"]}))
+    return baseline, reference_predictions, cache
+
+
 # ---------------------------------------------------------------- variants
 
 
@@ -323,9 +372,6 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         CompressionError: the dataset or model cannot be loaded (variant errors are recorded, not raised).
         Cancelled: cancel() returned True; finished variants are kept in results.json.
     """
-    from .data import load_dataset
-    from .train import predict_classes
-
     if not isinstance(recipe, Recipe):
         recipe = Recipe.from_dict(recipe)
     out = Path(out_dir)
@@ -342,39 +388,13 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
 
     save()
     try:
-        emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
-        _tf.set_seed(recipe.seed)
-        d = recipe.dataset
-        ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed)
-        results["dataset"] = {"name": ds.name, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
-                              "n_train": int(len(ds.x_train)), "n_test": int(len(ds.x_test)),
-                              "class_names": list(ds.class_names), "kind": ds.kind}
+        ds = load_recipe_dataset(recipe, results, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
         total = base_weight + sum(weights)
         base_end = base_weight / total
-        baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=(0.0, base_end))
-        tmp = out / ".baseline.tmp.keras"
-        baseline.save(tmp)
-        tmp.replace(out / "baseline.keras")
-        reference_predictions = predict_classes(baseline, ds.x_test)
-        (out / "predictions").mkdir(exist_ok=True)
-        np.save(out / "predictions" / "labels.npy", ds.y_test.astype(np.int16))
-        np.save(out / "predictions" / "baseline.npy", reference_predictions.astype(np.int16))
-        from .convert import gzip_size
-        from .inspect import layer_kernels
-
-        (out / "weights").mkdir(exist_ok=True)
-        np.savez_compressed(out / "weights" / "baseline.npz", **layer_kernels(baseline))
-        cache = _StageCache()
-        ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
-        results["baseline"] = {**base_info, "accuracy": float(np.mean(reference_predictions == ds.y_test)),
-                               "params": int(baseline.count_params()), "model_file": "baseline.keras"}
-        results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
-                                "accuracy": results["baseline"]["accuracy"]}
+        baseline, reference_predictions, cache = prepare_baseline(recipe, ds, out, results, progress, cancel,
+                                                                  fraction_span=(0.0, base_end))
         save()
-        emit(progress, Progress(phase="baseline_done", fraction=base_end,
-                                message=f"baseline accuracy {results['baseline']['accuracy']:.4f}",
-                                data={"baseline": results["baseline"]}))
     except Cancelled:
         results["status"] = "cancelled"
         save()
