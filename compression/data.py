@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CompressionError
+from . import zipsafe
+from .errors import CompressionError, one_line
 
 DEFAULT_NPZ_MAX_BYTES = 200 * 2**20
 # A compressed .npz can expand far beyond its file size; bound what np.load may inflate.
@@ -570,7 +571,7 @@ def _download_with_keras(name: str):
         with contextlib.redirect_stdout(sys.stderr):
             return module.load_data()
     except Exception as exc:  # noqa: BLE001 - network, cache and archive errors all mean "not available"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = one_line(exc, with_type=False)
         raise CompressionError(
             f"The {name} dataset is not available offline and could not be downloaded ({reason}); "
             f"{_missing_hint(name)}."
@@ -627,12 +628,8 @@ def load_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_NPZ_MAX_BYTES) ->
 def _read_npz_arrays(path: Path, label: str, max_uncompressed: int) -> dict[str, np.ndarray]:
     required = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with zipfile.ZipFile(path) as zf:
-            inflated = sum(info.file_size for info in zf.infolist())
-        if inflated > max_uncompressed:
-            raise CompressionError(
-                f"{label!r} expands to {inflated / 2**20:.0f} MB, over the {max_uncompressed / 2**20:.0f} MB limit."
-            )
+        zipsafe.open_archive(path, subject=repr(label), not_a_zip=f"{label!r} is a damaged .npz archive.",
+                             max_total_bytes=max_uncompressed).close()
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in required if k not in npz.files]
             if missing:

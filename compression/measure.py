@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _tf
 from .convert import tflite_ops
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 
 EVAL_BATCH = 512
 """Largest batch the accuracy pass resizes a dynamic-batch input to."""
@@ -371,5 +371,4 @@ def _positive_int(value, what: str, minimum: int = 1) -> int:
 def _one_line(exc: BaseException) -> str:
     """An interpreter error in one line (LiteRT glues its messages together without separators)."""
     text = re.sub(r"(#\d+)(?=[A-Z])", r"\1; ", str(exc))
-    text = re.sub(r"\s+", " ", text).strip()
-    return text.rstrip(".") or type(exc).__name__
+    return one_line(text, first_line=False).rstrip(".") or type(exc).__name__

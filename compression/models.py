@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _tf
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def build_model(name: str, input_shape, num_classes: int, seed: int = 0):
         outputs = ZOO[name].build(inputs, input_shape, int(num_classes))
     except ValueError as exc:
         raise CompressionError(
-            f"Model {name!r} cannot take inputs of shape {input_shape}: {str(exc).splitlines()[0]}"
+            f"Model {name!r} cannot take inputs of shape {input_shape}: {one_line(exc, with_type=False)}"
         ) from None
     return keras.Model(inputs, outputs, name=name)
 

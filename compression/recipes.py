@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +25,9 @@ import numpy as np
 from . import _tf
 from ._io import atomic_write_json
 from .config import QuantizationMode, Recipe, VariantSpec
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 from .progress import Cancelled, Progress, ProgressFn, emit
+from .results import file_stem
 
 log = logging.getLogger("compression")
 
@@ -36,18 +36,6 @@ RESULTS_FILE = "results.json"
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def file_stem(name: str) -> str:
-    """A variant name made safe as a file name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "variant"
-
-
-def one_line(exc: BaseException) -> str:
-    """A readable one-line reason for an unexpected exception."""
-    text = str(exc).strip().splitlines()
-    first = next((line.strip() for line in text if line.strip()), "")
-    return f"{type(exc).__name__}: {first}"[:400] if first else type(exc).__name__
 
 
 # ---------------------------------------------------------------- baseline

@@ -104,9 +104,9 @@ def _status(value: Any, default: RunStatus = RunStatus.RUNNING) -> RunStatus:
         return default
 
 
-def file_stem(name: str) -> str:
-    """A variant name made safe as a file name (the one sanitiser of the engine)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "variant"
+def file_stem(name: str, fallback: str = "variant") -> str:
+    """A name made safe as a file name (the one sanitiser: variant files, downloads, uploads)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or fallback
 
 
 class _Record:

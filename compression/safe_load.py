@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import shutil
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import zipsafe
 from .errors import CompressionError
 
 DEFAULT_MAX_BYTES = 100 * 2**20
 # An archive may inflate to at most this many times the file size limit.
 EXPANSION_LIMIT = 4
-MAX_ZIP_MEMBERS = 10_000
+MAX_ZIP_MEMBERS = zipsafe.MAX_MEMBERS
 MAX_CONFIG_BYTES = 32 * 2**20
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
@@ -284,65 +282,18 @@ def _parse_json(raw: bytes | str, label: str, what: str) -> Any:
 
 
 def _open_zip(path: Path, label: str, max_bytes: int, what: str) -> zipfile.ZipFile:
-    """Open a zip and refuse unsafe or oversized members before anything reads them."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        raise CompressionError(
-            f"{label!r} is not a valid {what} (a zip archive); it may be truncated or not a model file."
-        ) from None
-    infos = zf.infolist()
-    try:
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise CompressionError(f"{label!r} holds {len(infos)} files, more than the {MAX_ZIP_MEMBERS} allowed.")
-        total = 0
-        for info in infos:
-            parts = re.split(r"[\\/]", info.filename)
-            if (info.filename.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", info.filename)
-                    or ".." in parts or "\0" in info.filename):
-                raise CompressionError(f"{label!r} holds a file with an unsafe path {info.filename!r}; refused.")
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise CompressionError(f"{label!r} holds a symbolic link {info.filename!r}; refused.")
-            if info.flag_bits & 0x1:
-                raise CompressionError(f"{label!r} holds an encrypted file {info.filename!r}; refused.")
-            total += info.file_size
-        limit = max_bytes * EXPANSION_LIMIT
-        if total > limit:
-            raise CompressionError(
-                f"{label!r} expands to {total / 2**20:.0f} MB, over the {limit / 2**20:.0f} MB limit."
-            )
-    except CompressionError:
-        zf.close()
-        raise
-    return zf
+    """Open a zip, refusing unsafe or oversized members (zipsafe's rules) before anything reads them."""
+    return zipsafe.open_archive(
+        path,
+        subject=repr(label),
+        not_a_zip=f"{label!r} is not a valid {what} (a zip archive); it may be truncated or not a model file.",
+        max_total_bytes=max_bytes * EXPANSION_LIMIT,
+        max_members=MAX_ZIP_MEMBERS,
+    )
 
 
 def _read_member(zf: zipfile.ZipFile, member: str, label: str) -> bytes:
-    info = zf.getinfo(member)
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise CompressionError(f"{member} in {label!r} is {info.file_size / 2**20:.0f} MB, too large for a config.")
-    try:
-        return zf.read(info)
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise CompressionError(f"{member} in {label!r} is damaged ({exc}).") from None
-
-
-def _extract(zf: zipfile.ZipFile, dest: Path, label: str) -> None:
-    """Extract every member under ``dest`` (paths already checked by ``_open_zip``)."""
-    root = dest.resolve()
-    for info in zf.infolist():
-        target = (root / info.filename).resolve()
-        if not target.is_relative_to(root):
-            raise CompressionError(f"{label!r} holds a file with an unsafe path {info.filename!r}; refused.")
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 2**20)  # zipfile stops at the declared size and checks the CRC
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-            raise CompressionError(f"{info.filename} in {label!r} is damaged ({exc}).") from None
+    return zipsafe.read_member(zf, member, repr(label), max_bytes=MAX_CONFIG_BYTES)
 
 
 # ---------------------------------------------------------------- the three formats
@@ -411,7 +362,7 @@ def _load_zipped_savedmodel(path: Path, label: str, max_bytes: int):
             )
         _check_keras_metadata(_read_member(zf, metadata_name, label), label)
         with tempfile.TemporaryDirectory(prefix="compression-lab-upload-") as tmp:
-            _extract(zf, Path(tmp), label)
+            zipsafe.extract_all(zf, Path(tmp), repr(label))
             model_dir = Path(tmp) / root
             _check_graph_ops((model_dir / "saved_model.pb").read_bytes(), label)
             return _keras_load(model_dir, label)

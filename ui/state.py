@@ -19,6 +19,7 @@ from typing import Any
 
 import streamlit as st
 
+from compression.results import file_stem
 from compression.store import Store, default_root
 
 # Registered in app.py with st.navigation; pages link to each other through these paths.
@@ -191,7 +192,7 @@ def accept_upload(upload, check, kind: str) -> None:
 def save_upload(name: str, data: bytes, session: str) -> Path:
     """Write an uploaded file under the store with a sanitized name; return its path."""
     stem = Path(name).name
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    safe = file_stem(stem, fallback="upload")
     folder = uploads_dir() / re.sub(r"[^A-Za-z0-9]", "", session)[:32]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe[-100:]
