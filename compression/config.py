@@ -149,6 +149,11 @@ def default_fine_tune_epochs(dataset: str) -> int:
     return 10 if dataset in SMALL_DATASETS else 2
 
 
+# The layers the default preset prunes, for zoo models with a layer too small or sensitive to prune
+# (the seed CNN's conv: 108 weights). Models not listed are pruned everywhere.
+_PRUNE_ONLY: dict[str, tuple[str, ...]] = {"seed_cnn": ("logits",)}
+
+
 # ---------------------------------------------------------------- technique configs
 
 
@@ -540,15 +545,35 @@ class Recipe:
     @classmethod
     def experiment_e(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True,
                      fine_tune_epochs: int | None = None) -> Recipe:
-        """Reference experiment E: pruning vs QAT vs both, with TFLite (seed CNN).
+        """Experiment E as the app's default lesson: pruning vs QAT vs both, small layers left dense.
+
+        The TF pruning guide's practice: prune the large layers, leave the small or sensitive ones
+        dense. The seed CNN's convolution holds 108 of its 1 188 kernel weights; pruned at 80 % it
+        costs ~11 accuracy points on digits for a few bytes, so this preset prunes only ``logits``
+        (each pruned variant's notes say so). Measured on digits with the pretrained seed CNN:
+        pqat-int8 97.5 % vs 97.2 % baseline at 3.1× smaller gzip. :meth:`experiment_e_writeup`
+        prunes every layer, as the write-up does.
 
         The write-up fine-tunes 2 epochs on MNIST (~1 700 steps); the small offline
         sets have ~25 steps an epoch, so they default to 10 epochs.
         """
+        recipe = cls.experiment_e_writeup(dataset, model, pretrained, fine_tune_epochs)
+        only = _PRUNE_ONLY.get(model)
+        if not only:
+            return replace(recipe, title="Experiment E: pruning vs QAT vs both")
+        variants = tuple(
+            replace(v, pruning=replace(v.pruning, layers=only)) if v.pruning else v for v in recipe.variants
+        )
+        return replace(recipe, title="Experiment E: pruning vs QAT vs both (small conv left dense)", variants=variants)
+
+    @classmethod
+    def experiment_e_writeup(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True,
+                             fine_tune_epochs: int | None = None) -> Recipe:
+        """Reference experiment E exactly as the write-up: every layer pruned (polynomial 50→80 %)."""
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
         e = fine_tune_epochs if fine_tune_epochs is not None else default_fine_tune_epochs(dataset)
         return cls(
-            title="Experiment E: pruning vs QAT vs both",
+            title="Experiment E as written: pruning vs QAT vs both, every layer pruned",
             dataset=DatasetSpec(name=dataset),
             model=ModelSpec(name=model),
             baseline=BaselineSpec(pretrained=pretrained),
@@ -642,6 +667,7 @@ class Recipe:
 
 PRESETS = {
     "experiment_e": Recipe.experiment_e,
+    "experiment_e_writeup": Recipe.experiment_e_writeup,
     "experiment_c": Recipe.experiment_c,
     "experiment_d": Recipe.experiment_d,
     "smallest": Recipe.smallest,

@@ -149,4 +149,22 @@ def prune(model, config: PruningConfig, x, y, *, epochs: int, batch_size: int = 
     history = fit(wrapped, x, y, epochs=epochs, batch_size=batch_size,
                   callbacks=[_tf.tfmot().sparsity.keras.UpdatePruningStep()], progress=progress, cancel=cancel,
                   variant=variant, fraction_span=fraction_span)
-    return strip(wrapped), {"schedule": schedule, "layers": chosen, "history": history}
+    return strip(wrapped), {"schedule": schedule, "layers": chosen, "history": history,
+                            "notes": dense_layer_notes(model, chosen)}
+
+
+def dense_layer_notes(model, pruned: list[str]) -> list[str]:
+    """One sentence per prunable layer left dense: which, how big, and why that is the usual practice."""
+    sizes = {layer.name: int(sum(np.prod(w.shape) for w in layer.trainable_weights if len(w.shape) > 1))
+             for layer in model.layers if _prunable(layer)}
+    total = sum(sizes.values()) or 1
+    notes = []
+    for name, size in sizes.items():
+        if name in pruned or not size:
+            continue
+        share = size / total
+        why = (" — too small to shrink the file and the most sensitive to pruning (the TF pruning guide: prune "
+               "the large layers, leave small or sensitive ones dense)") if share < 0.2 else ""
+        notes.append(f"'{name}' left dense ({size:,} weights, {share:.0%} of the prunable ones): "
+                     f"not in the pruning layers setting{why}")
+    return notes

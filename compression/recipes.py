@@ -250,7 +250,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.pruning, x, y, epochs=spec.fine_tune_epochs, progress=progress, cancel=cancel,
             variant=spec.name, fraction_span=tuple(span), **common)))
         info["schedule"] = pinfo["schedule"]
-        info["notes"] += pinfo["schedule"]["notes"]
+        info["notes"] += pinfo["schedule"]["notes"] + pinfo.get("notes", [])
         info["history"]["prune"] = pinfo["history"]
         advance()
     if spec.clustering:

@@ -32,7 +32,8 @@ from compression.config import (
 from compression.errors import CompressionError
 
 PRESET_TITLES = {
-    "experiment_e": "Experiment E: pruning vs QAT vs both (seed CNN)",
+    "experiment_e": "Experiment E: pruning vs QAT vs both (seed CNN, its small conv left dense)",
+    "experiment_e_writeup": "Experiment E as written: every layer pruned (the conv too)",
     "experiment_c": "Experiment C: quantization-aware training (Conv 64/32/16 CNN)",
     "experiment_d": "Experiment D: pruning 50→90 %, 5× smaller",
     "smallest": "Smallest file: pruning + clustering + PCQAT",
