@@ -44,6 +44,7 @@ __all__ = [
     "RunResults",
     "RunStatus",
     "Timings",
+    "TflmResult",
     "VariantResult",
     "best_ratio",
     "file_stem",
@@ -198,6 +199,54 @@ class Timings(_Record):
     @classmethod
     def _convert(cls, name, value):
         return _num(value)
+
+
+@dataclass(frozen=True)
+class TflmResult(_Record):
+    """The variant measured under TensorFlow Lite Micro (:func:`compression.tflm.measure_tflm`).
+
+    ``runnable`` is True when TFLM allocates and invokes the model, False when it refuses it
+    (``reason`` says why, in one sentence), None when the measurement itself failed or was
+    skipped (``reason`` says why). ``arena_bytes`` is the smallest tensor arena that allocates
+    and invokes (RAM); ``flash_bytes`` the `.tflite` length (flash, without the TFLM runtime);
+    ``allocator_total`` what TFLM's RecordingMicroAllocator reports in use after an invoke.
+    ``accuracy`` and ``agreement`` (with the LiteRT predictions) are over ``samples`` of the
+    ``test_size`` test samples, in ``eval_seconds`` on the host's reference kernels;
+    ``seconds`` is the whole measurement.
+    """
+
+    runnable: bool | None = None
+    reason: str | None = None
+    arena_bytes: int | None = None
+    flash_bytes: int | None = None
+    allocator_total: int | None = None
+    accuracy: float | None = None
+    agreement: float | None = None
+    samples: int | None = None
+    test_size: int | None = None
+    eval_seconds: float | None = None
+    seconds: float | None = None
+    notes: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        if name == "runnable":
+            return value if isinstance(value, bool) else None
+        if name == "reason":
+            return None if value is None else str(value)
+        if name == "notes":
+            return tuple(str(x) for x in (value or ()))
+        if name in ("accuracy", "agreement", "eval_seconds", "seconds"):
+            return _num(value)
+        return _int(value)
+
+    @property
+    def ms_per_sample(self) -> float | None:
+        """Host milliseconds per invoke on TFLM's reference kernels (not a device's latency)."""
+        if not self.samples or self.eval_seconds is None:
+            return None
+        return self.eval_seconds / self.samples * 1000
 
 
 @dataclass(frozen=True)

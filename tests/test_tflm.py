@@ -1,0 +1,143 @@
+"""TFLite Micro measurement: arena search, refusals with TFLM's reason, crash containment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compression.boards import BOARDS, FitStatus, fit_of
+from compression.convert import convert_to_tflite
+from compression.errors import CompressionError
+from compression.measure import measure_tflite
+from compression.results import TflmResult
+from compression.tflm import find_arena, invokes_with_arena, measure_tflm, refusal_reason
+
+
+@pytest.fixture(scope="module")
+def tflites(seed_cnn, digits):
+    """The pretrained digits seed CNN in the modes TFLM runs and refuses."""
+    return {mode: convert_to_tflite(seed_cnn, mode, representative=digits.x_train) for mode in ("float32", "int8",
+                                                                                                "dynamic")}
+
+
+def _litert(data, digits):
+    return measure_tflite(data, digits.x_test, digits.y_test, latency_runs=2)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_arena_is_the_smallest_that_allocates_and_invokes(tflites, digits, mode):
+    data = tflites[mode]
+    litert = _litert(data, digits)
+    result = measure_tflm(data, digits.x_test, digits.y_test, litert_predictions=litert["predictions"])
+    assert result.runnable is True and result.reason is None
+    assert result.arena_bytes > 0 and result.flash_bytes == len(data)
+    sample = digits.x_test[0]
+    assert invokes_with_arena(data, result.arena_bytes, sample)
+    assert not invokes_with_arena(data, int(result.arena_bytes * 0.9), sample)
+    assert not invokes_with_arena(data, result.arena_bytes - 1, sample)  # bisection to the byte
+    # The RecordingMicroAllocator's total, captured from fd 2, is at most what the search needs.
+    assert 0 < result.allocator_total <= result.arena_bytes
+    # Reference kernels on the whole test set: close to LiteRT on the same file.
+    assert result.samples == result.test_size == len(digits.y_test)
+    assert abs(result.accuracy - litert["accuracy"]) <= 0.02
+    assert result.agreement >= 0.97
+    assert result.eval_seconds > 0 and result.ms_per_sample > 0
+    assert fit_of(result, BOARDS["nano33"]).status is FitStatus.FITS
+
+
+def test_int8_needs_less_arena_than_float32(tflites):
+    assert find_arena(tflites["int8"]) < find_arena(tflites["float32"])
+
+
+def test_dynamic_range_model_is_refused_with_tflm_reason(tflites, digits):
+    result = measure_tflm(tflites["dynamic"], digits.x_test, digits.y_test)
+    assert result.runnable is False
+    assert "Input type: FLOAT32 with filter type: INT8 not supported" in result.reason
+    assert "hybrid" in result.reason and "FULLY_CONNECTED" in result.reason
+    assert result.arena_bytes is None and result.accuracy is None
+    assert result.flash_bytes == len(tflites["dynamic"])
+    fit = fit_of(result, BOARDS["nano33"])
+    assert fit.status is FitStatus.CANNOT_RUN and "hybrid" in fit.reason
+
+
+def test_sparse_encoding_is_refused(seed_cnn, digits):
+    from compression import _tf
+
+    keras = _tf.keras()
+    pruned = keras.models.clone_model(seed_cnn)
+    weights = [np.where(np.abs(w) < np.quantile(np.abs(w), 0.9), 0, w) if w.ndim > 1 else w
+               for w in seed_cnn.get_weights()]
+    pruned.set_weights(weights)
+    data = convert_to_tflite(pruned, "int8", representative=digits.x_train, sparse=True)
+    result = measure_tflm(data)
+    assert result.runnable is False and "DENSIFY" in result.reason
+
+
+def _corrupt_operator_input(data: bytes) -> bytes:
+    """The same model with its first operator's first input 2e9 tensors past the list (an unmapped address)."""
+    import flatbuffers
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = runtime.convert_bytearray_to_object(bytearray(data))
+    model.subgraphs[0].operators[0].inputs[0] = 2_000_000_000
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_a_tflm_crash_is_contained(tflites, digits):
+    corrupt = _corrupt_operator_input(tflites["int8"])
+    result = measure_tflm(corrupt, digits.x_test, digits.y_test)
+    assert result.runnable is None
+    assert "SIGSEGV" in result.reason and "crashed" in result.reason
+    assert result.flash_bytes == len(corrupt)
+    assert fit_of(result, BOARDS["pico"]).status is FitStatus.UNMEASURED
+    # This process is fine and the next measurement works.
+    assert measure_tflm(tflites["int8"]).runnable is True
+
+
+def test_garbage_bytes_are_refused_not_raised():
+    result = measure_tflm(b"hello world" * 10)
+    assert result.runnable is False and "cannot load this file" in result.reason
+
+
+def test_a_measurement_past_its_timeout_is_stopped(tflites):
+    result = measure_tflm(tflites["int8"], timeout=0.01)
+    assert result.runnable is None and "longer than" in result.reason
+    assert result.seconds < 30
+
+
+def test_a_seeded_sample_when_the_test_set_is_large(tflites, digits):
+    first = measure_tflm(tflites["int8"], digits.x_test, digits.y_test, max_samples=100, seed=3)
+    again = measure_tflm(tflites["int8"], digits.x_test, digits.y_test, max_samples=100, seed=3)
+    assert first.samples == 100 and first.test_size == len(digits.y_test)
+    assert any("sample of 100 of the 360" in n for n in first.notes)
+    assert first.accuracy == again.accuracy
+
+
+def test_bad_arguments_are_the_callers_error(tflites, digits):
+    with pytest.raises(CompressionError, match="one class per sample"):
+        measure_tflm(tflites["int8"], digits.x_test, digits.y_test[:5])
+    with pytest.raises(CompressionError, match="max_samples"):
+        measure_tflm(tflites["int8"], digits.x_test, digits.y_test, max_samples=0)
+
+
+def test_the_result_round_trips_through_json_dicts(tflites):
+    result = measure_tflm(tflites["int8"])
+    assert TflmResult.from_dict(result.to_dict()) == result
+    assert TflmResult.from_dict({"runnable": "yes", "arena_bytes": "many"}) == TflmResult()
+
+
+def test_refusal_reason_sentences():
+    assert "no DENSIFY op" in refusal_reason("Didn't find op for builtin opcode 'DENSIFY'\nFailed to get registration")
+    assert refusal_reason("Didn't find op for builtin opcode 'RFFT2D'\n") == (
+        "TFLite Micro has no RFFT2D op, so this model cannot run under it."
+    )
+    generic = refusal_reason(
+        "tensorflow/lite/micro/kernels/foo.cc:12 input->type == kTfLiteInt8 was not true.\n"
+        "Node CONV_2D (number 4) failed to prepare with status 1\n"
+    )
+    assert generic == (
+        'TFLite Micro refuses this model (node CONV_2D number 4): "input->type == kTfLiteInt8 was not true".'
+    )
+    assert refusal_reason("", RuntimeError("TFLM failed to allocate tensors")).endswith("allocate tensors.")
