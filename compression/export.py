@@ -1,10 +1,10 @@
-"""Downloads of a run: its `.tflite` files as a zip, a C array header, results as CSV/JSON, a reproduce script.
+"""Downloads of a run: its `.tflite` files (and C++ pairs) as a zip, a C++ header/source pair, results, a script.
 
 Pure functions of bytes, dicts and run folders: no Streamlit, no TensorFlow.
 
 Usage::
 
-    header = c_array(Path(run_dir, "int8.tflite").read_bytes(), "int8_tflite")
+    pair = c_source(Path(run_dir, "int8.tflite").read_bytes(), "int8_tflite")   # pair.header, pair.source
     script = reproduce_script(results["recipe"], "pqat-int8")
 """
 
@@ -16,6 +16,7 @@ import keyword
 import pprint
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Recipe
@@ -23,8 +24,9 @@ from .errors import CompressionError
 
 __all__ = [
     "C_KEYWORDS",
-    "c_array",
+    "CSource",
     "c_identifier",
+    "c_source",
     "recipe_json",
     "reproduce_script",
     "results_csv",
@@ -44,8 +46,11 @@ C_KEYWORDS = frozenset(
 # ---------------------------------------------------------------- zip of .tflite files
 
 
-def tflite_zip(run_dir: str | Path, results: dict | None = None) -> bytes:
+def tflite_zip(run_dir: str | Path, results: dict | None = None, c_pairs: bool = True) -> bytes:
     """A zip of the run's `.tflite` files (the finished variants' when ``results`` is given).
+
+    With ``c_pairs``, each model also comes as the C++ pair TFLite Micro builds compile
+    (``c/<stem>_tflite.h`` + ``c/<stem>_tflite.cc``, see :func:`c_source`).
 
     Raises:
         CompressionError: the run has no `.tflite` file yet.
@@ -65,14 +70,21 @@ def tflite_zip(run_dir: str | Path, results: dict | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in files:
-            info = zipfile.ZipInfo(path.name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
+            data = path.read_bytes()
+            entries = [(path.name, data)]
+            if c_pairs:
+                pair = c_source(data, path.name)
+                entries += [(f"c/{pair.header_file}", pair.header.encode()), (f"c/{pair.source_file}",
+                                                                              pair.source.encode())]
+            for entry, content in entries:
+                info = zipfile.ZipInfo(entry, date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, content)
     return buffer.getvalue()
 
 
-# ---------------------------------------------------------------- C array header
+# ---------------------------------------------------------------- C source pair
 
 
 def c_identifier(name: str) -> str:
@@ -95,12 +107,37 @@ def c_identifier(name: str) -> str:
     return ident
 
 
-def c_array(data: bytes, name: str, line_bytes: int = 12) -> str:
-    """The bytes as a C header, the form microcontroller builds (TFLite Micro) include.
+@dataclass(frozen=True)
+class CSource:
+    """A model as the C++ pair TFLite Micro projects compile: ``<name>.h`` declares, ``<name>.cc`` defines.
 
-    Like ``xxd -i``: ``unsigned char <name>[] = {0x.., ...};`` and
-    ``unsigned int <name>_len = N;``, inside an include guard, the array
-    16-byte aligned (TFLite Micro reads tensors in place) on GCC/Clang.
+    Attributes:
+        name: the C identifier of the array (``<name>_len`` is its length).
+        header: ``extern const unsigned char <name>[]; extern const unsigned int <name>_len;``.
+        source: the array, ``alignas(16) const``, so it is linked into flash (read-only data),
+            not copied into RAM, and defined once however many files include the header.
+    """
+
+    name: str
+    header: str
+    source: str
+
+    @property
+    def header_file(self) -> str:
+        return f"{self.name}.h"
+
+    @property
+    def source_file(self) -> str:
+        return f"{self.name}.cc"
+
+
+def c_source(data: bytes, name: str, line_bytes: int = 12) -> CSource:
+    """The bytes as a header + ``.cc`` pair, the shape of TensorFlow's ``convert_bytes_to_c_source``.
+
+    The header only declares (``extern``), so any number of translation units may
+    include it; the ``.cc`` includes the header (which gives the ``const`` array
+    external linkage in C++) and defines the 16-byte-aligned array: TFLite Micro
+    reads the model's tensors in place.
 
     Args:
         data: the `.tflite` bytes.
@@ -109,31 +146,37 @@ def c_array(data: bytes, name: str, line_bytes: int = 12) -> str:
 
     Usage::
 
-        Path("model.h").write_text(c_array(tflite_bytes, "model_tflite"))
+        pair = c_source(tflite_bytes, "int8.tflite")
+        Path(pair.header_file).write_text(pair.header); Path(pair.source_file).write_text(pair.source)
     """
     ident = c_identifier(name)
     guard = f"{ident.upper()}_H_"
     lines = []
     for start in range(0, len(data), line_bytes):
         chunk = data[start : start + line_bytes]
-        lines.append("  " + ", ".join(f"0x{b:02x}" for b in chunk))
-    body = ",\n".join(lines)
-    return (
-        f"// {ident}: {len(data)} bytes, generated by Compression Lab (like `xxd -i`).\n"
+        lines.append("    " + ", ".join(f"0x{b:02x}" for b in chunk) + ",")
+    body = "\n".join(lines)
+    generated = f"// {ident}: a {len(data)}-byte TFLite model for TensorFlow Lite Micro (made by Compression Lab).\n"
+    header = (
+        generated
+        + f"// Compile {ident}.cc into the firmware; include this header wherever the model is used.\n"
         f"#ifndef {guard}\n"
         f"#define {guard}\n"
         "\n"
-        "#if defined(__GNUC__) || defined(__clang__)\n"
-        "#define CL_MODEL_ALIGN __attribute__((aligned(16)))\n"
-        "#else\n"
-        "#define CL_MODEL_ALIGN\n"
-        "#endif\n"
-        "\n"
-        f"unsigned char {ident}[] CL_MODEL_ALIGN = {{\n{body}\n}};\n"
-        f"unsigned int {ident}_len = {len(data)};\n"
+        f"extern const unsigned char {ident}[];\n"
+        f"extern const unsigned int {ident}_len;\n"
         "\n"
         f"#endif  // {guard}\n"
     )
+    source = (
+        generated
+        + f'#include "{ident}.h"\n'
+        "\n"
+        "// const: linked into flash (read-only data), not RAM. alignas(16): TFLite Micro reads tensors in place.\n"
+        f"alignas(16) const unsigned char {ident}[] = {{\n{body}\n}};\n"
+        f"const unsigned int {ident}_len = {len(data)};\n"
+    )
+    return CSource(ident, header, source)
 
 
 # ---------------------------------------------------------------- results

@@ -182,7 +182,7 @@ if names:
     state.ensure_option("export_variant", names, "int8" if "int8" in names else None)
     chosen = st.selectbox("Variant", names, key="export_variant", help="The variant the two files below are made of.")
     tflite = dict(files)[chosen]
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.download_button(
         f"reproduce_{file_stem(chosen)}.py",
         data=lambda: export.reproduce_script(results["recipe"], chosen, run_id=run_id),
@@ -194,14 +194,5 @@ if names:
         help="A standalone script that rebuilds this variant from baseline.keras with tfmot and the TFLite "
         "converter, then measures it.",
     )
-    c2.download_button(
-        f"{file_stem(chosen)}.h (C array)",
-        data=lambda: export.c_array((folder / tflite).read_bytes(), f"{file_stem(chosen)}_tflite"),
-        file_name=f"{file_stem(chosen)}.h",
-        mime="text/x-c",
-        key="dl_header",
-        icon=":material/download:",
-        on_click="ignore",
-        help="The .tflite as `unsigned char …[]` + `unsigned int …_len`, for TFLite Micro builds.",
-    )
+    widgets.c_pair_buttons((c2, c3), folder / tflite, key="dl_c")
 widgets.page_link("inspect", "Inspect a variant: layers, weights, confusion matrix", icon=state.ICONS["inspect"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,64 +14,12 @@ import pytest
 from compression import PRESETS, Recipe
 from compression.errors import CompressionError
 from compression.export import (
-    c_array,
-    c_identifier,
     recipe_json,
     reproduce_script,
     results_csv,
     results_json,
     tflite_zip,
 )
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("pqat-int8.tflite", "pqat_int8_tflite"),
-        ("8bit model", "model_8bit_model"),
-        ("int", "int_model"),
-        ("class", "class_model"),
-        ("", "model"),
-        ("--", "model"),
-        ("ünï côdé", "n_c_d"),
-        ("a__b", "a_b"),
-    ],
-)
-def test_c_identifier(name, expected):
-    ident = c_identifier(name)
-    assert ident == expected
-    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident)
-
-
-def test_c_array_round_trips_the_bytes():
-    data = bytes(range(256)) + b"TFL3" * 7
-    text = c_array(data, "int8.tflite")
-    assert "unsigned char int8_tflite[]" in text
-    assert f"unsigned int int8_tflite_len = {len(data)};" in text
-    body = text[text.index("{") + 1 : text.index("};")]
-    parsed = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
-    assert parsed == data
-    assert text.count("#ifndef INT8_TFLITE_H_") == 1 and text.rstrip().endswith("INT8_TFLITE_H_")
-
-
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
-def test_c_array_compiles_and_holds_the_bytes(tmp_path):
-    data = b"\x1c\x00\x00\x00TFL3" + bytes(range(200))
-    (tmp_path / "model.h").write_text(c_array(data, "8-bit model.tflite"))
-    (tmp_path / "main.c").write_text(
-        '#include <stdio.h>\n#include "model.h"\n'
-        "int main(void) { unsigned long s = 0; for (unsigned int i = 0; i < model_8_bit_model_tflite_len; i++) "
-        's += model_8_bit_model_tflite[i]; printf("%u %lu %d\\n", model_8_bit_model_tflite_len, s, '
-        "(int)(((unsigned long)model_8_bit_model_tflite) % 16)); return 0; }\n"
-    )
-    subprocess.run(
-        ["cc", "-std=c99", "-Wall", "-Werror", "-o", str(tmp_path / "m"), str(tmp_path / "main.c")],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    out = subprocess.run([str(tmp_path / "m")], check=True, capture_output=True, text=True, timeout=30).stdout.split()
-    assert out == [str(len(data)), str(sum(data)), "0"]
 
 
 def test_tflite_zip(tmp_path):
@@ -86,9 +33,9 @@ def test_tflite_zip(tmp_path):
         ]
     }
     with zipfile.ZipFile(io.BytesIO(tflite_zip(tmp_path, results))) as z:
-        assert z.namelist() == ["a.tflite"]
+        assert z.namelist() == ["a.tflite", "c/a_tflite.h", "c/a_tflite.cc"]  # with the C++ pair
         assert z.read("a.tflite") == b"A" * 10
-    with zipfile.ZipFile(io.BytesIO(tflite_zip(tmp_path))) as z:
+    with zipfile.ZipFile(io.BytesIO(tflite_zip(tmp_path, c_pairs=False))) as z:
         assert sorted(z.namelist()) == ["a.tflite", "b.tflite"]
     assert tflite_zip(tmp_path) == tflite_zip(tmp_path)  # deterministic bytes
     with pytest.raises(CompressionError):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from compression import charts
+from compression import charts, export
 from compression.errors import CompressionError
 from compression.store import FINAL_STATUSES
 
@@ -295,3 +296,35 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
             st.rerun()  # redraw the whole page once: downloads and links appear, polling stops
 
     body()
+
+
+def c_pair_buttons(columns, tflite_path: Path, key: str) -> None:
+    """Download buttons for the model as the C++ pair TFLite Micro builds compile: ``<stem>_tflite.h`` + ``.cc``."""
+    if not tflite_path.is_file():
+        return
+    ident = export.c_identifier(tflite_path.name)
+
+    def pair():
+        return export.c_source(tflite_path.read_bytes(), tflite_path.name)
+
+    columns[0].download_button(
+        f"{ident}.h (C++ header)",
+        data=lambda: pair().header,
+        file_name=f"{ident}.h",
+        mime="text/x-c",
+        key=f"{key}_h",
+        icon=":material/download:",
+        on_click="ignore",
+        help=f"Declares `extern const unsigned char {ident}[]` and `{ident}_len`: include it wherever the model "
+        "is used.",
+    )
+    columns[1].download_button(
+        f"{ident}.cc (the array)",
+        data=lambda: pair().source,
+        file_name=f"{ident}.cc",
+        mime="text/x-c",
+        key=f"{key}_cc",
+        icon=":material/download:",
+        on_click="ignore",
+        help="Defines the `alignas(16) const` array (linked into flash, not RAM): compile it once into the firmware.",
+    )

@@ -47,7 +47,8 @@ def test_compare_shows_table_charts_and_downloads(with_run):
         "dl_json",
         "dl_recipe",
         "dl_script",
-        "dl_header",
+        "dl_c_h",
+        "dl_c_cc",
         "dl_baseline",
     } <= keys
     assert at.selectbox(key="export_variant").value == "int8"
