@@ -35,6 +35,7 @@ __all__ = [
     "layer_bars",
     "layer_frame",
     "pareto_front",
+    "pruning_over_time",
     "ratio_bars",
     "results_frame",
     "sample_grid",
@@ -927,4 +928,86 @@ def variant_comparison(
                       legend={"orientation": "h", "y": -0.22})
     fig.update_yaxes(type="log", title_text="count (log)", col=1)
     fig.update_xaxes(title_text="weight value")
+    return fig
+
+
+def _landscape(kernel: np.ndarray, max_rows: int = 128, max_cols: int = 128) -> np.ndarray:
+    """A kernel as a 2-D grid (inputs flattened × outputs, landscape), cropped to a drawable size."""
+    k = np.asarray(kernel, dtype=float)
+    grid = k.reshape(-1, k.shape[-1]) if k.ndim > 1 else k.reshape(1, -1)
+    if grid.shape[0] > grid.shape[1]:
+        grid = grid.T
+    return grid[:max_rows, :max_cols]
+
+
+def pruning_over_time(
+    steps: np.ndarray,
+    kernels: np.ndarray,
+    curve_steps: np.ndarray | None = None,
+    curve_target: np.ndarray | None = None,
+    layer: str = "",
+) -> go.Figure:
+    """Scrub or play through a layer's kernel at each recorded mask update, the schedule beside it.
+
+    Args:
+        steps: the fine-tune step of each snapshot, shape ``(n,)``.
+        kernels: the layer's kernel (weights × mask) at each snapshot, shape ``(n, *kernel shape)``.
+        curve_steps, curve_target: the schedule's target sparsity per step
+            (``compression.pruning.sparsity_curve``), drawn as a line on the left.
+        layer: the layer's name, for the title.
+
+    Left: the schedule line and the measured sparsity of the layer at the shown snapshot (a marker).
+    Right: the kernel as a heat map, pruned weights blank. A slider (one position per snapshot) and a
+    play button animate it; each frame's name is its step. Trace ``meta`` holds the measured
+    ``sparsity`` per snapshot.
+    """
+    title = f"{layer}: pruning step by step".strip(": ")
+    steps = np.asarray(steps)
+    kernels = np.asarray(kernels, dtype=float)
+    if steps.size < 1 or kernels.shape[0] != steps.size:
+        return _empty(title, "No pruning steps were recorded for this variant.")
+    sparsity = [float(np.mean(k == 0)) for k in kernels]
+    grids = [np.where(g == 0, np.nan, g) for g in (_landscape(k) for k in kernels)]
+    bound = float(np.nanmax(np.abs(_landscape(kernels[0])))) or 1.0
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
+                        subplot_titles=("sparsity over the fine-tune", "kernel (blank = pruned)"))
+    if curve_steps is not None and curve_target is not None:
+        fig.add_trace(go.Scatter(x=np.asarray(curve_steps), y=np.asarray(curve_target, dtype=float), mode="lines",
+                                 line={"shape": "hv", "color": PALETTE[0], "width": 3}, name="target sparsity",
+                                 hovertemplate="step %{x}: %{y:.1%}<extra>target</extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=sparsity, mode="lines+markers", line={"color": "#BBBBBB", "dash": "dot"},
+                             marker={"size": 6, "color": "#BBBBBB"}, name="measured at each mask update",
+                             meta={"kind": "measured", "sparsity": sparsity},
+                             hovertemplate="step %{x}: %{y:.1%} zeros<extra>measured</extra>"), row=1, col=1)
+    moving = len(fig.data)
+    fig.add_trace(go.Scatter(x=[steps[0]], y=[sparsity[0]], mode="markers", marker={"size": 16, "color": FRONT_COLOR},
+                             name="shown", meta={"kind": "current"},
+                             hovertemplate="step %{x}: %{y:.1%}<extra>shown</extra>"), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=grids[0], colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound, showscale=False,
+                             meta={"kind": "kernel"}, hovertemplate="%{z:.4f}<extra></extra>"), row=1, col=2)
+    fig.frames = [
+        go.Frame(name=str(int(s)), traces=[moving, moving + 1],
+                 data=[go.Scatter(x=[s], y=[sp]), go.Heatmap(z=g)],
+                 layout={"annotations": [{"text": f"step {int(s)}: {sp:.0%} zeros", "x": 0.5, "y": 1.12,
+                                          "xref": "paper", "yref": "paper", "showarrow": False}]})
+        for s, sp, g in zip(steps, sparsity, grids, strict=True)
+    ]
+    fig.update_layout(
+        title=title, template=TEMPLATE, height=460, showlegend=False,
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.12, "xanchor": "left",
+                      "buttons": [
+                          {"label": "▶ play", "method": "animate",
+                           "args": [None, {"frame": {"duration": 600, "redraw": True}, "fromcurrent": True,
+                                           "transition": {"duration": 0}}]},
+                          {"label": "❚❚ pause", "method": "animate",
+                           "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]},
+                      ]}],
+        sliders=[{"active": 0, "x": 0.15, "y": -0.05, "len": 0.85, "currentvalue": {"prefix": "step "},
+                  "steps": [{"label": str(int(s)), "method": "animate",
+                             "args": [[str(int(s))], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                            for s in steps]}],
+    )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], title_text="sparsity", row=1, col=1)
+    fig.update_xaxes(title_text="fine-tune step", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=2)
     return fig

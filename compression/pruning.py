@@ -146,11 +146,80 @@ def prune(model, config: PruningConfig, x, y, *, epochs: int, batch_size: int = 
     total = steps_per_epoch(len(x), batch_size) * epochs
     wrapped, schedule, chosen = apply_pruning(model, config, total)
     compile_for_training(wrapped, learning_rate)
+    recorder = pruning_recorder(wrapped, schedule)
     history = fit(wrapped, x, y, epochs=epochs, batch_size=batch_size,
-                  callbacks=[_tf.tfmot().sparsity.keras.UpdatePruningStep()], progress=progress, cancel=cancel,
-                  variant=variant, fraction_span=fraction_span)
+                  callbacks=[_tf.tfmot().sparsity.keras.UpdatePruningStep(), recorder], progress=progress,
+                  cancel=cancel, variant=variant, fraction_span=fraction_span)
     return strip(wrapped), {"schedule": schedule, "layers": chosen, "history": history,
-                            "notes": dense_layer_notes(model, chosen)}
+                            "notes": dense_layer_notes(model, chosen), "snapshots": recorder.snapshots()}
+
+
+MAX_SNAPSHOTS = 64
+MAX_SNAPSHOT_WEIGHTS = 300_000
+
+
+def pruning_recorder(wrapped, schedule: dict, max_snapshots: int = MAX_SNAPSHOTS,
+                     max_weights: int = MAX_SNAPSHOT_WEIGHTS):
+    """A Keras callback recording each pruned kernel (weights × mask) whenever a mask update changes it.
+
+    Records the dense kernels before the first step, then the step after every mask update that changed
+    a layer's zero count (every n-th one when the schedule has more than ``max_snapshots`` updates) and
+    the final kernels. Layers with more than ``max_weights`` weights are not recorded (memory).
+    ``recorder.snapshots()`` returns ``{"step": int array (n,), "kernels": {layer: array (n, *shape)}}``
+    or None when nothing was recorded.
+    """
+    keras = _tf.keras()
+    updates = (schedule["end_step"] - schedule["begin_step"]) // max(1, schedule["frequency"]) + 1
+    stride = max(1, -(-updates // max_snapshots))
+
+    class PruningSnapshots(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.pruned = [layer for layer in wrapped.layers if getattr(layer, "pruning_vars", None)
+                           and int(np.prod(layer.pruning_vars[0][0].shape)) <= max_weights]
+            self.steps: list[int] = []
+            self.kernels: dict[str, list[np.ndarray]] = {layer.layer.name: [] for layer in self.pruned}
+            self.last: tuple | None = None
+            self.changes = 0
+
+        def _zeros(self) -> tuple:
+            return tuple(int(np.sum(layer.pruning_vars[0][1].numpy() == 0)) for layer in self.pruned)
+
+        def _record(self, step: int) -> None:
+            self.steps.append(step)
+            for layer in self.pruned:
+                weight, mask, _ = layer.pruning_vars[0]
+                self.kernels[layer.layer.name].append((weight.numpy() * mask.numpy()).astype(np.float32))
+
+        def _step(self) -> int:
+            return max(0, int(self.pruned[0].pruning_step.numpy()))
+
+        def on_train_begin(self, logs=None):
+            if self.pruned:
+                self._record(0)
+                self.last = self._zeros()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if not self.pruned:
+                return
+            zeros = self._zeros()
+            if zeros != self.last:
+                self.last = zeros
+                self.changes += 1
+                if self.changes % stride == 0 and len(self.steps) < max_snapshots + 1:
+                    self._record(self._step())
+
+        def on_train_end(self, logs=None):
+            if self.pruned and self.steps and self.steps[-1] != self._step():
+                self._record(self._step())
+
+        def snapshots(self) -> dict | None:
+            if len(self.steps) < 2:
+                return None
+            return {"step": np.asarray(self.steps, dtype=np.int64),
+                    "kernels": {name: np.stack(values) for name, values in self.kernels.items()}}
+
+    return PruningSnapshots()
 
 
 def dense_layer_notes(model, pruned: list[str]) -> list[str]:
@@ -168,3 +237,30 @@ def dense_layer_notes(model, pruned: list[str]) -> list[str]:
         notes.append(f"'{name}' left dense ({size:,} weights, {share:.0%} of the prunable ones): "
                      f"not in the pruning layers setting{why}")
     return notes
+
+
+_KERNEL_PREFIX = "kernel:"
+
+
+def save_snapshots(path, snapshots: dict) -> None:
+    """Write :func:`pruning_recorder` snapshots to an ``.npz`` (``step`` and ``kernel:<layer>`` arrays)."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, step=snapshots["step"],
+                            **{_KERNEL_PREFIX + name: k for name, k in snapshots["kernels"].items()})
+    tmp.replace(path)
+
+
+def load_snapshots(path) -> dict | None:
+    """The snapshots saved by :func:`save_snapshots` (never unpickles), or None when there is no file."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {"step": data["step"],
+                "kernels": {k[len(_KERNEL_PREFIX):]: data[k] for k in data.files if k.startswith(_KERNEL_PREFIX)}}

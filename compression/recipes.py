@@ -250,6 +250,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.pruning, x, y, epochs=spec.fine_tune_epochs, progress=progress, cancel=cancel,
             variant=spec.name, fraction_span=tuple(span), **common)))
         info["schedule"] = pinfo["schedule"]
+        info["snapshots"] = pinfo.get("snapshots")
         info["notes"] += pinfo["schedule"]["notes"] + pinfo.get("notes", [])
         info["history"]["prune"] = pinfo["history"]
         advance()
@@ -319,6 +320,11 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
     stats = layer_weight_stats(model)
     (out / "weights").mkdir(exist_ok=True)
     np.savez_compressed(out / "weights" / f"{stem}.npz", **layer_kernels(model))
+    if info.get("snapshots"):
+        from .pruning import save_snapshots
+        from .results import RunFolder
+
+        save_snapshots(RunFolder(out).pruning_steps(stem), info["snapshots"])
     (out / "predictions").mkdir(exist_ok=True)
     np.save(out / "predictions" / f"{stem}.npy", np.asarray(m["predictions"], dtype=np.int16))
     notes = list(info["notes"])

@@ -582,6 +582,10 @@ class RunFolder:
         """Saved kernels (npz) of the variant with file stem ``stem`` (``baseline`` for the baseline)."""
         return self.weights_dir / f"{stem}.npz"
 
+    def pruning_steps(self, stem: str) -> Path:
+        """Pruned kernels at each mask update of the variant's fine-tune (npz, see ``pruning.save_snapshots``)."""
+        return self.weights_dir / f"{stem}.pruning-steps.npz"
+
     def predictions(self, stem: str = "baseline") -> Path:
         """Predicted classes (npy) of the variant with file stem ``stem``."""
         return self.predictions_dir / f"{stem}.npy"

@@ -106,6 +106,15 @@ class TfliteWeights:
             return np.transpose(v, (1, 2, 3, 0))
         return v
 
+    def file_layout(self, keras_values: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`keras_layout`: a Keras-layout kernel rearranged like the stored tensor."""
+        v = np.asarray(keras_values)
+        if self.op == "FULLY_CONNECTED" and v.ndim == 2:
+            return v.T
+        if self.op == "CONV_2D" and v.ndim == 4:
+            return np.transpose(v, (3, 0, 1, 2))
+        return v
+
     def channel(self, index: int, values: np.ndarray | None = None) -> np.ndarray:
         """The values (default: stored) of one channel along ``quantized_dimension``."""
         v = self.values if values is None else values
