@@ -133,13 +133,15 @@ class Runner:
 
     # ------------------------------------------------------------ public API
 
-    def submit(self, recipe: Recipe, job: str = DEFAULT_JOB, session: str | None = None) -> str:
+    def submit(self, recipe: Recipe, job: str = DEFAULT_JOB, session: str | None = None,
+               files: dict[str, str] | None = None) -> str:
         """Queue a recipe; it starts as soon as a slot is free.
 
         Args:
             recipe: a :class:`Recipe` (or a dict for ``Recipe.from_dict``).
             job: ``"module:function"`` to call; the recipe engine by default.
             session: an opaque tag (browser session) stored with the run.
+            files: the job's own settings files (name -> text), see :meth:`Store.create_run`.
 
         Returns:
             The run id.
@@ -147,7 +149,7 @@ class Runner:
         Raises:
             CompressionError: invalid recipe or job.
         """
-        run_id = self.store.create_run(recipe, job=job, session=session)
+        run_id = self.store.create_run(recipe, job=job, session=session, files=files)
         self._wake.set()
         return run_id
 

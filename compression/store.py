@@ -78,6 +78,7 @@ EXPORT_FORMAT = "compression-lab-run"
 EXPORT_VERSION = 1
 
 _RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+_SETTINGS_FILE = re.compile(r"^[a-z][a-z0-9_]*\.json$")
 _JOB = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _SKIP_IN_EXPORT = {LOCK_NAME}  # plus hidden names: temporaries of atomic writes (".x.tmp")
 
@@ -417,7 +418,13 @@ class Store:
         return self.runs_root / run_id
 
     def create_run(
-        self, recipe: Recipe, job: str = DEFAULT_JOB, session: str | None = None, *, running: bool = False
+        self,
+        recipe: Recipe,
+        job: str = DEFAULT_JOB,
+        session: str | None = None,
+        *,
+        running: bool = False,
+        files: dict[str, str] | None = None,
     ) -> str:
         """Queue a new run: write its recipe.json and insert its row (status "queued").
 
@@ -427,6 +434,8 @@ class Store:
             session: an opaque tag (the browser session) to list one's own runs.
             running: create it "running" in this process instead of queued, for a
                 caller that runs the job itself (the CLI), so that no runner claims it.
+            files: extra text files (name -> text) written into the run folder before the
+                run is queued: a job's own settings (the search's ``search.json``).
 
         Returns:
             The run id: sortable by creation time.
@@ -442,10 +451,16 @@ class Store:
             recipe = Recipe.from_dict(recipe)
         if not isinstance(job, str) or not _JOB.match(job):
             raise CompressionError(f"job must look like 'package.module:function'. Received: {job!r}")
+        reserved = ("recipe.json", "results.json")
+        bad = [name for name in files or {} if not _SETTINGS_FILE.match(name) or name in reserved]
+        if bad:
+            raise CompressionError(f"A run's extra files must have plain .json names. Received: {bad[0]!r}")
         run_id = _new_run_id()
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True)
         atomic_write_text(folder / "recipe.json", recipe.to_json())
+        for name, text in (files or {}).items():
+            atomic_write_text(folder / name, text)
         model = recipe.model.name or Path(recipe.model.path or "").name
         now = time.time()
         status, started, pid = ("running", now, os.getpid()) if running else ("queued", None, None)

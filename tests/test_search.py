@@ -1,0 +1,144 @@
+"""The Optuna search on digits (a 300-sample training slice, 1-epoch fine-tunes: seconds per trial)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from compression.config import PruningConfig, Recipe, VariantSpec
+from compression.errors import CompressionError
+from compression.progress import Cancelled
+from compression.results import RunFolder
+from compression.search import SearchResult, SearchSpec, TrialState, read_search, run_search, search
+
+# 95 % of conv's 108 and logits' 1080 weights leave 5 and 54 non-zero: fewer than 64 clusters in both layers,
+# so the engine refuses to cluster ("None of the chosen layers can be clustered"): a real failing trial.
+FAILING = {"sparsity/conv": 0.95, "sparsity/logits": 0.95, "clusters": 64, "qat": True, "epochs": 1}
+DESTRUCTIVE = {"sparsity/conv": 0.95, "sparsity/logits": 0.95, "clusters": 0, "qat": False, "mode": "float32",
+               "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return Recipe.from_dict({"dataset": {"name": "digits", "max_train": 300}, "model": {"name": "seed_cnn"},
+                             "baseline": {"pretrained": True}, "variants": [{"name": "float32"}],
+                             "evaluation": {"latency_runs": 5, "throughput_batch": 64}, "seed": 0})
+
+
+def quick(**kw) -> SearchSpec:
+    return SearchSpec(**{"budget": 1.0, "minutes": None, "max_epochs": 1, **kw})
+
+
+def test_same_seed_same_trials_and_every_trial_is_a_stored_variant(recipe, tmp_path):
+    a = search(recipe, tmp_path / "a", quick(trials=3, seed=7))
+    b = search(recipe, tmp_path / "b", quick(trials=3, seed=7))
+    assert [t.source for t in a.trials] == ["int8 anchor", "prior", "sampled"]
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [(t.state, t.gzip_bytes, t.accuracy) for t in a.trials] == [(t.state, t.gzip_bytes, t.accuracy)
+                                                                       for t in b.trials]
+    stored = RunFolder(tmp_path / "a").read_results()
+    assert stored.extra["kind"] == "search" and stored.status.value == "ok"
+    assert [v.name for v in stored.variants] == [t.name for t in a.trials]
+    for v in stored.ok_variants:
+        VariantSpec(**v.settings)  # each trial is a normal recipe variant
+        assert RunFolder(tmp_path / "a").tflite(v).is_file()
+    assert read_search(stored) == a
+    assert (tmp_path / "a" / "trials.csv").read_text().startswith("number,name,state")
+    # the budget is respected: the chosen trial is within it, and is the smallest that is
+    inside = [t for t in a.trials if t.within_budget]
+    assert a.chosen == min(inside, key=lambda t: t.value).name
+    assert a.chosen_trial.drop_points <= a.budget_points
+    assert all(t.drop_points <= a.budget_points for t in inside)
+    assert set(a.front) <= {t.name for t in a.trials if t.state is TrialState.OK}
+    history = a.history()
+    assert list(history["best_size"].dropna()) == sorted(history["best_size"].dropna(), reverse=True)
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(recipe, tmp_path):
+    result = search(recipe, tmp_path, quick(trials=2, prior=False, enqueue=(FAILING,)))
+    first, second = result.trials
+    assert first.state is TrialState.FAILED and "clustered" in first.error
+    assert second.state is TrialState.OK
+    stored = RunFolder(tmp_path).read_results()
+    assert [v.status.value for v in stored.variants] == ["failed", "ok"]
+    assert stored.status.value == "ok"
+
+
+def test_cancelled_search_keeps_finished_trials_and_the_best_so_far(recipe, tmp_path):
+    done = []
+
+    def progress(event):
+        if event.phase == "trial_done":
+            done.append(event.variant)
+
+    with pytest.raises(Cancelled):
+        search(recipe, tmp_path, quick(trials=10), progress=progress, cancel=lambda: len(done) >= 1)
+    stored = RunFolder(tmp_path).read_results()
+    assert stored.status.value == "cancelled"
+    result = read_search(stored)
+    assert result.stopped == "cancelled"
+    assert result.trials[0].state is TrialState.OK and result.trials[0].name == done[0]
+    assert result.chosen == done[0]
+    assert RunFolder(tmp_path).tflite(stored.variant(done[0])).is_file()
+    assert len(result.trials) < 10
+
+
+def test_none_within_budget_says_why(recipe, tmp_path):
+    result = search(recipe, tmp_path, quick(trials=1, budget=0.5, prior=False, enqueue=(DESTRUCTIVE,)))
+    (trial,) = result.trials
+    assert trial.state is TrialState.OK and trial.drop_points > 0.5 and not trial.within_budget
+    assert result.chosen is None
+    assert "none of 1 finished trials is within the budget of 0.50 points" in result.why_none
+
+
+def test_time_budget_stops_the_search(recipe, tmp_path):
+    result = search(recipe, tmp_path, SearchSpec(budget=1.0, minutes=0.01, max_epochs=1))
+    assert result.stopped == "minutes"
+    assert result.trials and result.trials[-1].finished_s < 0.01 * 60 + 30  # the running trial is stopped
+
+
+def test_job_reads_its_spec_and_results_round_trip(recipe, tmp_path):
+    (tmp_path / "search.json").write_text(json.dumps({"trials": 1, "minutes": None, "max_epochs": 1}))
+    result = run_search(recipe, tmp_path)
+    assert len(result.trials) == 1
+    assert SearchResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_bad_settings_are_sentences():
+    with pytest.raises(CompressionError, match="time budget"):
+        SearchSpec(minutes=None, trials=None)
+    with pytest.raises(CompressionError, match="budget"):
+        SearchSpec(budget=-1)
+    with pytest.raises(CompressionError, match="Unknown search setting"):
+        SearchSpec.from_dict({"budgett": 1})
+    with pytest.raises(CompressionError):
+        SearchSpec(board="no-such-board")
+
+
+def test_per_layer_sparsity(seed_cnn, small_train):
+    from compression.inspect import layer_kernels
+    from compression.pruning import prune
+
+    pruned, info = prune(seed_cnn, PruningConfig(schedule="constant", final_sparsity=0.9,
+                                                 layer_sparsity={"conv": 0.0, "logits": 0.9}), *small_train, epochs=1)
+    kernels = layer_kernels(pruned)
+    assert info["layers"] == ["logits"]
+    assert float(np.mean(kernels["conv"] == 0)) == 0.0
+    assert float(np.mean(kernels["logits"] == 0)) == pytest.approx(0.9, abs=0.01)
+    with pytest.raises(CompressionError, match="layer_sparsity"):
+        PruningConfig(layer_sparsity={"conv": 1.5})
+
+
+def test_store_keeps_the_search_settings_with_the_run(recipe, tmp_path):
+    from compression.store import Store
+
+    store = Store(tmp_path)
+    spec = json.dumps(quick(trials=2).to_dict())
+    run_id = store.create_run(recipe, job="compression.search:run_search", files={"search.json": spec})
+    assert SearchSpec.from_dict(json.loads((store.run_dir(run_id) / "search.json").read_text())) == quick(trials=2)
+    with pytest.raises(CompressionError, match="plain .json names"):
+        store.create_run(recipe, files={"../evil.json": "{}"})
+    with pytest.raises(CompressionError, match="plain .json names"):
+        store.create_run(recipe, files={"results.json": "{}"})
