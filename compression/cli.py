@@ -127,6 +127,85 @@ def _run_into_store(store, recipe: Recipe, bar):
     return table, out
 
 
+def cmd_sensitivity(args) -> int:
+    from .sensitivity import run_sensitivity
+
+    recipe = _load_recipe(args.recipe)
+    out = Path(args.out)
+    bar = TerminalProgress(sys.stderr)
+    try:
+        result = run_sensitivity(recipe, out, progress=bar)
+    finally:
+        bar.close()
+    print(f"baseline accuracy {result.baseline_accuracy:.4f} (Keras, {result.n_test} test samples); "
+          "accuracy drop in points when one layer alone is compressed, no fine-tune:")
+    print(result.matrix().to_string(float_format=lambda v: f"{v:.2f}"))
+    print("ranking (most sensitive first):")
+    for r in result.ranking():
+        print(f"  {r['rank']}. {r['layer']:<20} {r['params']:>9,} weights  mean drop {r['mean_drop_points']:6.2f}"
+              + ("  (tiny layer)" if r["tiny"] else ""))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"results: {out / 'results.json'}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    import signal
+
+    from .search import SearchSpec, search
+
+    recipe = _load_recipe(args.recipe)
+    minutes = 20.0 if args.minutes is None and args.trials is None else args.minutes
+    spec = SearchSpec(budget=args.budget, relative=args.relative, minutes=minutes, trials=args.trials,
+                      board=args.board, board_ram_kb=args.ram_kb, board_flash_kb=args.flash_kb,
+                      objective=args.objective, seed=args.seed, max_epochs=args.max_epochs)
+    out = Path(args.out)
+    bar = TerminalProgress(sys.stderr)
+    stop = {"asked": False}
+
+    def progress(event: Progress) -> None:
+        if event.phase == "trial_done":
+            bar.close()
+            bar.last_line = ""
+            print(f"{time.perf_counter() - bar.started:7.1f}s {event.message}", file=sys.stderr, flush=True)
+        else:
+            bar(event)
+
+    def on_interrupt(signum, frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+        print("\nstopping after this trial (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = search(recipe, out, spec, progress=progress, cancel=lambda: stop["asked"])
+    except Cancelled:
+        from .results import RunFolder
+        from .search import read_search
+
+        result = read_search(RunFolder(out).read_results())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    frame = result.frame()
+    cols = [c for c in ("name", "state", "source", "accuracy", "drop_points", "gzip_bytes", "size_bytes",
+                        "arena_bytes", "within_budget") if c in frame]
+    if len(frame):
+        print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    chosen = result.chosen_trial
+    if chosen is not None:
+        ratio = f", {result.reference_bytes / chosen.value:.1f}x smaller than float32" if result.reference_bytes else ""
+        print(f"chosen: {chosen.name}: {chosen.value:,.0f} B {spec.objective.value}{ratio}, accuracy "
+              f"{chosen.accuracy:.4f} ({-chosen.drop_points:+.2f} points; budget {result.budget_points:.2f})")
+    else:
+        print(f"chosen: none found: {result.why_none}")
+    print(f"stopped by: {result.stopped}; {len(result.trials)} trials in {result.seconds:.0f} s")
+    print(f"results: {out / 'results.json'}")
+    return 0 if chosen is not None else 1
+
+
 def cmd_datasets(args) -> int:
     from .data import list_datasets
 
@@ -166,6 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", nargs="?", const="", default=None,
                      help="record the run in the app's store (optionally give its folder)")
     run.set_defaults(func=cmd_run)
+    sens = sub.add_parser("sensitivity", help="per-layer sensitivity of a recipe's baseline (no fine-tune)")
+    sens.add_argument("recipe", help="recipe JSON file, or a preset (its dataset, model and baseline are used)")
+    sens.add_argument("--out", default="out", help="output folder for results.json and sensitivity.csv")
+    sens.set_defaults(func=cmd_sensitivity)
+    srch = sub.add_parser("search", help="search the smallest variant within an accuracy (and board) budget")
+    srch.add_argument("recipe", help="recipe JSON file, or a preset (its dataset, model and baseline are used)")
+    srch.add_argument("--budget", type=float, default=1.0, help="accuracy points the result may lose (default 1.0)")
+    srch.add_argument("--relative", action="store_true", help="read --budget as percent of the baseline accuracy")
+    srch.add_argument("--minutes", type=float, default=None,
+                      help="time budget for the trials (20 when neither --minutes nor --trials is given)")
+    srch.add_argument("--trials", type=int, default=None, help="most trials")
+    srch.add_argument("--board", default=None, help="fit this board's RAM and flash (see the boards command)")
+    srch.add_argument("--ram-kb", type=float, default=None, help="RAM of --board custom, in KB")
+    srch.add_argument("--flash-kb", type=float, default=None, help="flash of --board custom, in KB")
+    srch.add_argument("--objective", choices=["gzip", "raw"], default="gzip", help="minimise gzip or raw bytes")
+    srch.add_argument("--seed", type=int, default=None, help="sampler seed (default: the recipe's)")
+    srch.add_argument("--max-epochs", type=int, default=None, help="longest fine-tune a trial may pick")
+    srch.add_argument("--out", default="out", help="output folder for results.json and the trials' .tflite files")
+    srch.set_defaults(func=cmd_search)
     sub.add_parser("datasets", help="list datasets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list zoo models and shipped pretrained baselines").set_defaults(func=cmd_models)
     presets = sub.add_parser("presets", help="list presets (--show NAME prints its JSON)")

@@ -115,7 +115,8 @@ class SearchSpec:
         minutes: wall-time budget for the trials (the baseline and the sensitivity
             prior come first and are not counted); None = no time limit.
         trials: most trials; None = no trial limit. One of minutes/trials is needed.
-        board: a board name of :mod:`compression.boards` (RAM/flash budgets), or None.
+        board: a board key of :mod:`compression.boards` (RAM/flash budgets), or None;
+            "custom" with ``board_ram_kb`` and ``board_flash_kb``.
         objective: minimise gzip or raw bytes.
         seed: sampler seed; None uses the recipe's seed.
         max_epochs: longest fine-tune a trial may choose; None = twice the dataset's default.
@@ -131,6 +132,8 @@ class SearchSpec:
     minutes: float | None = 20.0
     trials: int | None = None
     board: str | None = None
+    board_ram_kb: float | None = None
+    board_flash_kb: float | None = None
     objective: SizeObjective = SizeObjective.GZIP
     seed: int | None = None
     max_epochs: int | None = None
@@ -169,7 +172,7 @@ class SearchSpec:
         s(self, "hopeless_points", float(_positive(self.hopeless_points, "hopeless_points")))
         s(self, "enqueue", tuple(dict(p) for p in self.enqueue))
         if self.board is not None:
-            _board_budget(self.board)  # refuses an unknown board now, not after the baseline
+            _board_budget(self.board, self.board_ram_kb, self.board_flash_kb)  # refuse a bad board now
 
     def budget_points(self, baseline_accuracy: float) -> float:
         """The budget in accuracy points."""
@@ -196,14 +199,11 @@ class SearchSpec:
         return cls(**data)
 
 
-def _board_budget(name: str) -> tuple[int, int]:
-    """(RAM bytes, flash bytes) of a board from compression.boards (the board-fit module)."""
-    try:
-        from . import boards
-    except ImportError:
-        raise CompressionError("Board budgets are not available in this version (compression.boards is missing); "
-                               "search without --board.") from None
-    board = boards.get_board(name)
+def _board_budget(name: str, ram_kb: float | None = None, flash_kb: float | None = None) -> tuple[int, int]:
+    """(RAM bytes, flash bytes) of a board of :mod:`compression.boards` ("custom" takes ram_kb/flash_kb)."""
+    from .boards import get_board
+
+    board = get_board(name, ram_kb=ram_kb, flash_kb=flash_kb)
     return int(board.ram_bytes), int(board.flash_bytes)
 
 
@@ -442,8 +442,8 @@ def _judge(row: dict, budget_points: float, baseline_accuracy: float, objective:
             reasons.append(f"{row['size_bytes']:,} B do not fit the board's {flash:,} B of flash")
         if arena is None:
             constraints.append(1.0)
-            reasons.append("cannot run under TensorFlow Lite Micro (no arena measured)"
-                           + (f": {row['tflm_error']}" if row.get("tflm_error") else ""))
+            why = (row.get("tflm") or {}).get("reason")
+            reasons.append("cannot run under TensorFlow Lite Micro" + (f": {why}" if why else ""))
         else:
             constraints.append((arena - ram) / ram)
             if arena > ram:
@@ -453,15 +453,22 @@ def _judge(row: dict, budget_points: float, baseline_accuracy: float, objective:
 
 
 def _arena_of(row: dict) -> int | None:
-    """The TFLM tensor arena of a trial's row when the board-fit measurement added one."""
-    for key in ("arena_bytes",):
-        v = row.get(key)
-        if isinstance(v, (int, float)) and v > 0:
-            return int(v)
+    """The TFLM tensor arena of a trial's row (its ``tflm`` measurement), when it runs under TFLM."""
     tflm = row.get("tflm")
-    if isinstance(tflm, dict) and isinstance(tflm.get("arena_bytes"), (int, float)):
+    if isinstance(tflm, dict) and tflm.get("runnable") and isinstance(tflm.get("arena_bytes"), (int, float)):
         return int(tflm["arena_bytes"])
     return None
+
+
+def _measure_board(row: dict, out: Path) -> None:
+    """Add the TFLM arena/flash measurement to a trial's row unless the engine already did."""
+    if isinstance(row.get("tflm"), dict) or not row.get("tflite"):
+        return
+    from .results import RunFolder
+    from .tflm import measure_tflm
+
+    data = RunFolder(out).tflite(row["tflite"]).read_bytes()
+    row["tflm"] = measure_tflm(data).to_dict()  # arena and flash only: the accuracy is LiteRT's
 
 
 # ---------------------------------------------------------------- the search
@@ -532,7 +539,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     out = folder.path
     atomic_write_text(out / SEARCH_FILE, json.dumps(spec.to_dict(), indent=2))
     started = time.perf_counter()
-    board = _board_budget(spec.board) if spec.board else None
+    board = _board_budget(spec.board, spec.board_ram_kb, spec.board_flash_kb) if spec.board else None
     results: dict[str, Any] = {"kind": RunKind.SEARCH.value, "recipe": recipe.to_dict(),
                                "versions": _tf.library_versions(), "created": _now(), "status": "running",
                                "dataset": None, "baseline": None, "reference": None, "variants": []}
@@ -654,6 +661,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             row = run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
                               _trial_progress(trial, progress, base_acc, name), trial_cancel,
                               fraction_span=(fraction, fraction))
+            if board is not None:
+                _measure_board(row, out)
             value, constraints, reasons, arena = _judge(row, budget_points, base_acc, spec.objective, board)
             trial.set_user_attr("constraints", constraints)
             study.tell(trial, value)

@@ -142,3 +142,29 @@ def test_store_keeps_the_search_settings_with_the_run(recipe, tmp_path):
         store.create_run(recipe, files={"../evil.json": "{}"})
     with pytest.raises(CompressionError, match="plain .json names"):
         store.create_run(recipe, files={"results.json": "{}"})
+
+
+def test_board_budget_is_a_constraint(recipe, tmp_path):
+    fits = search(recipe, tmp_path / "nano", quick(trials=1, board="nano33"))
+    (anchor,) = fits.trials
+    assert anchor.arena_bytes and anchor.arena_bytes > 0 and anchor.within_budget
+    assert fits.chosen == anchor.name and fits.board["name"] == "nano33"
+    tiny = search(recipe, tmp_path / "tiny", quick(trials=1, board="custom", board_ram_kb=1, board_flash_kb=1))
+    (trial,) = tiny.trials
+    assert not trial.within_budget and tiny.chosen is None
+    assert any("arena" in r for r in trial.reasons) and any("flash" in r for r in trial.reasons)
+
+
+def test_cli_search_prints_the_chosen_variant(recipe, tmp_path, capsys):
+    from compression.cli import main
+
+    path = tmp_path / "recipe.json"
+    path.write_text(recipe.to_json())
+    code = main(["search", str(path), "--trials", "1", "--max-epochs", "1", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "chosen: trial-000" in out and "stopped by: trials" in out
+    assert read_search(RunFolder(tmp_path / "out").read_results()).chosen == "trial-000"
+    assert main(["search", str(path), "--budget", "-1", "--trials", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: The accuracy budget")

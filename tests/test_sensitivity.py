@@ -99,3 +99,12 @@ def test_sensitivity_run_is_stored_with_its_kind(tmp_path):
     assert any(e.phase == "sensitivity" for e in events)
     # the 108-weight conv is visible as the small layer it is
     assert result.layer("conv").params == 108
+
+
+def test_cli_sensitivity(tmp_path, capsys):
+    from compression.cli import main
+
+    assert main(["sensitivity", "experiment_e", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ranking (most sensitive first):" in out and "prune 50%" in out
+    assert (tmp_path / "results.json").is_file()
