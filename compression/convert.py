@@ -22,6 +22,13 @@ Python interpreter can run. Such an op keeps its state in variable tensors
 that persist between invokes: call ``reset_all_variables()`` before each new
 sequence (measure.py does).
 
+The model is first exported as a SavedModel (what ``from_keras_model`` does
+internally anyway) and converted from it in a child process
+(:mod:`compression.isolation`): a crash of TFLite's C++ converter or
+calibrator (e.g. a GRU's int8 calibration segfaults with tensorflow 2.21)
+then fails that conversion with one sentence instead of killing the run.
+``isolate=False`` converts the same export in this process (same bytes).
+
 Usage::
 
     tflite_bytes = convert_to_tflite(model, "int8", representative=dataset.x_train)
@@ -30,8 +37,13 @@ Usage::
 from __future__ import annotations
 
 import gzip
+import logging
 import re
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +51,9 @@ import numpy as np
 from . import _tf
 from .config import QuantizationMode, _enum
 from .errors import CompressionError
+from .isolation import NativeCrash, shared_pool
+
+log = logging.getLogger("compression.convert")
 
 _NEEDS_REPRESENTATIVE = (QuantizationMode.INT8, QuantizationMode.INT16X8)
 _MAX_REASON_CHARS = 300
@@ -51,6 +66,7 @@ def convert_to_tflite(
     sparse: bool = False,
     representative_samples: int = 200,
     seed: int = 0,
+    isolate: bool = True,
 ) -> bytes:
     """Convert a tf_keras model to TFLite bytes in the given quantization mode.
 
@@ -72,37 +88,47 @@ def convert_to_tflite(
         representative_samples: how many rows of ``representative`` to use
             (all of them when fewer), fed one at a time with batch 1.
         seed: seed of the representative sample.
+        isolate: convert in the shared child process (a native crash fails
+            this call only); False converts in this process.
 
     Returns:
         The ``.tflite`` flatbuffer.
 
     Raises:
         CompressionError: on an unknown mode, missing or badly shaped
-            representative data, or when the converter refuses the model (its
-            reason in one line, e.g. "Conversion to int8 failed: ...").
+            representative data, when the converter refuses the model (its
+            reason in one line, e.g. "Conversion to int8 failed: ...") or
+            crashes (:class:`~compression.isolation.NativeCrash`, e.g.
+            "TFLite's int8 calibration crashed (SIGSEGV) ...").
     """
     mode = _enum(QuantizationMode, mode, "quantization")
     if not isinstance(sparse, bool):
         raise CompressionError(f"sparse must be true or false. Received: {sparse!r}")
-    rep_fn = None
+    rows = None
     if mode in _NEEDS_REPRESENTATIVE:
-        rep_fn = _representative_dataset(model, mode, representative, representative_samples, seed)
+        rows = _representative_rows(model, mode, representative, representative_samples, seed)
 
     static = _has_recurrent_layer(model)
+    folder = Path(tempfile.mkdtemp(prefix="compression-convert-"))
     try:
-        return _convert(model, mode, rep_fn, sparse, static_batch=static)
-    except CompressionError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every converter failure becomes one readable line
-        if static or "TensorList" not in str(exc):
+        if rows is not None:
+            np.save(folder / "representative.npy", rows, allow_pickle=False)
+        try:
+            return _convert_in(folder, model, mode, sparse, static, isolate)
+        except CompressionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every converter failure becomes one readable line
+            if static or "TensorList" not in str(exc):
+                raise _conversion_error(mode, exc) from exc
+        # A recurrent layer the layer scan missed (e.g. inside a custom layer): retry with a static batch.
+        try:
+            return _convert_in(folder, model, mode, sparse, True, isolate)
+        except CompressionError:
+            raise
+        except Exception as exc:  # noqa: BLE001
             raise _conversion_error(mode, exc) from exc
-    # A recurrent layer the layer scan missed (e.g. inside a custom layer): retry with a static batch.
-    try:
-        return _convert(model, mode, rep_fn, sparse, static_batch=True)
-    except CompressionError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _conversion_error(mode, exc) from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def tflite_ops(tflite_bytes: bytes) -> list[str]:
@@ -202,22 +228,93 @@ def gzip_size(data: bytes) -> int:
 # ---------------------------------------------------------------- internals
 
 
-def _convert(model, mode: QuantizationMode, rep_fn: Callable | None, sparse: bool, static_batch: bool) -> bytes:
-    """Build a converter for the model (static batch 1 if asked), configure it for the mode, convert."""
-    tf = _tf.tf()
-    if static_batch:
-        if not model.inputs:
-            raise CompressionError("The model has no defined input shape; give it an Input layer before converting.")
-        specs = [tf.TensorSpec([1, *inp.shape[1:]], inp.dtype) for inp in model.inputs]
-        function = tf.function(model).get_concrete_function(specs[0] if len(specs) == 1 else specs)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+def _convert_in(folder: Path, model, mode: QuantizationMode, sparse: bool, static_batch: bool,
+                isolate: bool) -> bytes:
+    """Export the model into ``folder`` and convert the export (in the child process if ``isolate``)."""
+    saved = folder / ("static" if static_batch else "dynamic")
+    started = time.perf_counter()
+    _export(model, saved, static_batch)
+    exported = time.perf_counter()
+    rows = folder / "representative.npy"
+    args = (str(saved), mode.value, sparse, str(rows) if rows.exists() else None)
+    if not isolate:
+        data = convert_exported(*args)
     else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        try:
+            data = shared_pool().call(convert_exported, *args, what=_stage_name(mode))
+        except NativeCrash as crash:
+            raise NativeCrash(f"{str(crash).rstrip('.')} on this model{_recurrent_context(model)}; it is a bug "
+                              "in TensorFlow Lite's native code, so try another quantization mode.") from None
+    log.debug("export %.3f s, conversion %.3f s (%s)", exported - started, time.perf_counter() - exported,
+              "child process" if isolate else "in process")
+    return data
 
+
+def _stage_name(mode: QuantizationMode) -> str:
+    if mode in _NEEDS_REPRESENTATIVE:
+        return f"TFLite's {mode.value} calibration"
+    return f"TFLite's {mode.value} conversion"
+
+
+def _recurrent_context(model) -> str:
+    """" (it has GRU layer 'gru')" for a model with recurrent layers, else ""."""
+    keras = _tf.keras()
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.Bidirectional):
+            found.append(f"Bidirectional {type(layer.forward_layer).__name__} layer '{layer.name}'")
+        elif isinstance(layer, keras.layers.RNN):
+            found.append(f"{type(layer).__name__} layer '{layer.name}'")
+    return f" (it has {', '.join(found[:3])})" if found else ""
+
+
+def _export(model, folder: Path, static_batch: bool) -> None:
+    """Save the model as the SavedModel the converter reads (static batch 1 for recurrent models).
+
+    ``TFLiteConverter.from_keras_model`` and ``from_concrete_functions`` save exactly
+    this (with ``save_debug_info``) and convert from it; doing it here lets the
+    conversion run in another process.
+    """
+    tf = _tf.tf()
+    options = tf.saved_model.SaveOptions(save_debug_info=True)
+    try:
+        if static_batch:
+            if not model.inputs:
+                raise CompressionError("The model has no defined input shape; give it an Input layer before "
+                                       "converting.")
+            specs = [tf.TensorSpec([1, *inp.shape[1:]], inp.dtype) for inp in model.inputs]
+            function = tf.function(model).get_concrete_function(specs[0] if len(specs) == 1 else specs)
+            tf.saved_model.save(model, str(folder), signatures={"serving_default": function}, options=options)
+        else:
+            tf.saved_model.save(model, str(folder), options=options)
+    except CompressionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an export failure is a conversion failure, said in one line
+        reason = _converter_reason(str(exc)) or type(exc).__name__
+        raise CompressionError(f"The model could not be exported for conversion: {reason}") from exc
+
+
+def convert_exported(saved_model_dir: str, mode: str, sparse: bool, representative_path: str | None) -> bytes:
+    """Convert a SavedModel written by :func:`_export` (runs in the isolation child; module-level so it pickles).
+
+    Raises:
+        Exception: whatever the converter raises (the caller turns it into one line).
+    """
+    tf = _tf.tf()
+    mode = QuantizationMode(mode)
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     optimizations = [] if mode is QuantizationMode.FLOAT32 else [tf.lite.Optimize.DEFAULT]
     if sparse:
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
     converter.optimizations = optimizations
+    rep_fn = None
+    if representative_path is not None:
+        rows = np.load(representative_path, allow_pickle=False)
+
+        def rep_fn() -> Iterator[list[np.ndarray]]:
+            for row in rows:
+                yield [row[np.newaxis, ...]]
+
     if mode is QuantizationMode.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
     elif mode is QuantizationMode.INT8:
@@ -233,10 +330,8 @@ def _convert(model, mode: QuantizationMode, rep_fn: Callable | None, sparse: boo
     return converter.convert()
 
 
-def _representative_dataset(
-    model, mode: QuantizationMode, representative, samples: int, seed: int
-) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """Validate the representative data and return a generator of seeded batch-1 samples."""
+def _representative_rows(model, mode: QuantizationMode, representative, samples: int, seed: int) -> np.ndarray:
+    """Validate the representative data and return the seeded sample of rows (model input dtype)."""
     if representative is None:
         raise CompressionError(
             f"{mode.value} quantization needs representative data (a sample of the training inputs) "
@@ -261,13 +356,7 @@ def _representative_dataset(
         )
     rng = np.random.default_rng(seed)
     index = rng.choice(len(data), size=min(samples, len(data)), replace=False)
-    rows = data[index].astype(model.inputs[0].dtype.as_numpy_dtype)
-
-    def generate() -> Iterator[list[np.ndarray]]:
-        for row in rows:
-            yield [row[np.newaxis, ...]]
-
-    return generate
+    return np.ascontiguousarray(data[index].astype(model.inputs[0].dtype.as_numpy_dtype))
 
 
 def _has_recurrent_layer(model) -> bool:
