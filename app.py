@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import state
+from ui import lessons, state
 
 st.set_page_config(page_title="Compression Lab", page_icon=":material/compress:", layout="wide")
 state.init(router=True)
@@ -21,6 +21,7 @@ pages = [
     st.Page(state.PAGES["compare"], title="Compare", icon=state.ICONS["compare"]),
     st.Page(state.PAGES["inspect"], title="Inspect", icon=state.ICONS["inspect"]),
     st.Page(state.PAGES["history"], title="History", icon=state.ICONS["history"]),
+    st.Page(lessons.LESSON_PAGE, title="Lessons", icon=lessons.ICON),
 ]
 page = st.navigation(pages)
 with st.sidebar:
@@ -28,4 +29,5 @@ with st.sidebar:
         "Pick data and a model, build variants (pruning, clustering, QAT, post-training quantization), "
         "run them in the background, compare size, latency and accuracy, and download the `.tflite`."
     )
+    lessons.sidebar()
 page.run()
