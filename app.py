@@ -19,6 +19,7 @@ pages = [
     st.Page(state.PAGES["data"], title="Data & model", icon=state.ICONS["data"]),
     st.Page(state.PAGES["compress"], title="Compress", icon=state.ICONS["compress"], default=True),
     st.Page(state.PAGES["compare"], title="Compare", icon=state.ICONS["compare"]),
+    st.Page(state.PAGES["find_smallest"], title="Find smallest", icon=state.ICONS["find_smallest"]),
     st.Page(state.PAGES["inspect"], title="Inspect", icon=state.ICONS["inspect"]),
     st.Page(state.PAGES["history"], title="History", icon=state.ICONS["history"]),
     st.Page(lessons.LESSON_PAGE, title="Lessons", icon=lessons.ICON),

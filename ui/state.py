@@ -29,6 +29,7 @@ PAGES = {
     "compare": "pages/3_compare.py",
     "inspect": "pages/4_inspect.py",
     "history": "pages/5_history.py",
+    "find_smallest": "pages/6_find_smallest.py",
 }
 
 # Material icons ship with Streamlit's fonts, so they render everywhere (emoji need a system font).
@@ -38,6 +39,7 @@ ICONS = {
     "compare": ":material/monitoring:",
     "inspect": ":material/biotech:",
     "history": ":material/history:",
+    "find_smallest": ":material/search:",
 }
 
 MODEL_SOURCES = ("Model zoo", "Pretrained sample", "Upload")
