@@ -276,15 +276,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# What each progress phase means to a user (the phase names are internal).
+_PHASE_WORDS = {
+    "data": "loading the data", "baseline": "preparing the baseline", "variant_start": "starting",
+    "fine_tune": "fine-tuning", "convert": "converting", "measure": "measuring", "sensitivity": "measuring",
+    "trial_start": "starting",
+}
+_AFTER_PHASES = {"baseline_done": "after the baseline was ready", "done": "after its last step"}
+
+
 def describe_position(progress: dict | None) -> str:
-    """'while running variant 'int8' (phase convert)' from the last progress event."""
+    """'while converting variant 'int8'' (or 'after variant 'int8' finished') from the last progress event."""
     if not progress:
         return "before it reported any progress"
     variant, phase = progress.get("variant") or "", progress.get("phase") or ""
+    if phase in ("variant_done", "trial_done"):
+        return f"after variant {variant!r} finished" if variant else "between two variants"
+    if phase in _AFTER_PHASES:
+        return _AFTER_PHASES[phase]
+    doing = _PHASE_WORDS.get(phase, "running")
     if variant:
-        return f"while running variant {variant!r}" + (f" (phase {phase})" if phase else "")
+        return f"while {doing} variant {variant!r}"
     if phase:
-        return f"during the {phase} phase"
+        return f"while {doing}"
     return "before it reported any progress"
 
 

@@ -166,7 +166,7 @@ def test_a_segfaulting_worker_is_reported_and_the_next_run_still_runs(store, mak
 
     assert crashed["status"] == "failed"
     assert (
-        crashed["error"] == "The worker process crashed (signal SIGSEGV) while running variant 'int8' (phase convert)."
+        crashed["error"] == "The worker process crashed (signal SIGSEGV) while converting variant 'int8'."
     )
     assert "Segmentation fault" in (crashed["dir"] / "worker.log").read_text()  # faulthandler's stack
     assert ok["status"] == "ok" and store.results(after)["recipe"]["title"] == "after"
@@ -268,7 +268,7 @@ def test_sigkill_while_the_server_is_down_marks_the_run_interrupted_and_queued_r
 
     assert runner2.interrupted_at_start == [victim]
     assert victim_after["status"] == "interrupted"
-    assert "while running variant 'float32' (phase fine_tune)" in victim_after["error"]
+    assert "while fine-tuning variant 'float32'" in victim_after["error"]
     assert resumed["status"] == "ok" and store2.results(queued)["recipe"]["title"] == "queued"
     assert store2.integrity_check() == "ok"
     assert snapshot(store2.run_dir(earlier)) == earlier_files
@@ -301,7 +301,7 @@ def test_cancel_of_a_running_run_stops_its_worker(store, make_runner):
     took = time.monotonic() - t0
     print(f"\ncancel running: {run['status']} {took:.2f} s after cancel(): {run['error']!r}")
     assert run["status"] == "cancelled" and run["cancel_requested"]
-    assert run["error"] == "Cancelled while running variant 'float32' (phase fine_tune)."
+    assert run["error"] == "Cancelled while fine-tuning variant 'float32'."
     assert took < 5
     poll(lambda: pid_gone(run["pid"]), what="the worker to exit")
 
@@ -333,7 +333,7 @@ def test_a_worker_ignoring_cancel_is_terminated(store, make_runner):
     print(f"\nstubborn cancel: {run['status']} {time.monotonic() - t0:.2f} s after cancel(): {run['error']!r}")
     assert run["status"] == "cancelled"
     assert run["error"] == (
-        "Cancelled while running variant 'float32' (phase convert); "
+        "Cancelled while converting variant 'float32'; "
         "the worker did not stop within 0.5 s and was ended with SIGTERM."
     )
 

@@ -315,7 +315,7 @@ def test_mark_interrupted_only_touches_runs_with_a_dead_worker(store):
         os.close(fd)
     run = store.get_run(dead)
     assert run["status"] == "interrupted"
-    assert "while running variant 'int8' (phase convert)" in run["error"]
+    assert "while converting variant 'int8'" in run["error"]
     assert store.get_run(alive)["status"] == "running"
     assert store.get_run(starting)["status"] == "running"  # claimed a moment ago, no pid yet
     assert store.get_run(queued)["status"] == "queued"
