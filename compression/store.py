@@ -909,6 +909,9 @@ class Store:
             expected = manifest.get("files")
             if not isinstance(expected, dict) or set(expected) != set(files):
                 raise CompressionError("The export's file list does not match its manifest.")
+            if self._holds_copy(run_id, expected):
+                raise CompressionError(f"This run is already in the store (run {run_id}, the same files): "
+                                       "nothing was imported.")
             staging = self.runs_root / f".import-{secrets.token_hex(4)}"
             staging.mkdir()
             try:
@@ -927,6 +930,21 @@ class Store:
             finally:
                 if staging.exists():
                     shutil.rmtree(staging, ignore_errors=True)
+
+    def _holds_copy(self, run_id: str, expected: dict) -> bool:
+        """Whether run ``run_id`` exists here with the recipe and results the export's manifest lists."""
+        try:
+            folder = self.run_dir(run_id)
+            self.get_run(run_id)
+        except CompressionError:
+            return False
+        for rel in ("recipe.json", "results.json"):
+            path = folder / rel
+            if rel not in expected:
+                continue
+            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != expected[rel]:
+                return False
+        return True
 
     @staticmethod
     def _check_members(archive: zipfile.ZipFile, max_bytes: int) -> dict[str, zipfile.ZipInfo]:

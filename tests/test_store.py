@@ -399,7 +399,12 @@ def test_export_import_byte_for_byte_with_events(store, tmp_path):
     strip = [{k: v for k, v in e.items() if k != "id"} for e in events]
     assert [{k: v for k, v in e.items() if k != "id"} for e in other.events(run_id)] == strip
 
-    # Importing again: the id is taken, so the copy gets a new one.
+    # Importing the same run again is refused in a sentence, not silently duplicated.
+    with pytest.raises(CompressionError, match=f"already in the store \\(run {run_id}"):
+        other.import_run(data)
+    assert [r["id"] for r in other.list_runs()] == [run_id]
+    # A different run under that id (its results changed here): the import gets a new id.
+    (other.run_dir(run_id) / "results.json").write_text("{}")
     copy = other.import_run(data)
     assert copy != run_id and snapshot(other.run_dir(copy)) == files
     assert other.get_run(copy)["title"] == row["title"]

@@ -107,7 +107,7 @@ def test_history_lists_compares_exports_imports_and_deletes(with_run):
     at.multiselect(key="history_compare_runs").set_value([run_id]).run()
     assert_clean(at)
     assert len(plotly_charts(at)) == 2
-    # export → import gives a second, identical run
+    # export → import: refused while the same run is in the store, restored once it is deleted
     from compression.store import Store
 
     store = Store()
@@ -115,10 +115,15 @@ def test_history_lists_compares_exports_imports_and_deletes(with_run):
     assert at.download_button(key="export_run") is not None
     at.file_uploader(key="import_upload").upload("run.zip", exported, "application/zip")
     at.button(key="import_run").click().run()
+    assert any("already in the store" in e.value for e in at.error)
+    assert [r["id"] for r in store.list_runs()] == [run_id]
+    before = store.results(run_id)
+    store.delete_run(run_id)
+    at.button(key="import_run").click().run()
     assert not at.exception
     assert any("Imported as run" in s.value for s in at.success)
     new_id = at.session_state["history_run"]
-    assert new_id != run_id and store.results(new_id) == store.results(run_id)
+    assert new_id == run_id and store.results(new_id) == before
     with zipfile.ZipFile(io.BytesIO(store.export_run(new_id))) as z:
         assert "run/int8.tflite" in z.namelist()
     # delete needs the confirmation box
@@ -128,7 +133,7 @@ def test_history_lists_compares_exports_imports_and_deletes(with_run):
     at.button(key="delete_run").click().run()
     assert_clean(at)
     assert any("Deleted run" in s.value for s in at.success)
-    assert [r["id"] for r in store.list_runs()] == [run_id]
+    assert store.list_runs() == []
     assert not (store.runs_root / new_id).exists()
     # a broken import is refused with a sentence
     at.file_uploader(key="import_upload").clear()
