@@ -22,6 +22,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .config import Preserve
+
 __all__ = [
     "LOG_RANGE",
     "class_counts",
@@ -93,7 +95,7 @@ def describe_settings(settings: dict[str, Any] | None) -> str:
         lines.append(what)
     q = settings.get("qat")
     if q is not None:
-        scheme = {(True, True): "PCQAT", (True, False): "PQAT", (False, True): "CQAT"}.get((bool(p), bool(c)), "QAT")
+        scheme = Preserve.for_techniques(bool(p), bool(c)).scheme_name
         lines.append(scheme + (f", layers {', '.join(q['layers'])}" if q.get("layers") else ""))
     if p or c or q is not None:
         lines.append(

@@ -14,7 +14,7 @@ import numpy as np
 from . import _tf
 from .config import CentroidInit, ClusteringConfig
 from .errors import CompressionError
-from .models import clone
+from .models import check_layer_names, clone
 from .progress import ProgressFn
 from .train import compile_for_training, fit
 
@@ -62,12 +62,7 @@ def apply_clustering(model, config: ClusteringConfig, preserve_sparsity: bool = 
             return _tf.tfmot().clustering.keras.cluster_weights(
                 layer, number_of_clusters=config.clusters, cluster_centroids_init=_init(config.init))
 
-    names = {layer.name for layer in model.layers}
-    if config.layers:
-        missing = sorted(set(config.layers) - names)
-        if missing:
-            raise CompressionError(
-                f"clustering.layers names layer(s) the model does not have: {', '.join(missing)}.")
+    check_layer_names(model, config.layers, "clustering.layers")
     chosen, notes = [], []
 
     def wrap(layer):

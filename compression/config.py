@@ -61,6 +61,30 @@ class Preserve(StrEnum):
     CLUSTERS = "clusters"  # CQAT
     BOTH = "both"  # PCQAT
 
+    @classmethod
+    def for_techniques(cls, pruning: bool, clustering: bool) -> Preserve:
+        """The collaborative scheme QAT uses after these techniques (the one place that derives it).
+
+        Usage::
+
+            Preserve.for_techniques(pruning=True, clustering=False)   # Preserve.SPARSITY (PQAT)
+        """
+        if pruning and clustering:
+            return cls.BOTH
+        if pruning:
+            return cls.SPARSITY
+        if clustering:
+            return cls.CLUSTERS
+        return cls.NONE
+
+    @property
+    def scheme_name(self) -> str:
+        """The scheme's usual name: "QAT", "PQAT", "CQAT" or "PCQAT"."""
+        return _SCHEME_NAMES[self]
+
+
+_SCHEME_NAMES = {Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT", Preserve.BOTH: "PCQAT"}
+
 
 # ---------------------------------------------------------------- validation helpers
 
@@ -355,13 +379,12 @@ class VariantSpec:
     @property
     def expected_preserve(self) -> Preserve:
         """The collaborative-optimization scheme implied by the techniques."""
-        if self.pruning and self.clustering:
-            return Preserve.BOTH
-        if self.pruning:
-            return Preserve.SPARSITY
-        if self.clustering:
-            return Preserve.CLUSTERS
-        return Preserve.NONE
+        return Preserve.for_techniques(bool(self.pruning), bool(self.clustering))
+
+    @property
+    def qat_scheme(self) -> str | None:
+        """"QAT", "PQAT", "CQAT" or "PCQAT" for a variant with QAT; None without."""
+        return self.expected_preserve.scheme_name if self.qat is not None else None
 
     @property
     def techniques(self) -> list[str]:
@@ -380,8 +403,7 @@ class VariantSpec:
         if self.clustering:
             out.append(f"cluster {self.clustering.clusters}")
         if self.qat:
-            out.append({Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT",
-                        Preserve.BOTH: "PCQAT"}[self.expected_preserve])
+            out.append(self.qat_scheme)
         out.append(self.quantization.value + (" sparse" if self.sparse_encoding else ""))
         return out
 

@@ -11,7 +11,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import _tf
@@ -187,6 +187,17 @@ def clone(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def check_layer_names(model, named: Iterable[str] | None, what: str) -> None:
+    """Refuse a technique's layer list naming layers the model does not have (None or empty: all layers).
+
+    Raises:
+        CompressionError: e.g. "pruning.layers names layer(s) the model does not have: conv9."
+    """
+    missing = sorted(set(named or ()) - {layer.name for layer in model.layers})
+    if missing:
+        raise CompressionError(f"{what} names layer(s) the model does not have: {', '.join(missing)}.")
 
 
 def model_summary(model) -> dict:

@@ -14,7 +14,7 @@ import numpy as np
 from . import _tf
 from .config import PruningConfig, ScheduleKind
 from .errors import CompressionError
-from .models import clone
+from .models import check_layer_names, clone
 from .progress import ProgressFn
 from .train import compile_for_training, fit, steps_per_epoch
 
@@ -96,11 +96,8 @@ def apply_pruning(model, config: PruningConfig, total_steps: int):
     keras = _tf.keras()
     tfmot = _tf.tfmot()
     s = applied_schedule(config, total_steps)
-    names = {layer.name for layer in model.layers}
-    for what, named in (("pruning.layers", config.layers), ("pruning.layer_sparsity", config.layer_sparsity)):
-        missing = sorted(set(named or ()) - names)
-        if missing:
-            raise CompressionError(f"{what} names layer(s) the model does not have: {', '.join(missing)}.")
+    check_layer_names(model, config.layers, "pruning.layers")
+    check_layer_names(model, config.layer_sparsity, "pruning.layer_sparsity")
     chosen = []
     overrides = config.layer_sparsity or {}
 

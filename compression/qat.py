@@ -15,7 +15,7 @@ from collections.abc import Callable
 from . import _tf
 from .config import Preserve, QATConfig
 from .errors import CompressionError
-from .models import clone
+from .models import check_layer_names, clone
 from .progress import ProgressFn
 from .train import compile_for_training, fit
 
@@ -44,11 +44,7 @@ def plan_annotation(model, layers: tuple[str, ...] | None = None) -> tuple[list[
     )
 
     registry = Default8BitQuantizeRegistry()
-    names = {layer.name for layer in model.layers}
-    if layers:
-        missing = sorted(set(layers) - names)
-        if missing:
-            raise CompressionError(f"qat.layers names layer(s) the model does not have: {', '.join(missing)}.")
+    check_layer_names(model, layers, "qat.layers")
     chosen, float_layers = [], []
     for layer in model.layers:
         kind = type(layer).__name__
@@ -111,5 +107,4 @@ def quantize_aware(model, config: QATConfig, x, y, *, epochs: int, preserve: Pre
     history = fit(quantized, x, y, epochs=epochs, batch_size=batch_size, progress=progress, cancel=cancel,
                   variant=variant, fraction_span=fraction_span)
     return quantized, {"layers": chosen, "float_layers": float_layers, "history": history,
-                       "scheme": {Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT",
-                                  Preserve.BOTH: "PCQAT"}[preserve]}
+                       "scheme": preserve.scheme_name}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compression import charts
-from compression.config import CentroidInit, ScheduleKind
+from compression.config import CentroidInit, Preserve, ScheduleKind
 from compression.errors import CompressionError
 from ui import builder, state, widgets
 
@@ -314,9 +314,7 @@ with t_qat:
         help="Stack quantization-aware training; with pruning "
         "or clustering switched on it becomes PQAT / CQAT / PCQAT.",
     )
-    scheme = {(True, True): "PCQAT", (True, False): "PQAT", (False, True): "CQAT"}.get(
-        (ss["b_use_prune"], ss["b_use_cluster"]), "QAT"
-    )
+    scheme = Preserve.for_techniques(ss["b_use_prune"], ss["b_use_cluster"]).scheme_name
     st.caption(f"With the current switches the scheme is **{scheme}**.")
     st.checkbox(
         "Only some layers",

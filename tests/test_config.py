@@ -77,6 +77,21 @@ def test_recipe_level_errors():
         Recipe.from_dict({"variants": [{"name": "a"}], "colour": 1})
 
 
+@pytest.mark.parametrize(
+    ("pruning", "clustering", "preserve", "scheme"),
+    [(False, False, Preserve.NONE, "QAT"), (True, False, Preserve.SPARSITY, "PQAT"),
+     (False, True, Preserve.CLUSTERS, "CQAT"), (True, True, Preserve.BOTH, "PCQAT")],
+)
+def test_the_qat_scheme_is_derived_in_one_place(pruning, clustering, preserve, scheme):
+    assert Preserve.for_techniques(pruning, clustering) is preserve
+    assert preserve.scheme_name == scheme
+    spec = VariantSpec(name="v", pruning={} if pruning else None, clustering={} if clustering else None, qat={})
+    assert spec.expected_preserve is preserve
+    assert spec.qat_scheme == scheme
+    assert scheme in spec.techniques
+    assert VariantSpec(name="v", pruning={} if pruning else None).qat_scheme is None
+
+
 def test_variant_specs_are_frozen():
     spec = VariantSpec(name="x")
     with pytest.raises(AttributeError):

@@ -52,6 +52,19 @@ def test_pruning_refuses_unknown_layers(seed_cnn, small_train):
         prune(seed_cnn, PruningConfig(layers=("nope",)), *small_train, epochs=1)
 
 
+@pytest.mark.parametrize(
+    ("run", "what"),
+    [
+        (lambda m, xy: prune(m, PruningConfig(layer_sparsity={"nope": 0.5}), *xy, epochs=1), "pruning.layer_sparsity"),
+        (lambda m, xy: cluster(m, ClusteringConfig(layers=("nope",)), *xy, epochs=1), "clustering.layers"),
+        (lambda m, xy: quantize_aware(m, QATConfig(layers=("nope",)), *xy, epochs=1), "qat.layers"),
+    ],
+)
+def test_every_technique_refuses_unknown_layers_the_same_way(seed_cnn, small_train, run, what):
+    with pytest.raises(CompressionError, match=rf"^{what} names layer\(s\) the model does not have: nope\.$"):
+        run(seed_cnn, small_train)
+
+
 def test_schedule_preview_matches_the_applied_schedule():
     config = PruningConfig(initial_sparsity=0.5, final_sparsity=0.9, frequency=100)
     s = applied_schedule(config, total_steps=46)

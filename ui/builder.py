@@ -22,6 +22,7 @@ from compression.config import (
     PRESETS,
     ClusteringConfig,
     DistillationConfig,
+    Preserve,
     PruningConfig,
     QATConfig,
     QuantizationMode,
@@ -209,9 +210,7 @@ def _base_name(spec_kwargs: dict[str, Any]) -> str:
     if c:
         parts.append(f"cluster{c.clusters}")
     if spec_kwargs.get("qat"):
-        parts.append(
-            {(True, True): "pcqat", (True, False): "pqat", (False, True): "cqat"}.get((bool(p), bool(c)), "qat")
-        )
+        parts.append(Preserve.for_techniques(bool(p), bool(c)).scheme_name.lower())
     parts.append(spec_kwargs["quantization"] + ("-sparse" if spec_kwargs.get("sparse_encoding") else ""))
     return "-".join(parts)
 
