@@ -15,16 +15,47 @@ Usage::
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Any
 
 from .errors import CompressionError
+from .validation import Bounds
 
 MAX_EPOCHS = 500
 MAX_VARIANTS = 64
 MAX_CLUSTERS = 256
+MAX_STEP = 10**9
+
+
+class Limits:
+    """Every numeric setting's allowed range: the config validates with these, the UI bounds its widgets by them.
+
+    Usage::
+
+        Limits.clusters.check(16, "clustering.clusters")     # 16
+        st.number_input("Seed", Limits.seed.low, Limits.seed.high)
+    """
+
+    sparsity = Bounds(0, 1, high_open=True)
+    step = Bounds(0, MAX_STEP, integer=True)
+    end_step = Bounds(1, MAX_STEP, integer=True)
+    frequency = Bounds(1, MAX_STEP, integer=True)
+    clusters = Bounds(2, MAX_CLUSTERS, integer=True)
+    temperature = Bounds(0, 100, low_open=True)
+    alpha = Bounds(0, 1)
+    epochs = Bounds(1, MAX_EPOCHS, integer=True)
+    fine_tune_epochs = Bounds(0, MAX_EPOCHS, integer=True)  # 0: no fine-tune (post-training only)
+    baseline_epochs = Bounds(0, MAX_EPOCHS, integer=True)
+    representative_samples = Bounds(1, 10_000, integer=True)
+    learning_rate = Bounds(0, 1, low_open=True)
+    batch_size = Bounds(1, 4096, integer=True)
+    validation_split = Bounds(0, 0.5)
+    dataset_samples = Bounds(10, 10**7, integer=True)
+    threads = Bounds(1, 64, integer=True)
+    latency_runs = Bounds(1, 100_000, integer=True)
+    throughput_batch = Bounds(1, 100_000, integer=True)
+    seed = Bounds(0, 2**31 - 1, integer=True)
 
 
 class QuantizationMode(StrEnum):
@@ -97,28 +128,6 @@ def _enum(enum_cls: type[Enum], value: Any, what: str) -> Any:
     except ValueError:
         allowed = ", ".join(repr(m.value) for m in enum_cls)
         raise CompressionError(f"{what} must be one of {allowed}. Received: {value!r}") from None
-
-
-def _number(value: Any, what: str, low: float, high: float, *, integer: bool = False,
-            low_open: bool = False, high_open: bool = False) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CompressionError(f"{what} must be a number. Received: {value!r}")
-    if integer and (not float(value).is_integer()):
-        raise CompressionError(f"{what} must be a whole number. Received: {value!r}")
-    if not math.isfinite(float(value)):
-        raise CompressionError(f"{what} must be finite. Received: {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise CompressionError(f"{what} must be in {lo}{_bound(low)}, {_bound(high)}{hi}. Received: {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _bound(value: float) -> str:
-    """A range bound as written: whole numbers in full (2147483647, not 2.14748e+09)."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _layers(value: Any, what: str) -> tuple[str, ...] | None:
@@ -218,23 +227,23 @@ class PruningConfig:
             if not isinstance(self.layer_sparsity, dict) or not all(isinstance(k, str) for k in self.layer_sparsity):
                 raise CompressionError("pruning.layer_sparsity must map layer names to sparsities. "
                                        f"Received: {self.layer_sparsity!r}")
-            s(self, "layer_sparsity", {k: _number(v, f"pruning.layer_sparsity[{k!r}]", 0, 1, high_open=True)
+            s(self, "layer_sparsity", {k: Limits.sparsity.check(v, f"pruning.layer_sparsity[{k!r}]")
                                        for k, v in sorted(self.layer_sparsity.items())})
-        s(self, "final_sparsity", _number(self.final_sparsity, "pruning.final_sparsity", 0, 1, high_open=True))
-        s(self, "initial_sparsity", _number(self.initial_sparsity, "pruning.initial_sparsity", 0, 1, high_open=True))
+        s(self, "final_sparsity", Limits.sparsity.check(self.final_sparsity, "pruning.final_sparsity"))
+        s(self, "initial_sparsity", Limits.sparsity.check(self.initial_sparsity, "pruning.initial_sparsity"))
         if self.schedule is ScheduleKind.POLYNOMIAL and self.initial_sparsity > self.final_sparsity:
             raise CompressionError(
                 "pruning.initial_sparsity must not exceed final_sparsity. "
                 f"Received: {self.initial_sparsity} > {self.final_sparsity}"
             )
-        s(self, "begin_step", _number(self.begin_step, "pruning.begin_step", 0, 10**9, integer=True))
+        s(self, "begin_step", Limits.step.check(self.begin_step, "pruning.begin_step"))
         if self.end_step is not None:
-            s(self, "end_step", _number(self.end_step, "pruning.end_step", 1, 10**9, integer=True))
+            s(self, "end_step", Limits.end_step.check(self.end_step, "pruning.end_step"))
             if self.end_step <= self.begin_step:
                 raise CompressionError(
                     f"pruning.end_step must be after begin_step. Received: {self.end_step} <= {self.begin_step}"
                 )
-        s(self, "frequency", _number(self.frequency, "pruning.frequency", 1, 10**9, integer=True))
+        s(self, "frequency", Limits.frequency.check(self.frequency, "pruning.frequency"))
         s(self, "layers", _layers(self.layers, "pruning.layers"))
         if self.structured not in (None, "2:4"):
             raise CompressionError(f"pruning.structured must be '2:4' or left out. Received: {self.structured!r}")
@@ -256,7 +265,7 @@ class ClusteringConfig:
 
     def __post_init__(self):
         s = object.__setattr__
-        s(self, "clusters", _number(self.clusters, "clustering.clusters", 2, MAX_CLUSTERS, integer=True))
+        s(self, "clusters", Limits.clusters.check(self.clusters, "clustering.clusters"))
         s(self, "init", _enum(CentroidInit, self.init, "clustering.init"))
         s(self, "layers", _layers(self.layers, "clustering.layers"))
 
@@ -299,9 +308,9 @@ class DistillationConfig:
 
     def __post_init__(self):
         s = object.__setattr__
-        s(self, "temperature", _number(self.temperature, "distillation.temperature", 0, 100, low_open=True))
-        s(self, "alpha", _number(self.alpha, "distillation.alpha", 0, 1))
-        s(self, "epochs", _number(self.epochs, "distillation.epochs", 1, MAX_EPOCHS, integer=True))
+        s(self, "temperature", Limits.temperature.check(self.temperature, "distillation.temperature"))
+        s(self, "alpha", Limits.alpha.check(self.alpha, "distillation.alpha"))
+        s(self, "epochs", Limits.epochs.check(self.epochs, "distillation.epochs"))
 
 
 @dataclass(frozen=True)
@@ -349,16 +358,16 @@ class VariantSpec:
             s(self, "distillation",
               _from_dict(DistillationConfig, self.distillation, f"variant {self.name!r}: distillation"))
         s(self, "fine_tune_epochs",
-          _number(self.fine_tune_epochs, f"variant {self.name!r}: fine_tune_epochs", 0, MAX_EPOCHS, integer=True))
+          Limits.fine_tune_epochs.check(self.fine_tune_epochs, f"variant {self.name!r}: fine_tune_epochs"))
         s(self, "quantization", _enum(QuantizationMode, self.quantization, f"variant {self.name!r}: quantization"))
         if not isinstance(self.sparse_encoding, bool):
             raise CompressionError(f"variant {self.name!r}: sparse_encoding must be true or false.")
         s(self, "representative_samples",
-          _number(self.representative_samples, f"variant {self.name!r}: representative_samples", 1, 10000,
-                  integer=True))
+          Limits.representative_samples.check(self.representative_samples,
+                                              f"variant {self.name!r}: representative_samples"))
         s(self, "learning_rate",
-          _number(self.learning_rate, f"variant {self.name!r}: learning_rate", 0, 1, low_open=True))
-        s(self, "batch_size", _number(self.batch_size, f"variant {self.name!r}: batch_size", 1, 4096, integer=True))
+          Limits.learning_rate.check(self.learning_rate, f"variant {self.name!r}: learning_rate"))
+        s(self, "batch_size", Limits.batch_size.check(self.batch_size, f"variant {self.name!r}: batch_size"))
         trains = self.pruning or self.clustering or self.qat
         if trains and self.fine_tune_epochs < 1:
             raise CompressionError(
@@ -433,7 +442,7 @@ class DatasetSpec:
         for key in ("max_train", "max_test"):
             v = getattr(self, key)
             if v is not None:
-                object.__setattr__(self, key, _number(v, f"dataset.{key}", 10, 10**7, integer=True))
+                object.__setattr__(self, key, Limits.dataset_samples.check(v, f"dataset.{key}"))
 
 
 @dataclass(frozen=True)
@@ -466,10 +475,10 @@ class BaselineSpec:
         s = object.__setattr__
         if not isinstance(self.pretrained, bool):
             raise CompressionError("baseline.pretrained must be true or false.")
-        s(self, "epochs", _number(self.epochs, "baseline.epochs", 0, MAX_EPOCHS, integer=True))
-        s(self, "batch_size", _number(self.batch_size, "baseline.batch_size", 1, 4096, integer=True))
-        s(self, "learning_rate", _number(self.learning_rate, "baseline.learning_rate", 0, 1, low_open=True))
-        s(self, "validation_split", _number(self.validation_split, "baseline.validation_split", 0, 0.5))
+        s(self, "epochs", Limits.baseline_epochs.check(self.epochs, "baseline.epochs"))
+        s(self, "batch_size", Limits.batch_size.check(self.batch_size, "baseline.batch_size"))
+        s(self, "learning_rate", Limits.learning_rate.check(self.learning_rate, "baseline.learning_rate"))
+        s(self, "validation_split", Limits.validation_split.check(self.validation_split, "baseline.validation_split"))
 
 
 @dataclass(frozen=True)
@@ -488,10 +497,10 @@ class EvaluationSpec:
 
     def __post_init__(self):
         s = object.__setattr__
-        s(self, "threads", _number(self.threads, "evaluation.threads", 1, 64, integer=True))
-        s(self, "latency_runs", _number(self.latency_runs, "evaluation.latency_runs", 1, 100000, integer=True))
+        s(self, "threads", Limits.threads.check(self.threads, "evaluation.threads"))
+        s(self, "latency_runs", Limits.latency_runs.check(self.latency_runs, "evaluation.latency_runs"))
         s(self, "throughput_batch",
-          _number(self.throughput_batch, "evaluation.throughput_batch", 1, 100000, integer=True))
+          Limits.throughput_batch.check(self.throughput_batch, "evaluation.throughput_batch"))
 
 
 @dataclass(frozen=True)
@@ -532,7 +541,7 @@ class Recipe:
         if dupes:
             raise CompressionError(f"Variant names must be unique; repeated: {', '.join(dupes)}.")
         s(self, "variants", variants)
-        s(self, "seed", _number(self.seed, "seed", 0, 2**31 - 1, integer=True))
+        s(self, "seed", Limits.seed.check(self.seed, "seed"))
         if not isinstance(self.title, str):
             raise CompressionError("title must be text.")
 

@@ -52,6 +52,7 @@ from . import _tf
 from .config import QuantizationMode, _enum
 from .errors import CompressionError
 from .isolation import NativeCrash, shared_pool
+from .validation import whole_number
 
 log = logging.getLogger("compression.convert")
 
@@ -337,8 +338,7 @@ def _representative_rows(model, mode: QuantizationMode, representative, samples:
             f"{mode.value} quantization needs representative data (a sample of the training inputs) "
             "to calibrate activation ranges."
         )
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise CompressionError(f"representative_samples must be a whole number >= 1. Received: {samples!r}")
+    whole_number(samples, "representative_samples")
     if len(model.inputs) != 1:
         raise CompressionError(
             f"{mode.value} quantization supports models with one input; this model has {len(model.inputs)}."

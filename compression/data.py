@@ -33,6 +33,7 @@ import numpy as np
 
 from . import zipsafe
 from .errors import CompressionError, one_line
+from .validation import whole_number
 
 DEFAULT_NPZ_MAX_BYTES = 200 * 2**20
 # A compressed .npz can expand far beyond its file size; bound what np.load may inflate.
@@ -257,8 +258,7 @@ def _subsample(ds: Dataset, max_train: int | None, max_test: int | None, seed: i
 def _take(x, y, limit, rng, what):
     if limit is None:
         return x, y
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise CompressionError(f"{what} must be a positive whole number. Received: {limit!r}")
+    limit = whole_number(limit, what)
     if limit >= len(y):
         return x, y
     keep = np.sort(rng.choice(len(y), size=limit, replace=False))

@@ -39,6 +39,7 @@ import numpy as np
 from . import _tf
 from .convert import tflite_ops
 from .errors import CompressionError, one_line
+from .validation import whole_number
 
 EVAL_BATCH = 512
 """Largest batch the accuracy pass resizes a dynamic-batch input to."""
@@ -363,9 +364,7 @@ def _usable_cores() -> int:
 
 def _positive_int(value, what: str, minimum: int = 1) -> int:
     """Validate a whole-number setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise CompressionError(f"{what} must be a whole number >= {minimum}. Received: {value!r}")
-    return int(value)
+    return whole_number(value, what, minimum)
 
 
 def _one_line(exc: BaseException) -> str:

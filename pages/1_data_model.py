@@ -7,7 +7,7 @@ import streamlit as st
 from compression import charts
 from compression.errors import CompressionError
 from compression.pretrained import has_pretrained
-from ui import state, widgets
+from ui import builder, state, widgets
 
 state.init()
 ss = st.session_state
@@ -51,8 +51,7 @@ if ss["dataset_name"] == "npz":
 
 st.number_input(
     "Use at most this many training samples (0 = all)",
-    0,
-    10**7,
+    *builder.WIDGET_RANGES["max_train"],
     key="max_train",
     step=1000,
     help="A seeded random subset for faster fine-tuning on big sets; the test set stays whole.",
@@ -194,9 +193,23 @@ if ss["baseline_mode"] == "pretrained" and not can_use_weights:
     )
 if ss["baseline_mode"] == "train" or not can_use_weights:
     a, b, c = st.columns(3)
-    a.number_input("Epochs", 1, 500, key="baseline_epochs", help="Training epochs of the float baseline.")
-    b.number_input("Batch size", 1, 4096, key="baseline_batch", help="Training batch size.")
-    c.number_input("Learning rate", 1e-6, 1.0, key="baseline_lr", format="%.5f", step=1e-4, help="Adam learning rate.")
+    a.number_input(
+        "Epochs",
+        *builder.WIDGET_RANGES["baseline_epochs"],
+        key="baseline_epochs",
+        help="Training epochs of the float baseline.",
+    )
+    b.number_input(
+        "Batch size", *builder.WIDGET_RANGES["baseline_batch"], key="baseline_batch", help="Training batch size."
+    )
+    c.number_input(
+        "Learning rate",
+        *builder.WIDGET_RANGES["baseline_lr"],
+        key="baseline_lr",
+        format="%.5f",
+        step=1e-4,
+        help="Adam learning rate.",
+    )
     if st.button(
         "Train now",
         key="train_now",

@@ -134,7 +134,12 @@ st.data_editor(
         "sparse_encoding": st.column_config.CheckboxColumn(
             "sparse", help="Store pruned kernels sparse (EXPERIMENTAL_SPARSITY)."
         ),
-        "fine_tune_epochs": st.column_config.NumberColumn("fine-tune epochs", min_value=0, max_value=500, step=1),
+        "fine_tune_epochs": st.column_config.NumberColumn(
+            "fine-tune epochs",
+            min_value=builder.WIDGET_RANGES["fine_tune_epochs"][0],
+            max_value=builder.WIDGET_RANGES["fine_tune_epochs"][1],
+            step=1,
+        ),
     },
 )
 try:
@@ -193,8 +198,7 @@ with t_prune:
     )
     a.slider(
         "Initial sparsity",
-        0.0,
-        0.95,
+        *builder.WIDGET_RANGES["b_prune_initial"],
         key="b_prune_initial",
         step=0.05,
         help="Sparsity at the begin step (polynomial schedule only).",
@@ -202,8 +206,7 @@ with t_prune:
     )
     a.slider(
         "Final sparsity",
-        0.0,
-        0.98,
+        *builder.WIDGET_RANGES["b_prune_final"],
         key="b_prune_final",
         step=0.01,
         help="Fraction of each pruned kernel's weights that end up exactly zero.",
@@ -213,19 +216,23 @@ with t_prune:
         key="b_prune_24",
         help="Two zeros in every block of four weights (Conv2D and Dense only); the sparsity is then 50 %.",
     )
-    b.number_input("Begin step", 0, 10**6, key="b_prune_begin", step=10, help="Optimizer step at which pruning starts.")
+    b.number_input(
+        "Begin step",
+        *builder.WIDGET_RANGES["b_prune_begin"],
+        key="b_prune_begin",
+        step=10,
+        help="Optimizer step at which pruning starts.",
+    )
     b.number_input(
         "End step (0 = end of fine-tuning)",
-        0,
-        10**6,
+        *builder.WIDGET_RANGES["b_prune_end"],
         key="b_prune_end",
         step=10,
         help="Step at which the final sparsity is reached.",
     )
     b.number_input(
         "Frequency (steps)",
-        1,
-        10**6,
+        *builder.WIDGET_RANGES["b_prune_freq"],
         key="b_prune_freq",
         step=10,
         help="Masks are updated every this many steps. Short fine-tunes get a smaller frequency "
@@ -285,7 +292,12 @@ with t_cluster:
         key="b_use_cluster",
         help="Stack weight clustering into the variants the builder adds.",
     )
-    st.slider("Clusters", 2, 64, key="b_clusters", help="Distinct weight values per clustered kernel.")
+    st.slider(
+        "Clusters",
+        *builder.WIDGET_RANGES["b_clusters"],
+        key="b_clusters",
+        help="Distinct weight values per clustered kernel.",
+    )
     st.selectbox(
         "Centroid initialisation",
         [c.value for c in CentroidInit],
@@ -343,21 +355,24 @@ with t_distill:
     st.selectbox("Student model", zoo, key="b_student", help="The zoo architecture trained to imitate the teacher.")
     st.slider(
         "Temperature",
-        1.0,
-        20.0,
+        *builder.WIDGET_RANGES["b_temperature"],
         key="b_temperature",
         step=0.5,
         help="Softens the teacher's probabilities; higher shows more of how classes resemble each other.",
     )
     st.slider(
         "α (weight of the true labels)",
-        0.0,
-        1.0,
+        *builder.WIDGET_RANGES["b_alpha"],
         key="b_alpha",
         step=0.05,
         help="Loss = α·cross-entropy(labels) + (1−α)·T²·KL(teacher ‖ student).",
     )
-    st.number_input("Student epochs", 1, 500, key="b_distill_epochs", help="Epochs of student training.")
+    st.number_input(
+        "Student epochs",
+        *builder.WIDGET_RANGES["b_distill_epochs"],
+        key="b_distill_epochs",
+        help="Epochs of student training.",
+    )
 
 with t_convert:
     widgets.explain(
@@ -381,18 +396,28 @@ with t_convert:
     )
     a, b, c = st.columns(3)
     a.number_input(
-        "Fine-tune epochs", 1, 500, key="b_epochs", help="Epochs of fine-tuning for pruning, clustering and QAT."
+        "Fine-tune epochs",
+        *builder.WIDGET_RANGES["b_epochs"],
+        key="b_epochs",
+        help="Epochs of fine-tuning for pruning, clustering and QAT.",
     )
     b.number_input(
-        "Learning rate", 1e-6, 1.0, key="b_lr", format="%.5f", step=1e-4, help="Adam learning rate of the fine-tune."
+        "Learning rate",
+        *builder.WIDGET_RANGES["b_lr"],
+        key="b_lr",
+        format="%.5f",
+        step=1e-4,
+        help="Adam learning rate of the fine-tune.",
     )
     c.number_input(
-        "Batch size", 1, 4096, key="b_batch", help="Fine-tune batch size (also sets the number of pruning steps)."
+        "Batch size",
+        *builder.WIDGET_RANGES["b_batch"],
+        key="b_batch",
+        help="Fine-tune batch size (also sets the number of pruning steps).",
     )
     st.number_input(
         "Calibration samples (int8 / int16x8)",
-        1,
-        10000,
+        *builder.WIDGET_RANGES["b_rep_samples"],
         key="b_rep_samples",
         help="Training samples fed to the converter to calibrate activation ranges.",
     )
@@ -400,21 +425,27 @@ with t_convert:
 with t_eval:
     st.caption("How every `.tflite` is measured with the LiteRT interpreter.")
     a, b, c, d = st.columns(4)
-    a.number_input("Threads", 1, 64, key="e_threads", help="Interpreter threads; reported with every latency.")
+    a.number_input(
+        "Threads",
+        *builder.WIDGET_RANGES["e_threads"],
+        key="e_threads",
+        help="Interpreter threads; reported with every latency.",
+    )
     b.number_input(
         "Latency runs",
-        1,
-        100000,
+        *builder.WIDGET_RANGES["e_latency_runs"],
         key="e_latency_runs",
         help="Timed batch-1 invokes after one warm-up; the table shows their median.",
     )
     c.number_input(
-        "Throughput batch", 1, 100000, key="e_throughput_batch", help="Batch size of the throughput measurement."
+        "Throughput batch",
+        *builder.WIDGET_RANGES["e_throughput_batch"],
+        key="e_throughput_batch",
+        help="Batch size of the throughput measurement.",
     )
     d.number_input(
         "Seed",
-        0,
-        2**31 - 1,
+        *builder.WIDGET_RANGES["e_seed"],
         key="e_seed",
         help="Seeds data subsampling, training and calibration: the same recipe gives the same table.",
     )

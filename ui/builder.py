@@ -22,6 +22,7 @@ from compression.config import (
     PRESETS,
     ClusteringConfig,
     DistillationConfig,
+    Limits,
     Preserve,
     PruningConfig,
     QATConfig,
@@ -31,6 +32,7 @@ from compression.config import (
     default_fine_tune_epochs,
 )
 from compression.errors import CompressionError
+from compression.validation import Bounds
 
 PRESET_TITLES = {
     "experiment_e": "Experiment E: pruning vs QAT vs both (seed CNN, its small conv left dense)",
@@ -88,6 +90,49 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "e_latency_runs": 200,
     "e_throughput_batch": 256,
     "e_seed": 0,
+}
+
+
+def _range(bounds: Bounds, low: float | None = None, high: float | None = None) -> tuple[Any, Any]:
+    """A widget's (min, max): the config's own limit, narrowed only where a widget needs it."""
+    lo = bounds.low if low is None else low
+    hi = bounds.high if high is None else high
+    if (
+        (bounds.low_open and lo <= bounds.low)
+        or (bounds.high_open and hi >= bounds.high)
+        or lo < bounds.low
+        or hi > bounds.high
+    ):
+        raise ValueError(f"widget range ({lo}, {hi}) is outside the config's {bounds}")
+    return (int(lo), int(hi)) if bounds.integer else (float(lo), float(hi))
+
+
+# Widget (min, max) per session-state key, from config.Limits. Narrower where a widget cannot reach an
+# open end (sparsity < 1, learning rate > 0) or a slider would be too coarse to aim (clusters, temperature);
+# a recipe's JSON still accepts the config's whole range.
+WIDGET_RANGES: dict[str, tuple[Any, Any]] = {
+    "b_prune_initial": _range(Limits.sparsity, high=0.95),
+    "b_prune_final": _range(Limits.sparsity, high=0.98),
+    "b_prune_begin": _range(Limits.step),
+    "b_prune_end": (0, Limits.end_step.high),  # 0 = the end of fine-tuning
+    "b_prune_freq": _range(Limits.frequency),
+    "b_clusters": _range(Limits.clusters, high=64),
+    "b_temperature": _range(Limits.temperature, low=1.0, high=20.0),
+    "b_alpha": _range(Limits.alpha),
+    "b_distill_epochs": _range(Limits.epochs),
+    "b_epochs": _range(Limits.epochs),
+    "b_lr": _range(Limits.learning_rate, low=1e-6),
+    "b_batch": _range(Limits.batch_size),
+    "b_rep_samples": _range(Limits.representative_samples),
+    "e_threads": _range(Limits.threads),
+    "e_latency_runs": _range(Limits.latency_runs),
+    "e_throughput_batch": _range(Limits.throughput_batch),
+    "e_seed": _range(Limits.seed),
+    "fine_tune_epochs": _range(Limits.fine_tune_epochs),  # the variant table's column
+    "baseline_epochs": _range(Limits.epochs),
+    "baseline_batch": _range(Limits.batch_size),
+    "baseline_lr": _range(Limits.learning_rate, low=1e-6),
+    "max_train": (0, Limits.dataset_samples.high),  # 0 = all samples
 }
 
 

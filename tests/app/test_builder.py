@@ -6,6 +6,7 @@ import apptest_support  # noqa: F401  (puts the repository root on sys.path for 
 import pytest
 
 from compression import PRESETS, CompressionError, Recipe
+from compression.config import Limits
 from ui import builder
 
 
@@ -92,3 +93,19 @@ def test_build_recipe_uses_the_evaluation_controls():
     )
     assert recipe.evaluation.threads == 2 and recipe.evaluation.latency_runs == 50 and recipe.seed == 7
     assert recipe.baseline.pretrained and recipe.title == "t"
+
+
+def test_widget_ranges_come_from_the_config_limits():
+    """Every widget's (min, max) lies inside the config's own limit, and every default inside its widget."""
+    limit_of = {"b_prune_initial": Limits.sparsity, "b_prune_final": Limits.sparsity, "b_prune_begin": Limits.step,
+                "b_prune_freq": Limits.frequency, "b_clusters": Limits.clusters, "b_epochs": Limits.epochs,
+                "e_seed": Limits.seed, "b_batch": Limits.batch_size, "fine_tune_epochs": Limits.fine_tune_epochs}
+    for key, bounds in limit_of.items():
+        low, high = builder.WIDGET_RANGES[key]
+        assert bounds.check(low, key) == low and bounds.check(high, key) == high, key
+    assert builder.WIDGET_RANGES["e_seed"] == (Limits.seed.low, Limits.seed.high)
+    assert builder.WIDGET_RANGES["b_epochs"][1] == Limits.epochs.high
+    for key, (low, high) in builder.WIDGET_RANGES.items():
+        if key in builder.CONTROL_DEFAULTS:
+            assert low <= builder.CONTROL_DEFAULTS[key] <= high, key
+            assert type(low) is type(builder.CONTROL_DEFAULTS[key]), key  # Streamlit needs matching types
