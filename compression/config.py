@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum, StrEnum
+from pathlib import Path
 from typing import Any
 
 from .errors import CompressionError
@@ -570,6 +571,38 @@ class Recipe:
 
     def with_variants(self, variants) -> Recipe:
         return replace(self, variants=tuple(variants))
+
+    @classmethod
+    def baseline_only(cls, dataset: DatasetSpec | dict[str, Any], model: ModelSpec | dict[str, Any], *,
+                      epochs: int = 5, batch_size: int = 64, learning_rate: float = 1e-3,
+                      model_label: str | None = None, data_label: str | None = None, seed: int = 0) -> Recipe:
+        """The recipe of "train now": train the float baseline and measure it as one float32 variant.
+
+        Args:
+            dataset, model: the data and the model, as specs or their JSON dicts.
+            epochs, batch_size, learning_rate: the baseline's training settings.
+            model_label, data_label: how the title names them (default: the specs' names or file names).
+            seed: the run's seed.
+
+        Raises:
+            CompressionError: a bad dataset, model or training setting.
+
+        Usage::
+
+            Recipe.baseline_only({"name": "digits"}, {"name": "seed_cnn"}, epochs=3)
+        """
+        data = _from_dict(DatasetSpec, dataset, "dataset")
+        spec = _from_dict(ModelSpec, model, "model")
+        model_label = model_label or spec.name or Path(spec.path or "model").name
+        data_label = data_label or (Path(data.path).name if data.name == "npz" and data.path else data.name)
+        return cls(
+            title=f"Baseline: {model_label} on {data_label}",
+            dataset=data,
+            model=spec,
+            baseline=BaselineSpec(pretrained=False, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate),
+            variants=(VariantSpec(name="float32"),),
+            seed=seed,
+        )
 
     # ------------------------------------------------------------ presets
 

@@ -11,7 +11,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from . import _tf
@@ -187,6 +187,33 @@ def clone(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def check_compatible(input_shape: Sequence[int | None], outputs: int, dataset) -> None:
+    """Refuse a model whose input shape or output count does not fit the dataset.
+
+    The one check of the engine (the baseline) and the Data & model page.
+
+    Args:
+        input_shape: the model's input shape without the batch axis (None: any size).
+        outputs: the model's number of outputs (``model.output_shape[-1]``).
+        dataset: anything with ``name``, ``input_shape`` and ``num_classes`` (a :class:`~compression.data.Dataset`).
+
+    Raises:
+        CompressionError: "The model expects inputs of shape (8, 8, 1) but dataset 'mnist1d' gives (40, 1)."
+
+    Usage::
+
+        check_compatible(model.input_shape[1:], model.output_shape[-1], ds)
+    """
+    want = tuple(input_shape)
+    got = tuple(int(d) for d in dataset.input_shape)
+    if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
+        raise CompressionError(f"The model expects inputs of shape {want} but dataset {dataset.name!r} gives {got}.")
+    if outputs != dataset.num_classes:
+        raise CompressionError(
+            f"The model has {outputs} outputs but dataset {dataset.name!r} has {dataset.num_classes} classes."
+        )
 
 
 def check_layer_names(model, named: Iterable[str] | None, what: str) -> None:

@@ -26,6 +26,7 @@ from . import _tf
 from ._io import atomic_write_json
 from .config import QuantizationMode, Recipe, VariantSpec
 from .errors import CompressionError, one_line
+from .models import check_compatible
 from .progress import Cancelled, Progress, ProgressFn, emit
 from .results import file_stem
 
@@ -39,18 +40,6 @@ def _now() -> str:
 
 
 # ---------------------------------------------------------------- baseline
-
-
-def _check_compatible(model, ds) -> None:
-    want = tuple(model.input_shape[1:])
-    if len(want) != len(ds.input_shape) or any(w is not None and w != g for w, g in zip(want, ds.input_shape,
-                                                                                        strict=False)):
-        raise CompressionError(
-            f"The model expects inputs of shape {want} but dataset {ds.name!r} gives {tuple(ds.input_shape)}.")
-    classes = model.output_shape[-1]
-    if classes != ds.num_classes:
-        raise CompressionError(
-            f"The model has {classes} outputs but dataset {ds.name!r} has {ds.num_classes} classes.")
 
 
 def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
@@ -69,7 +58,7 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
         from .safe_load import load_user_model
 
         model = load_user_model(spec.path)
-        _check_compatible(model, ds)
+        check_compatible(model.input_shape[1:], model.output_shape[-1], ds)
         # A baseline trained by an earlier run (the app's "train now") keeps saying so.
         earlier = Path(spec.path).parent / RESULTS_FILE
         source = f"trained in run {Path(spec.path).parent.name}" if (
@@ -79,7 +68,7 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
             return model, {"source": source, "history": {}}
     elif base.pretrained:
         model = load_pretrained(ds.name, spec.name)
-        _check_compatible(model, ds)
+        check_compatible(model.input_shape[1:], model.output_shape[-1], ds)
         compile_for_training(model, base.learning_rate)
         return model, {"source": "pretrained", "history": {}}
     else:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from compression import charts
 from compression.errors import CompressionError
+from compression.models import check_compatible
 from compression.pretrained import has_pretrained
 from ui import builder, state, widgets
 
@@ -163,12 +164,10 @@ if (
             key="model_layers",
             column_config={"params": st.column_config.NumberColumn("parameters", format="%d")},
         )
-        want = [int(d) for d in ds.input_shape]
-        got = [d for d in summary["input_shape"]]
-        if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want, strict=False)):
-            st.error(f"The model expects inputs of shape {tuple(got)} but {ds.name} gives {tuple(want)}.")
-        elif summary["outputs"] != ds.num_classes:
-            st.error(f"The model has {summary['outputs']} outputs but {ds.name} has {ds.num_classes} classes.")
+        try:
+            check_compatible(summary["input_shape"], summary["outputs"], ds)
+        except CompressionError as exc:
+            st.error(str(exc))
 
 # ---------------------------------------------------------------- 3. baseline
 
@@ -221,22 +220,13 @@ if ss["baseline_mode"] == "train" or not can_use_weights:
         from compression.config import Recipe
 
         key = {"data": state.data_key(), "model": state.model_key()}
-        model_spec = {"path": model_path} if source == "Upload" else {"name": ss["model_name"]}
         try:
-            recipe = Recipe.from_dict(
-                {
-                    "title": f"Baseline: {ss['model_upload_label'] if source == 'Upload' else ss['model_name']} on "
-                    f"{ss['npz_label'] if ss['dataset_name'] == 'npz' else ss['dataset_name']}",
-                    "dataset": key["data"],
-                    "model": model_spec,
-                    "baseline": {
-                        "pretrained": False,
-                        "epochs": int(ss["baseline_epochs"]),
-                        "batch_size": int(ss["baseline_batch"]),
-                        "learning_rate": float(ss["baseline_lr"]),
-                    },
-                    "variants": [{"name": "float32"}],
-                }
+            recipe = Recipe.baseline_only(
+                key["data"],
+                key["model"],
+                epochs=int(ss["baseline_epochs"]),
+                batch_size=int(ss["baseline_batch"]),
+                learning_rate=float(ss["baseline_lr"]),
             )
             ss["train_run_id"] = state.runner().submit(recipe, session=state.session_id())
             ss["train_key"] = key

@@ -96,3 +96,18 @@ def test_variant_specs_are_frozen():
     spec = VariantSpec(name="x")
     with pytest.raises(AttributeError):
         spec.name = "y"
+
+
+def test_baseline_only_is_the_train_now_recipe():
+    recipe = Recipe.baseline_only({"name": "digits", "max_train": 500}, {"name": "seed_cnn"}, epochs=3,
+                                  batch_size=32, learning_rate=0.01)
+    assert recipe.title == "Baseline: seed_cnn on digits"
+    assert recipe.dataset.max_train == 500 and recipe.model.name == "seed_cnn"
+    assert recipe.baseline.pretrained is False
+    assert (recipe.baseline.epochs, recipe.baseline.batch_size, recipe.baseline.learning_rate) == (3, 32, 0.01)
+    assert [v.name for v in recipe.variants] == ["float32"] and not recipe.variants[0].techniques[:-1]
+    assert Recipe.from_json(recipe.to_json()) == recipe
+    upload = Recipe.baseline_only({"name": "npz", "path": "/u/s/data.npz"}, {"path": "/u/s/net.keras"})
+    assert upload.title == "Baseline: net.keras on data.npz" and upload.model.path == "/u/s/net.keras"
+    with pytest.raises(CompressionError, match=r"baseline.epochs must be in \[0, 500\]. Received: 501"):
+        Recipe.baseline_only({"name": "digits"}, {"name": "seed_cnn"}, epochs=501)

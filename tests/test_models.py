@@ -47,3 +47,21 @@ def test_summary_and_listing(seed_cnn):
     assert summary["float_bytes"] == 4840
     assert [row["name"] for row in summary["layers"]][-1] == "logits"
     assert {m["name"] for m in list_models()} == set(ZOO)
+
+
+def test_check_compatible_is_the_one_sentence_for_shape_and_class_mismatches():
+    from types import SimpleNamespace
+
+    from compression.models import check_compatible
+
+    digits = SimpleNamespace(name="digits", input_shape=(8, 8, 1), num_classes=10)
+    check_compatible((8, 8, 1), 10, digits)
+    check_compatible((None, None, 1), 10, digits)  # any height and width
+    with pytest.raises(CompressionError) as err:
+        check_compatible((28, 28, 1), 10, digits)
+    assert str(err.value) == "The model expects inputs of shape (28, 28, 1) but dataset 'digits' gives (8, 8, 1)."
+    with pytest.raises(CompressionError, match=r"expects inputs of shape \(64,\)"):
+        check_compatible([64], 10, digits)
+    with pytest.raises(CompressionError) as err:
+        check_compatible((8, 8, 1), 3, digits)
+    assert str(err.value) == "The model has 3 outputs but dataset 'digits' has 10 classes."

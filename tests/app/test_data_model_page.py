@@ -76,6 +76,22 @@ def test_a_refused_model_upload_shows_the_sentence(lab):
     assert at.session_state["model_upload_path"] is None
 
 
+def test_an_upload_that_does_not_fit_the_data_shows_the_engine_sentence(lab, tmp_path):
+    from compression import _tf
+
+    keras = _tf.keras()
+    inputs = keras.Input((5,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(tmp_path / "small.keras")
+    at = data_page(lab)
+    at.radio(key="model_source").set_value("Upload").run()
+    at.file_uploader(key="model_upload").upload("small.keras", (tmp_path / "small.keras").read_bytes())
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "The model expects inputs of shape (5,) but dataset 'digits' gives (8, 8, 1)."
+    ]
+
+
 def test_train_now_runs_in_the_runner_with_a_live_curve(lab):
     at = data_page(lab, model_source="Model zoo", model_name="seed_cnn", baseline_mode="train", baseline_epochs=3)
     assert_clean(at)
