@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .config import PRESETS, Recipe
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 from .progress import Cancelled, Progress
 
 
@@ -117,7 +117,7 @@ def _run_into_store(store, recipe: Recipe, bar):
         store.set_status(run_id, "failed", error=str(exc))
         raise
     except BaseException as exc:
-        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        store.set_status(run_id, "failed", error=one_line(exc))
         raise
     finally:
         os.close(lock_fd)

@@ -18,7 +18,7 @@ def one_line(exc: BaseException | str, *, with_type: bool = True, first_line: bo
         exc: the exception, or its message text.
         with_type: start with the exception's class name ("ValueError: …"); not for plain text.
         first_line: keep only the first non-empty line; otherwise fold every line into one.
-        limit: cut the line to at most this many characters.
+        limit: cut the line to at most this many characters (ending in "…" when cut).
 
     Returns:
         The line; the class name alone when the message is empty.
@@ -34,4 +34,5 @@ def one_line(exc: BaseException | str, *, with_type: bool = True, first_line: bo
     name = type(exc).__name__ if isinstance(exc, BaseException) else ""
     if with_type and name:
         text = f"{name}: {text}" if text else name
-    return (text or name)[:limit]
+    text = text or name
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import zipsafe
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 
 DEFAULT_MAX_BYTES = 100 * 2**20
 # An archive may inflate to at most this many times the file size limit.
@@ -434,9 +434,7 @@ def _keras_load(path: Path, label: str):
     try:
         model = keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - any failure here is a file tf_keras cannot read
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if len(reason) > 200:
-            reason = reason[:200] + "…"
+        reason = one_line(exc, with_type=False, limit=200)
         raise CompressionError(f"tf_keras could not load {label!r}: {reason}") from None
     if not isinstance(model, keras.Model):
         raise CompressionError(f"{label!r} does not hold a tf_keras model.")

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from . import _tf
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 
 # Which op inputs are weights, per builtin op (index into the op's inputs).
 _WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
@@ -152,7 +152,7 @@ def _interpreter(tflite_bytes: bytes, preserve: bool):
         )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc, with_type=False)
         raise CompressionError(f"The file is not a loadable TFLite model: {first}") from exc
     return interpreter
 

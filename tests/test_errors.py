@@ -22,5 +22,5 @@ def test_without_type_and_folded_lines():
 
 def test_plain_text_and_limit():
     assert one_line("a\nb", first_line=False) == "a b"
-    assert one_line(ValueError("x" * 1000)) == "ValueError: " + "x" * 388
+    assert one_line(ValueError("x" * 1000)) == "ValueError: " + "x" * 387 + "…"
     assert len(one_line(ValueError("x" * 1000), limit=50)) == 50
