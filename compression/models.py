@@ -139,8 +139,8 @@ ZOO: dict[str, ZooEntry] = {
 
 
 def list_models() -> list[dict]:
-    """The zoo's entries: name, title, source (where the architecture comes from)."""
-    return [{"name": e.name, "title": e.title, "source": e.source} for e in ZOO.values()]
+    """The zoo's entries: name, title, source (where the architecture comes from), kinds (native data kind first)."""
+    return [{"name": e.name, "title": e.title, "source": e.source, "kinds": list(e.kinds)} for e in ZOO.values()]
 
 
 def build_model(name: str, input_shape, num_classes: int, seed: int = 0):

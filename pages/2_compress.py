@@ -58,6 +58,26 @@ def layer_names() -> list[str]:
     return state.weighted_layers(summary)
 
 
+def student_choices() -> tuple[list[str], dict[str, int], str | None]:
+    """Zoo students built for this data's kind and smaller than the baseline (smallest first), or why none."""
+    ds, problem = state.current_dataset()
+    if ds is None:
+        return [], {}, problem
+    shape, classes = tuple(ds.input_shape), ds.num_classes
+    try:
+        teacher = state.model_summary(ss["model_source"], ss["model_name"], parts["model"].get("path"), shape,
+                                      classes, ds.name)["params"]
+        sizes = {m["name"]: state.model_summary("Model zoo", m["name"], None, shape, classes, ds.name)["params"]
+                 for m in state.zoo() if m.get("kinds", [ds.kind])[0] == ds.kind}
+    except CompressionError as exc:
+        return [], {}, str(exc)
+    smaller = sorted((n for n, p in sizes.items() if p < teacher), key=sizes.get)
+    if not smaller:
+        return [], sizes, (f"No {ds.kind} model in the zoo is smaller than this baseline ({teacher:,} parameters): "
+                           "a distilled student would make the file bigger, not smaller.")
+    return smaller, sizes, None
+
+
 st.title(f"{state.ICONS['compress']} Compress")
 st.markdown(f"**Data · model · baseline:** {parts['label']}")
 widgets.page_link("data", "Change data, model or baseline", icon=state.ICONS["data"])
@@ -345,14 +365,32 @@ with t_distill:
         "true labels; the other techniques then apply to the student.",
         "Far fewer parameters (a smaller file before any quantization), some accuracy lost; combine with int8.",
     )
+    def check_students() -> None:
+        """Turning distillation on sizes the zoo (imports TensorFlow): refuse it when no student is smaller."""
+        if ss["b_use_distill"]:
+            no_student = student_choices()[2]
+            if no_student:
+                ss["b_use_distill"], ss["distill_refused"] = False, no_student
+
     st.toggle(
         "Add distillation to new variants",
         key="b_use_distill",
+        on_change=check_students,
         help="Start the variants from a distilled student instead of the baseline.",
     )
-    zoo = [m["name"] for m in state.zoo()]
-    state.ensure_option("b_student", zoo, "mlp")
-    st.selectbox("Student model", zoo, key="b_student", help="The zoo architecture trained to imitate the teacher.")
+    if ss.get("distill_refused") and not ss["b_use_distill"]:
+        st.info(ss["distill_refused"])
+    if ss["b_use_distill"]:
+        ss["distill_refused"] = None
+        students, student_params, _ = student_choices()
+        state.ensure_option("b_student", students, students[0] if students else None)
+        st.selectbox(
+            "Student model",
+            students,
+            key="b_student",
+            format_func=lambda n: f"{n} ({student_params.get(n, 0):,} parameters)",
+            help="A zoo architecture for this kind of data, smaller than the baseline, trained to imitate it.",
+        )
     st.slider(
         "Temperature",
         *builder.WIDGET_RANGES["b_temperature"],

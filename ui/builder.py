@@ -76,7 +76,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "b_qat_some": False,
     "b_qat_layers": [],
     "b_use_distill": False,
-    "b_student": "mlp",
+    "b_student": None,  # the Compress page picks the smallest zoo model smaller than the baseline
     "b_temperature": 4.0,
     "b_alpha": 0.1,
     "b_distill_epochs": 5,
