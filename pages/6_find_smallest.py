@@ -88,7 +88,7 @@ if start_col.button("Start search", type="primary", icon=":material/play_arrow:"
                           minutes=float(ss["fs_minutes"]), trials=int(ss["fs_trials"]) or None, board=board,
                           objective=ss["fs_objective"], seed=int(ss["fs_seed"]),
                           max_epochs=int(ss["fs_max_epochs"]) or None)
-        unit = "%" if spec.relative else " points"
+        unit = "%" if spec.relative else (" point" if spec.budget == 1 else " points")
         ss["search_run_id"] = ss["run_id"] = submit(
             "compression.search:run_search", f"Find smallest within {spec.budget:g}{unit}"
             + (f" on {board}" if board else ""), {"search.json": json.dumps(spec.to_dict())})
@@ -160,7 +160,7 @@ def draw_search(run_id: str, result, results: dict) -> None:
     if len(frame):
         cols = [c for c in ("chosen", "name", "state", "source", "accuracy", "drop_points", "gzip_bytes",
                             "size_bytes", "arena_bytes", "within_budget", "reasons", "error") if c in frame]
-        shown = frame[cols].copy()
+        shown = frame[cols].copy().dropna(axis=1, how="all")
         shown["chosen"] = shown["chosen"].map({True: "★", False: ""})
         st.dataframe(shown, hide_index=True, width="stretch", key=f"fs_trials_{run_id}", column_config={
             "chosen": st.column_config.TextColumn("", help="The smallest trial within the budget so far."),

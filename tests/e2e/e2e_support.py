@@ -15,12 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 PAGE_DEADLINE_MS = 120_000  # one script run may import TensorFlow (~10 s alone, more under load)
 # URL paths st.navigation gives the pages (file names without their number prefix); Compress is the default.
-PAGES = {"data": "data_model", "compress": "", "compare": "compare", "inspect": "inspect", "history": "history"}
+PAGES = {"data": "data_model", "compress": "", "compare": "compare", "find_smallest": "find_smallest",
+         "inspect": "inspect", "history": "history"}
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
 ALERT = '[data-testid="stAlert"]'
-TITLES = {"data": "Data & model", "compress": "Compress", "compare": "Compare", "inspect": "Inspect",
-          "history": "History"}
+TITLES = {"data": "Data & model", "compress": "Compress", "compare": "Compare", "find_smallest": "Find smallest",
+          "inspect": "Inspect", "history": "History"}
 
 T = TypeVar("T")
 
