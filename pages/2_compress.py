@@ -15,19 +15,38 @@ parts = state.recipe_parts()
 dataset_name = ss["dataset_name"]
 
 
-def load_preset() -> None:
-    """Fill the table and the builder controls from the chosen preset."""
+def current_preset():
+    """The chosen preset's recipe for the current data and model."""
     model = ss["model_name"] if ss["model_source"] != "Upload" else "seed_cnn"
-    recipe = builder.preset_recipe(
+    return builder.preset_recipe(
         ss["preset"], dataset=dataset_name, model=model, pretrained=parts["baseline"].get("pretrained", False)
     )
+
+
+def load_preset() -> None:
+    """Fill the table and the builder controls from the chosen preset."""
+    recipe = current_preset()
     ss["variant_rows"] = builder.rows_from_recipe(recipe)
     ss["variant_title"] = recipe.title
     ss["variant_version"] = ss.get("variant_version", 0) + 1
     ss.update(builder.controls_from_recipe(recipe, dataset_name))
 
 
-if "variant_rows" not in ss:
+def restore_rows() -> bool:
+    """A new session that restored its run (a reload: the URL keeps the session tag) gets that run's table."""
+    if not ss.get("run_id"):
+        return False
+    try:
+        recipe = state.store().recipe(ss["run_id"])
+    except (CompressionError, ValueError):
+        return False
+    ss["variant_rows"] = builder.rows_from_recipe(recipe)
+    ss["variant_title"] = recipe.title
+    ss["variant_version"] = ss.get("variant_version", 0) + 1
+    return True
+
+
+if "variant_rows" not in ss and not restore_rows():
     load_preset()
 
 
@@ -107,6 +126,13 @@ if wanted_model and (ss["model_source"] == "Upload" or ss["model_name"] != wante
         ss["model_source"], ss["model_name"], ss["baseline_mode"] = "Model zoo", wanted_model, "train"
         st.rerun()
 
+left.text_input(
+    "Run name",
+    key="run_name",
+    max_chars=120,
+    placeholder="the preset's title (marked when the table is edited)",
+    help="How History and the cross-run charts name this run; a name used before gets #2, #3.",
+)
 n_included = sum(1 for r in ss["variant_rows"] if r.get("include", True))
 run_clicked = right.button(
     f"Run {n_included} variant{'s' if n_included != 1 else ''}",
@@ -120,7 +146,10 @@ run_clicked = right.button(
 right.caption("Results appear below as each variant finishes.")
 if run_clicked:
     try:
-        title = ss.get("variant_title") or builder.PRESET_TITLES.get(ss["preset"], "Custom")
+        base = ss.get("variant_title") or builder.PRESET_TITLES.get(ss["preset"], "Custom")
+        preset_rows = None if ss["preset"] == "custom" else builder.rows_from_recipe(current_preset())
+        taken = [r["title"] for r in state.store().list_runs(session=state.session_id())]
+        title = builder.run_title(ss.get("run_name"), base, ss["variant_rows"], preset_rows, taken)
         recipe = builder.build_recipe(parts, ss["variant_rows"], controls(), title=title)
         ss["run_id"] = state.runner().submit(recipe, session=state.session_id())
     except CompressionError as exc:

@@ -406,3 +406,23 @@ def build_recipe(parts: dict, rows: list[dict], c: dict[str, Any], title: str) -
         },
         seed=int(c["e_seed"]),
     )
+
+
+def run_title(name: str | None, base: str, rows: list[dict], preset_rows: list[dict] | None,
+              taken: list[str] | tuple[str, ...] = ()) -> str:
+    """The title a run is stored under: the user's name, else the preset's title marked when the table changed.
+
+    A title already ``taken`` (by this session's earlier runs) gets " #2", " #3", ... so History and the
+    cross-run charts can tell the runs apart.
+    """
+    title = (name or "").strip()[:120]
+    if not title:
+        same = preset_rows is not None and [
+            {k: v for k, v in r.items() if k != "include"} for r in rows if r.get("include", True)
+        ] == [{k: v for k, v in r.items() if k != "include"} for r in preset_rows]
+        n = sum(1 for r in rows if r.get("include", True))
+        title = base if same else f"{base} (edited: {n} variant{'s' if n != 1 else ''})"
+    unique, k = title, 2
+    while unique in taken:
+        unique, k = f"{title} #{k}", k + 1
+    return unique
