@@ -34,15 +34,16 @@ def load_preset() -> None:
 
 def restore_rows() -> bool:
     """A new session that restored its run (a reload: the URL keeps the session tag) gets that run's table."""
-    if not ss.get("run_id"):
+    if not ss.get("restored_run_id"):
         return False
     try:
-        recipe = state.store().recipe(ss["run_id"])
+        recipe = state.store().recipe(ss["restored_run_id"])
     except (CompressionError, ValueError):
         return False
     ss["variant_rows"] = builder.rows_from_recipe(recipe)
     ss["variant_title"] = recipe.title
     ss["variant_version"] = ss.get("variant_version", 0) + 1
+    ss["compress_run_id"] = ss["restored_run_id"]
     return True
 
 
@@ -151,12 +152,14 @@ if run_clicked:
         taken = [r["title"] for r in state.store().list_runs(session=state.session_id())]
         title = builder.run_title(ss.get("run_name"), base, ss["variant_rows"], preset_rows, taken)
         recipe = builder.build_recipe(parts, ss["variant_rows"], controls(), title=title)
-        ss["run_id"] = state.runner().submit(recipe, session=state.session_id())
+        ss["run_id"] = ss["compress_run_id"] = state.runner().submit(recipe, session=state.session_id())
     except CompressionError as exc:
         st.error(str(exc))
 
-if ss.get("run_id"):
-    widgets.run_monitor(ss["run_id"], key="compress")
+# The run this page started (or, after a reload, the session's run): not whichever run Compare, Inspect or
+# History last showed, whose failure would otherwise appear under this page's Run button.
+if ss.get("compress_run_id"):
+    widgets.run_monitor(ss["compress_run_id"], key="compress")
     widgets.page_link("compare", "Compare the variants: charts, table and downloads", icon=state.ICONS["compare"])
 
 # ---------------------------------------------------------------- the variant table

@@ -123,7 +123,7 @@ def _restore_session_id() -> None:
         if valid and ss.get("run_id") is None:  # a reload: show this session's latest run again
             mine = [r for r in store().list_runs(session=from_url) if not r["title"].startswith("Baseline:")]
             if mine:
-                ss["run_id"] = mine[0]["id"]
+                ss["run_id"] = ss["restored_run_id"] = mine[0]["id"]
     if st.query_params.get("sid") != ss["sid"]:
         st.query_params["sid"] = ss["sid"]
 
