@@ -243,8 +243,8 @@ def reproduce_script(recipe: Recipe | dict, variant: str, run_id: str = "") -> s
         "DATASET": recipe.to_dict()["dataset"],
         "BASELINE_LEARNING_RATE": recipe.baseline.learning_rate,
         "VARIANT": spec.to_dict(),
-        # Derived by the engine, never re-derived in the script.
-        "QAT_SCHEME": spec.expected_preserve.value,
+        # Derived by the engine, never re-derived in the script: PCQAT/PQAT/CQAT, clustering that keeps the zeros.
+        "PRESERVE": spec.expected_preserve.value,
     }
     block = "".join(f"{name} = {pprint.pformat(value, sort_dicts=False, width=100)}\n" for name, value in data.items())
     head, rest = reproduce_template().split(REPRODUCE_DATA_BEGIN, 1)

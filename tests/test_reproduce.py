@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ast
 import itertools
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,8 +45,8 @@ def test_script_for_every_preset_variant_is_the_template_with_the_variant_as_dat
         assert data["DATASET"] == recipe.to_dict()["dataset"]
         assert data["SEED"] == recipe.seed
         assert data["BASELINE_LEARNING_RATE"] == recipe.baseline.learning_rate
-        assert data["QAT_SCHEME"] == spec.expected_preserve.value  # the engine's derivation, filled in
-        assert data["QAT_SCHEME"] in template.QAT_SCHEMES
+        assert data["PRESERVE"] == spec.expected_preserve.value  # the engine's derivation, filled in
+        assert data["PRESERVE"] in template.PRESERVES
         assert "20250101-000000-000-abcdef" in data["TITLE"]
         assert script.split(f"\n{REPRODUCE_DATA_END}\n", 1)[1] == code  # the code itself is never substituted
 
@@ -139,6 +141,46 @@ _VARIANTS = [
 ]
 
 
+class _Scripts:
+    """The generated scripts run in subprocesses, one per core at a time, started in the tests' order.
+
+    Each script is its own interpreter (as a user runs it); running the next one while a test waits for its own
+    keeps the slow tests' wall time near their CPU time on a multi-core machine.
+    """
+
+    def __init__(self, recipe, folder, tmp_path):
+        self.recipe, self.folder, self.tmp = recipe, folder, tmp_path
+        self.order = [v["name"] for v in _VARIANTS]
+        self.parallel = max(1, min(2, os.cpu_count() or 1))
+        self.started: dict[str, tuple[subprocess.Popen, Path]] = {}
+
+    def _start(self, name):
+        script = self.tmp / f"reproduce_{name}.py"
+        script.write_text(reproduce_script(self.recipe, name, run_id=self.folder.run_id))
+        out = self.tmp / f"{name}.tflite"
+        log = (self.tmp / f"{name}.stdout").open("w"), (self.tmp / f"{name}.stderr").open("w")
+        command = [sys.executable, str(script), "--baseline", str(self.folder.baseline_model), "--out", str(out)]
+        with log[0], log[1]:
+            self.started[name] = subprocess.Popen(command, stdout=log[0], stderr=log[1], cwd=self.tmp), out
+
+    def result(self, name) -> tuple[int, str, str, bytes | None]:
+        """(return code, stdout, stderr, the written .tflite) of the script for variant ``name``."""
+        i = self.order.index(name)
+        for ahead in self.order[i : i + self.parallel]:
+            if ahead not in self.started:
+                self._start(ahead)
+        proc, out = self.started[name]
+        code = proc.wait(timeout=600)
+        stdout, stderr = ((self.tmp / f"{name}.{s}").read_text() for s in ("stdout", "stderr"))
+        return code, stdout, stderr, out.read_bytes() if out.is_file() else None
+
+    def stop(self):
+        for proc, _ in self.started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.fixture(scope="module")
 def engine_run(tmp_path_factory):
     """One engine run of every technique on a digits subsample with one-epoch fine-tunes."""
@@ -161,24 +203,23 @@ def engine_run(tmp_path_factory):
     return recipe, folder, results
 
 
+@pytest.fixture(scope="module")
+def scripts(engine_run, tmp_path_factory):
+    recipe, folder, _ = engine_run
+    runner = _Scripts(recipe, folder, tmp_path_factory.mktemp("scripts"))
+    yield runner
+    runner.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", [v["name"] for v in _VARIANTS])
-def test_script_writes_the_engines_tflite_bytes(engine_run, tmp_path, variant):
+def test_script_writes_the_engines_tflite_bytes(engine_run, scripts, variant):
     """Run the generated script in a subprocess: same seed → the engine's `.tflite` bytes, the engine's accuracy."""
-    recipe, folder, results = engine_run
+    _, folder, results = engine_run
     row = next(r for r in results.variants if r.name == variant)
-    script = tmp_path / f"reproduce_{variant}.py"
-    script.write_text(reproduce_script(recipe, variant, run_id=folder.run_id))
-    out = tmp_path / f"{variant}.tflite"
-    done = subprocess.run(
-        [sys.executable, str(script), "--baseline", str(folder.baseline_model), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert out.read_bytes() == folder.tflite(row).read_bytes()
-    accuracy = float(re.search(r"test accuracy ([0-9.]+)", done.stdout).group(1))
+    code, stdout, stderr, written = scripts.result(variant)
+    assert code == 0, stderr[-3000:]
+    assert written == folder.tflite(row).read_bytes()
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)", stdout).group(1))
     assert accuracy == pytest.approx(row.accuracy, abs=1e-4)
-    assert "input int8" in done.stdout
+    assert "input int8" in stdout

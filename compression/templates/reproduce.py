@@ -50,10 +50,12 @@ VARIANT = {
     "learning_rate": 0.001,
     "batch_size": 64,
 }
-QAT_SCHEME = "none"
+PRESERVE = "none"
 # ----- end of recipe data -----
 
-QAT_SCHEMES = ("none", "sparsity", "clusters", "both")  # what QAT keeps: plain QAT, PQAT, CQAT, PCQAT
+# PRESERVE is what later stages keep of earlier ones, as the engine derives it (VariantSpec.expected_preserve):
+# clustering after pruning keeps the zeros ("both"); QAT is plain, PQAT, CQAT or PCQAT.
+PRESERVES = ("none", "sparsity", "clusters", "both")
 
 
 # ----------------------------------------------------------------- data (the split the run used)
@@ -369,8 +371,8 @@ def qat_layers(model, wanted):
     return chosen
 
 
-def quantize_aware(model, x, y, variant, scheme):
-    """QAT fine-tune of a copy; ``scheme`` (one of QAT_SCHEMES) picks plain QAT, PQAT, CQAT or PCQAT."""
+def quantize_aware(model, x, y, variant, preserve):
+    """QAT fine-tune of a copy; ``preserve`` (one of PRESERVES) picks plain QAT, PQAT, CQAT or PCQAT."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
@@ -382,8 +384,8 @@ def quantize_aware(model, x, y, variant, scheme):
         "clusters": combine.Default8BitClusterPreserveQuantizeScheme,
         "both": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True),
     }
-    if scheme not in schemes:
-        raise SystemExit(f"unknown QAT scheme {scheme!r}; expected one of {', '.join(QAT_SCHEMES)}")
+    if preserve not in schemes:
+        raise SystemExit(f"unknown QAT scheme {preserve!r}; expected one of {', '.join(PRESERVES)}")
     chosen = qat_layers(model, variant["qat"]["layers"])
 
     def annotate(layer):
@@ -391,7 +393,7 @@ def quantize_aware(model, x, y, variant, scheme):
 
     annotated = keras.models.clone_model(fresh_copy(model), clone_function=annotate)
     with qk.quantize_scope():
-        quantized = qk.quantize_apply(annotated, schemes[scheme]())
+        quantized = qk.quantize_apply(annotated, schemes[preserve]())
     compile_for_training(quantized, variant["learning_rate"])
     fit(quantized, x, y, variant["fine_tune_epochs"], variant["batch_size"])
     return quantized
@@ -482,8 +484,12 @@ def accuracy(tflite_bytes, x_test, y_test, batch=256):
     return float(np.mean(np.concatenate(predictions) == y_test)), np.dtype(inp["dtype"]).name
 
 
-def build(baseline, x_train, y_train, variant, seed, qat_scheme):
-    """The variant's model ready for conversion: its techniques in the engine's order, each stage seeded."""
+def build(baseline, x_train, y_train, variant, seed, preserve):
+    """The variant's model ready for conversion: its techniques in the engine's order, each stage seeded.
+
+    ``preserve`` (one of PRESERVES) is the engine's: "both" clusters without undoing the pruning, and picks QAT's
+    scheme (none → QAT, sparsity → PQAT, clusters → CQAT, both → PCQAT).
+    """
     model = baseline
     if variant["distillation"]:
         set_seed(seed)
@@ -493,10 +499,10 @@ def build(baseline, x_train, y_train, variant, seed, qat_scheme):
         model = prune(model, x_train, y_train, variant)
     if variant["clustering"]:
         set_seed(seed)
-        model = cluster(model, x_train, y_train, variant, preserve_sparsity=variant["pruning"] is not None)
+        model = cluster(model, x_train, y_train, variant, preserve_sparsity=preserve == "both")
     if variant["qat"] is not None:
         set_seed(seed)
-        model = quantize_aware(model, x_train, y_train, variant, qat_scheme)
+        model = quantize_aware(model, x_train, y_train, variant, preserve)
     return model
 
 
@@ -511,7 +517,7 @@ def main(argv=None):
     x_train, y_train, x_test, y_test = load_data(DATASET, SEED)
     baseline = keras.models.load_model(args.baseline, compile=False, safe_mode=True)
     compile_for_training(baseline, BASELINE_LEARNING_RATE)
-    model = build(baseline, x_train, y_train, VARIANT, SEED, QAT_SCHEME)
+    model = build(baseline, x_train, y_train, VARIANT, SEED, PRESERVE)
     data = convert(
         model,
         VARIANT["quantization"],
