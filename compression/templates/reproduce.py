@@ -410,15 +410,30 @@ def _recurrent(model):
 
 def convert(model, mode, x_train, sparse=False, samples=200, seed=0):
     """TFLite bytes in one of the modes float32, dynamic, float16, int8, int16x8 (int8/int16x8 calibrated on a
-    seeded sample of ``samples`` training rows). Recurrent models convert with a static batch of 1."""
+    seeded sample of ``samples`` training rows). Recurrent models convert with a static batch of 1.
+
+    The model is saved as a SavedModel and converted from it, as the engine does (``from_keras_model`` saves the
+    same export, but records another model type in the file's conversion metadata, so the bytes would differ).
+    """
+    import tempfile
+
     import tensorflow as tf
 
-    if _recurrent(model):
-        spec = tf.TensorSpec([1, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
-        function = tf.function(model).get_concrete_function(spec)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as folder:
+        options = tf.saved_model.SaveOptions(save_debug_info=True)
+        if _recurrent(model):
+            spec = tf.TensorSpec([1, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
+            function = tf.function(model).get_concrete_function(spec)
+            tf.saved_model.save(model, folder, signatures={"serving_default": function}, options=options)
+        else:
+            tf.saved_model.save(model, folder, options=options)
+        return _convert_saved_model(folder, mode, x_train, sparse, samples, seed, model.inputs[0].dtype.as_numpy_dtype)
+
+
+def _convert_saved_model(folder, mode, x_train, sparse, samples, seed, dtype):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
     optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
     if sparse:
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
@@ -426,7 +441,7 @@ def convert(model, mode, x_train, sparse=False, samples=200, seed=0):
     if mode in ("int8", "int16x8"):
         rng = np.random.default_rng(seed)
         index = rng.choice(len(x_train), size=min(samples, len(x_train)), replace=False)
-        rows = x_train[index].astype(model.inputs[0].dtype.as_numpy_dtype)
+        rows = x_train[index].astype(dtype)
 
         def representative():
             for row in rows:
