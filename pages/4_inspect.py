@@ -13,7 +13,7 @@ from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.pruning import sparsity_curve
 from compression.recipes import file_stem
-from ui import state, widgets
+from ui import file_weights, state, widgets
 
 state.init()
 ss = st.session_state
@@ -116,6 +116,8 @@ if layers:
     st.caption("Pruning shows as a tall bar at zero and white cells in the heat map; clustering as a few spikes.")
 else:
     st.info("This run saved no weights for the variant.")
+
+file_weights.section(run["dir"], results, chosen)
 
 # ---------------------------------------------------------------- predictions
 
