@@ -5,18 +5,70 @@ touched, and tfmot only accepts Keras 2 (``tf_keras``) models. Every module of
 the engine gets TensorFlow through the functions below, lazily, so that
 ``import compression`` stays fast and the first page of the app does not wait
 for TensorFlow.
+
+Importing TensorFlow 2.21 writes C++ INFO lines ("oneDNN custom operations
+are on", "Could not find cuda drivers") and absl's "All log messages before
+absl::InitializeLog()" warning straight to file descriptor 2, whatever
+``TF_CPP_MIN_LOG_LEVEL`` says. :func:`tf` therefore imports it with fd 2
+pointed at a temporary file and hands those lines to the ``compression.tf``
+logger at DEBUG level, so a terminal shows the user's sentence alone. With
+``COMPRESSION_VERBOSE=1`` (the CLI's ``-v``) they stay on the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
+import tempfile
+import threading
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+VERBOSE_ENV = "COMPRESSION_VERBOSE"
+
+log = logging.getLogger("compression.tf")
+_import_lock = threading.Lock()
+
+
+def verbose() -> bool:
+    """Whether TensorFlow's native log lines should reach the terminal (``COMPRESSION_VERBOSE=1``)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(what: str):
+    """Send what native code writes to fd 2 inside the block to the log (DEBUG) instead of the terminal."""
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace").strip()
+            if text:
+                log.debug("%s wrote:\n%s", what, text)
+
 
 def tf():
-    """Return the ``tensorflow`` module (imported on first use)."""
+    """Return the ``tensorflow`` module (imported on first use, its native log lines kept off the terminal)."""
+    if "tensorflow" not in sys.modules:
+        with _import_lock, quiet_native_stderr("importing TensorFlow"):
+            import tensorflow
+
+            # The first device query calls cuInit, which logs "failed call to cuInit" at ERROR level on a
+            # machine without a GPU: do it here, inside the quiet block.
+            tensorflow.config.list_physical_devices()
     import tensorflow
 
     return tensorflow

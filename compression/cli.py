@@ -81,13 +81,28 @@ def cmd_run(args) -> int:
         bar.close()
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         cols = ["name", "status", "accuracy", "delta_accuracy", "latency_median_ms", "size_bytes", "gzip_bytes",
-                "ratio", "gzip_ratio", "sparsity", "delegate"]
+                "ratio", "gzip_ratio", "sparsity", "delegate", "flags"]
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    _print_flags(out)
     failed = table[table.status != "ok"]
     for _, row in failed.iterrows():
         print(f"variant {row['name']!r} {row['status']}: {row['error']}", file=sys.stderr)
     print(f"results: {out / 'results.json'}")
     return 0 if len(failed) < len(table) else 1
+
+
+def _print_flags(out: Path) -> None:
+    """One "warning:" line per flag of the baseline and of each variant (a figure that would mislead alone)."""
+    from .results import RunFolder
+
+    results = RunFolder(out).read_results()
+    if results is None:
+        return
+    for flag in results.baseline.flags if results.baseline else ():
+        print(f"warning: baseline: {flag.message}")
+    for variant in results.variants:
+        for flag in variant.flags:
+            print(f"warning: variant {variant.name!r}: {flag.message}")
 
 
 def _run_into_store(store, recipe: Recipe, bar):
@@ -238,6 +253,8 @@ def cmd_presets(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compression", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show TensorFlow's native log lines and the engine's debug log")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe (a JSON file or a preset name)")
     run.add_argument("recipe", help="recipe JSON file, or a preset: " + ", ".join(PRESETS))
@@ -272,8 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Quiet by default (the user's sentences only); -v: TensorFlow's native lines and the engine's log."""
+    import logging
+
+    from ._tf import VERBOSE_ENV
+
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # read before TensorFlow loads, here and in child processes
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+        logging.getLogger("compression").setLevel(logging.DEBUG)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return args.func(args)
     except CompressionError as exc:

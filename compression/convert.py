@@ -105,6 +105,10 @@ def convert_to_tflite(
     mode = _enum(QuantizationMode, mode, "quantization")
     if not isinstance(sparse, bool):
         raise CompressionError(f"sparse must be true or false. Received: {sparse!r}")
+    if sparse and mode is QuantizationMode.INT16X8:
+        from .config import INT16X8_SPARSE_REFUSAL
+
+        raise CompressionError(INT16X8_SPARSE_REFUSAL)
     rows = None
     if mode in _NEEDS_REPRESENTATIVE:
         rows = _representative_rows(model, mode, representative, representative_samples, seed)

@@ -96,7 +96,9 @@ def measure_tflite(
         ``input_dtype``, ``output_dtype`` (e.g. "int8"); ``delegate``
         ("XNNPACK" or "none"); ``delegate_note`` (why "none"; for a partly
         delegated model, the ops left on the builtin kernels; else "");
-        ``ops``; ``eval_seconds`` (the accuracy pass, with ``eval_threads``); ``batch_size_used``
+        ``ops``; ``flags`` (:func:`prediction_flags`: near chance, one class,
+        meaningless agreement); ``top_class_share`` (share of the most
+        predicted class); ``eval_seconds`` (the accuracy pass, with ``eval_threads``); ``batch_size_used``
         (batch of the accuracy pass; 1 for a static batch-1 model evaluated
         sample by sample).
 
@@ -154,6 +156,8 @@ def measure_tflite(
     return {
         "accuracy": float(np.mean(predictions == y)),
         "agreement": None if reference is None else float(np.mean(predictions == reference)),
+        "flags": prediction_flags(predictions, y, reference),
+        "top_class_share": top_class_share(predictions),
         "predictions": predictions,
         "latency_ms": latency,
         "throughput_sps": throughput,
@@ -166,6 +170,103 @@ def measure_tflite(
         "eval_seconds": eval_seconds,
         "batch_size_used": int(eval_batch),
     }
+
+
+CHANCE_MARGIN = 0.1
+"""Accuracy within this fraction of the way from chance to 1.0 counts as "near chance"."""
+
+COLLAPSE_SHARE = 0.9
+"""A classifier giving one class to at least this share of the test set has collapsed to it."""
+
+
+def chance_accuracy(y_true: np.ndarray) -> float:
+    """Accuracy of always answering the test set's most common class (the level a useless model reaches)."""
+    y = np.asarray(y_true)
+    return float(np.bincount(y).max() / len(y)) if len(y) else 0.0
+
+
+def top_class_share(predictions: np.ndarray) -> float:
+    """Share of the samples given the most often predicted class (1.0: one class for everything)."""
+    p = np.asarray(predictions)
+    return float(np.bincount(p).max() / len(p)) if len(p) else 0.0
+
+
+def near_chance(accuracy: float, y_true: np.ndarray) -> bool:
+    """Whether an accuracy is no better than a useless model on this test set (within :data:`CHANCE_MARGIN`)."""
+    chance = chance_accuracy(y_true)
+    return accuracy <= chance + CHANCE_MARGIN * (1.0 - chance)
+
+
+def prediction_flags(predictions: np.ndarray, y_true: np.ndarray,
+                     reference: np.ndarray | None = None) -> list[dict[str, str]]:
+    """Warnings about a classifier's predictions that a plain accuracy figure hides.
+
+    Usage::
+
+        prediction_flags(variant_predictions, y_test, baseline_predictions)
+        # [{"code": "one_class", "message": "predicts class 3 for 100% of the test set ..."}]
+
+    Args:
+        predictions: predicted class per test sample.
+        y_true: true labels.
+        reference: the float baseline's predictions on the same samples (None: no baseline comparison).
+
+    Returns:
+        ``{"code", "message"}`` dicts; codes: ``near_chance`` (accuracy about
+        what always answering the most common class gives, while the
+        baseline is fine), ``one_class`` (one class for at least
+        :data:`COLLAPSE_SHARE` of the samples, more than the labels justify),
+        ``agreement_meaningless`` (baseline and variant both answer one class:
+        their agreement says nothing). Empty when nothing is wrong.
+    """
+    p, y = np.asarray(predictions), np.asarray(y_true)
+    if len(p) == 0:
+        return []
+    flags = []
+    accuracy = float(np.mean(p == y))
+    chance = chance_accuracy(y)
+    baseline_fine = reference is None or not near_chance(float(np.mean(np.asarray(reference) == y)), y)
+    if baseline_fine and near_chance(accuracy, y):
+        versus = "" if reference is None else \
+            f" while the float baseline reaches {float(np.mean(np.asarray(reference) == y)):.1%}"
+        flags.append({"code": "near_chance", "message": (
+            f"accuracy {accuracy:.1%} is near chance (always answering the most common class gives "
+            f"{chance:.1%}){versus}: this variant is broken, not just less accurate")})
+    share, label_share = top_class_share(p), chance
+    if share >= COLLAPSE_SHARE and share > label_share + CHANCE_MARGIN:
+        top = int(np.bincount(p).argmax())
+        flags.append({"code": "one_class", "message": (
+            f"predicts class {top} for {share:.0%} of the test set (the labels' most common class is "
+            f"{label_share:.0%}): its outputs collapsed to one class")})
+    if reference is not None:
+        ref = np.asarray(reference)
+        if top_class_share(ref) >= COLLAPSE_SHARE and share >= COLLAPSE_SHARE:
+            flags.append({"code": "agreement_meaningless", "message": (
+                f"agreement {float(np.mean(p == ref)):.1%} means nothing here: the baseline and this variant "
+                "both answer (almost) one class")})
+    return flags
+
+
+def baseline_flags(predictions: np.ndarray, y_true: np.ndarray) -> list[dict[str, str]]:
+    """Warnings about the float baseline itself, with the likely cause (shown before any variant runs).
+
+    Usage::
+
+        baseline_flags(predict_classes(model, x_test), y_test)
+    """
+    p, y = np.asarray(predictions), np.asarray(y_true)
+    if len(p) == 0:
+        return []
+    accuracy, chance = float(np.mean(p == y)), chance_accuracy(y)
+    if not near_chance(accuracy, y):
+        return []
+    share = top_class_share(p)
+    collapsed = f", and it gives one class to {share:.0%} of the samples" if share >= COLLAPSE_SHARE else ""
+    return [{"code": "baseline_at_chance", "message": (
+        f"The baseline's accuracy on this test set is {accuracy:.1%}, about chance ({chance:.1%}){collapsed}. "
+        "Likely causes: the model is untrained or was trained on other data or preprocessing, or its "
+        "BatchNormalization statistics were never settled (a model built with weights=None). "
+        "Every variant will look as bad, and their agreement says nothing.")}]
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -195,7 +296,9 @@ def _create(tflite_bytes: bytes, threads: int, delegates: bool):
         {} if delegates else {"experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
     )
     try:
-        return module.Interpreter(model_content=bytes(tflite_bytes), num_threads=threads, **options)
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" to fd 2: keep it in the log.
+        with _tf.quiet_native_stderr("creating a LiteRT interpreter"):
+            return module.Interpreter(model_content=bytes(tflite_bytes), num_threads=threads, **options)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise CompressionError(f"The data is not a loadable TFLite model: {_one_line(exc)}.") from exc
 

@@ -105,6 +105,7 @@ def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], pro
     """
     from .convert import gzip_size
     from .inspect import layer_kernels
+    from .measure import baseline_flags
     from .train import predict_classes
 
     baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=fraction_span)
@@ -120,7 +121,10 @@ def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], pro
     cache = _StageCache()
     ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
     results["baseline"] = {**base_info, "accuracy": float(np.mean(reference_predictions == ds.y_test)),
-                           "params": int(baseline.count_params()), "model_file": "baseline.keras"}
+                           "params": int(baseline.count_params()), "model_file": "baseline.keras",
+                           "flags": baseline_flags(reference_predictions, ds.y_test)}
+    for flag in results["baseline"]["flags"]:
+        log.warning("baseline: %s", flag["message"])
     results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
                             "accuracy": results["baseline"]["accuracy"]}
     emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
@@ -323,7 +327,8 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
         notes.append(f"ran without XNNPACK: {m['delegate_note']}")
     row.update({
         "status": "ok", "tflite": f"{stem}.tflite", "size_bytes": len(data), "gzip_bytes": gzip_size(data),
-        "accuracy": m["accuracy"], "agreement": m.get("agreement"), "latency_ms": m["latency_ms"],
+        "accuracy": m["accuracy"], "agreement": m.get("agreement"), "flags": m.get("flags", []),
+        "top_class_share": m.get("top_class_share"), "latency_ms": m["latency_ms"],
         "throughput_sps": m.get("throughput_sps"), "throughput_batch": m.get("throughput_batch"),
         "sparsity": overall_sparsity(stats), "layers": stats, "input_dtype": m.get("input_dtype"),
         "output_dtype": m.get("output_dtype"), "delegate": m.get("delegate"), "delegate_note": m.get("delegate_note"),
@@ -442,7 +447,7 @@ def load_results(out_dir: str | Path) -> dict:
 TABLE_COLUMNS = [
     "name", "status", "techniques", "quantization", "accuracy", "delta_accuracy", "agreement",
     "latency_median_ms", "latency_p90_ms", "throughput_sps", "size_bytes", "gzip_bytes", "ratio", "gzip_ratio",
-    "sparsity", "delegate", "input_dtype", "tflite", "error",
+    "sparsity", "delegate", "input_dtype", "tflite", "error", "flags",
 ]
 
 
@@ -470,5 +475,6 @@ def results_table(results: dict):
             "gzip_ratio": ref["gzip_bytes"] / gz if gz and ref.get("gzip_bytes") else None,
             "sparsity": v.get("sparsity"), "delegate": v.get("delegate"), "input_dtype": v.get("input_dtype"),
             "tflite": v.get("tflite"), "error": v.get("error"),
+            "flags": "; ".join(f.get("code", "") for f in v.get("flags") or [] if isinstance(f, dict)),
         })
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)

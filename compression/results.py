@@ -36,6 +36,7 @@ __all__ = [
     "FINAL_STATUSES",
     "BaselineInfo",
     "DatasetInfo",
+    "Flag",
     "Latency",
     "LayerStat",
     "Reference",
@@ -267,6 +268,23 @@ class LayerStat(_Record):
 
 
 @dataclass(frozen=True)
+class Flag(_Record):
+    """A warning a figure alone would hide (e.g. ``near_chance``, ``one_class``), with its sentence."""
+
+    code: str = ""
+    message: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def _convert(cls, name, value):
+        return str(value or "")
+
+
+def _flags(value: Any) -> tuple[Flag, ...]:
+    return tuple(Flag.from_dict(x) for x in (value or ()) if isinstance(x, dict))
+
+
+@dataclass(frozen=True)
 class Reference(_Record):
     """The float32 `.tflite` of the baseline: what ratios are computed against."""
 
@@ -307,10 +325,13 @@ class BaselineInfo(_Record):
     params: int | None = None
     model_file: str | None = None
     history: dict = field(default_factory=dict)
+    flags: tuple[Flag, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def _convert(cls, name, value):
+        if name == "flags":
+            return _flags(value)
         if name == "accuracy":
             return _num(value)
         if name == "params":
@@ -336,6 +357,8 @@ class VariantResult(_Record):
     gzip_bytes: int | None = None
     accuracy: float | None = None
     agreement: float | None = None
+    top_class_share: float | None = None
+    flags: tuple[Flag, ...] = ()
     latency: Latency = field(default_factory=Latency)
     throughput_sps: float | None = None
     throughput_batch: int | None = None
@@ -377,7 +400,9 @@ class VariantResult(_Record):
             return dict(value or {})
         if name in ("size_bytes", "gzip_bytes", "throughput_batch", "params"):
             return _int(value)
-        if name in ("accuracy", "agreement", "throughput_sps", "sparsity", "seconds"):
+        if name == "flags":
+            return _flags(value)
+        if name in ("accuracy", "agreement", "top_class_share", "throughput_sps", "sparsity", "seconds"):
             return _num(value)
         if name == "sparse_encoding":
             return bool(value)

@@ -309,10 +309,7 @@ def _load_keras_archive(path: Path, label: str, max_bytes: int):
             metadata = _parse_json(_read_member(zf, "metadata.json", label), label, "metadata.json")
             version = str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
             if version.startswith("3."):
-                raise CompressionError(
-                    f"{label!r} was saved by Keras {version}; Compression Lab needs a tf_keras (Keras 2) model, "
-                    "so save it with `import tf_keras` or as .h5."
-                )
+                raise _saved_by_keras3(label, version)
     if isinstance(config, dict):
         config = {k: v for k, v in config.items() if k != "compile_config"}  # not read with compile=False
     check_model_config(config)
@@ -329,8 +326,13 @@ def _load_h5(path: Path, label: str):
     with f:
         try:
             raw = f.attrs.get("model_config")
+            version = f.attrs.get("keras_version")
         except (OSError, RuntimeError, KeyError) as exc:
             raise CompressionError(f"{label!r} is damaged: its model configuration cannot be read ({exc}).") from None
+    if isinstance(version, bytes):
+        version = version.decode("utf-8", errors="replace")
+    if isinstance(version, str) and version.startswith("3."):
+        raise _saved_by_keras3(label, version)
     if raw is None:
         raise CompressionError(
             f"{label!r} has no model configuration (it may hold only weights from save_weights); save the whole "
@@ -342,6 +344,14 @@ def _load_h5(path: Path, label: str):
         raise CompressionError(f"The model configuration in {label!r} is too large.")
     check_model_config(_parse_json(raw, label, "model configuration"))
     return _keras_load(path, label)
+
+
+def _saved_by_keras3(label: str, version: str) -> CompressionError:
+    """The refusal of a file saved by Keras 3 (in either format): say so, and how to save a Keras 2 one."""
+    return CompressionError(
+        f"{label!r} was saved by Keras {version[:20]}; Compression Lab needs a tf_keras (Keras 2) model, "
+        "so build and save it with `import tf_keras as keras` (as .keras or .h5)."
+    )
 
 
 def _load_zipped_savedmodel(path: Path, label: str, max_bytes: int):
