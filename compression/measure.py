@@ -365,7 +365,8 @@ def _allocate(interpreter, x: np.ndarray, batch: int) -> None:
     detail = interpreter.get_input_details()[0]
     if -1 in detail["shape_signature"]:
         interpreter.resize_tensor_input(detail["index"], [batch, *x.shape[1:]], strict=True)
-    interpreter.allocate_tensors()
+    with _tf.quiet_native_stderr("preparing a LiteRT interpreter"):  # XNNPACK announces itself here
+        interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], quantize_input(_real_batch(x, batch), detail))
 

@@ -33,6 +33,7 @@ from .results import file_stem
 log = logging.getLogger("compression")
 
 RESULTS_FILE = "results.json"
+RUN_BASELINE_MAX_BYTES = 4 * 2**30  # a run's own baseline.keras: bounded only against a runaway file
 
 
 def _now() -> str:
@@ -57,12 +58,13 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
     if spec.path is not None:
         from .safe_load import load_user_model
 
-        model = load_user_model(spec.path)
-        check_compatible(model.input_shape[1:], model.output_shape[-1], ds)
-        # A baseline trained by an earlier run (the app's "train now") keeps saying so.
+        # A baseline trained by an earlier run (the app's "train now") keeps saying so, and is not an upload:
+        # the upload size limit does not apply to it (a ResNet50 baseline is ~100 MB even without optimizer).
         earlier = Path(spec.path).parent / RESULTS_FILE
-        source = f"trained in run {Path(spec.path).parent.name}" if (
-            Path(spec.path).name == "baseline.keras" and earlier.is_file()) else "uploaded"
+        own = Path(spec.path).name == "baseline.keras" and earlier.is_file()
+        source = f"trained in run {Path(spec.path).parent.name}" if own else "uploaded"
+        model = load_user_model(spec.path, max_bytes=RUN_BASELINE_MAX_BYTES) if own else load_user_model(spec.path)
+        check_compatible(model.input_shape[1:], model.output_shape[-1], ds)
         if base.pretrained or base.epochs == 0:
             compile_for_training(model, base.learning_rate)
             return model, {"source": source, "history": {}}
@@ -106,11 +108,14 @@ def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], pro
     from .convert import gzip_size
     from .inspect import layer_kernels
     from .measure import baseline_flags
+    from .models import clone
     from .train import predict_classes
 
     baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=fraction_span)
     tmp = out / ".baseline.tmp.keras"
-    baseline.save(tmp)
+    # Without the optimizer state (it doubles a trained model's file and is never read back): the .keras format
+    # has no include_optimizer, so save an uncompiled copy.
+    clone(baseline).save(tmp)
     tmp.replace(out / "baseline.keras")
     reference_predictions = predict_classes(baseline, ds.x_test)
     (out / "predictions").mkdir(exist_ok=True)
@@ -311,8 +316,9 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
                        latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch)
     t3 = time.perf_counter()
     stats = layer_weight_stats(model)
-    (out / "weights").mkdir(exist_ok=True)
-    np.savez_compressed(out / "weights" / f"{stem}.npz", **layer_kernels(model))
+    if model is not baseline:  # a post-training variant's kernels are the baseline's: RunFolder.weights refers there
+        (out / "weights").mkdir(exist_ok=True)
+        np.savez_compressed(out / "weights" / f"{stem}.npz", **layer_kernels(model))
     if info.get("snapshots"):
         from .pruning import save_snapshots
         from .results import RunFolder

@@ -607,6 +607,15 @@ class RunFolder:
         """Saved kernels (npz) of the variant with file stem ``stem`` (``baseline`` for the baseline)."""
         return self.weights_dir / f"{stem}.npz"
 
+    def kernels(self, stem: str = "baseline") -> Path:
+        """The npz to read a variant's kernels from: its own, or the baseline's for a post-training variant.
+
+        A variant no technique changed (float32, dynamic, int8 of the baseline) writes no copy of the
+        baseline's kernels; they are the same.
+        """
+        own = self.weights(stem)
+        return own if own.exists() else self.weights("baseline")
+
     def pruning_steps(self, stem: str) -> Path:
         """Pruned kernels at each mask update of the variant's fine-tune (npz, see ``pruning.save_snapshots``)."""
         return self.weights_dir / f"{stem}.pruning-steps.npz"

@@ -74,6 +74,11 @@ widgets.results_table(df, key="compare_table")
 failed = df[df["status"] != "ok"]
 for _, row in failed.iterrows():
     st.error(f"{row['name']}: {row['status']} — {row['error']}")
+for flag in baseline.get("flags") or []:
+    st.warning(f"Baseline: {flag['message']}")
+for v in results["variants"]:
+    for flag in v.get("flags") or []:
+        st.warning(f"{v['name']}: {flag['message']}")
 notes = [(v["name"], n) for v in results["variants"] for n in v.get("notes") or []]
 if notes:
     with st.expander(f"Notes ({len(notes)})"):

@@ -13,6 +13,7 @@ from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.pruning import sparsity_curve
 from compression.recipes import file_stem
+from compression.results import RunFolder
 from ui import file_weights, state, widgets
 
 state.init()
@@ -92,8 +93,8 @@ st.caption(
 
 # ---------------------------------------------------------------- layers and weights
 
-before = load_kernels(folder / "weights" / "baseline.npz")
-after = load_kernels(folder / "weights" / f"{stem}.npz")
+before = load_kernels(RunFolder(folder).kernels("baseline"))
+after = load_kernels(RunFolder(folder).kernels(stem))
 st.subheader("Layers")
 st.plotly_chart(
     charts.layer_bars(charts.layer_frame(row.get("layers"), charts.kernel_stats(before))),

@@ -7,6 +7,7 @@ import streamlit as st
 
 from compression import charts
 from compression.errors import CompressionError
+from compression.results import RunFolder
 from compression.store import FINAL_STATUSES
 from ui import state, widgets
 
@@ -62,6 +63,7 @@ if runs:
                 "best ratio (≤1 pt lost)": r["best_ratio"],
                 "status": r["status"],
                 "duration": widgets.duration(r["duration"]),
+                "size (MB)": RunFolder(store.run_dir(r["id"])).size_bytes() / 1e6,
                 "mine": r["session"] == mine,
                 "id": r["id"],
             }
@@ -77,6 +79,7 @@ if runs:
             "best ratio (≤1 pt lost)": st.column_config.NumberColumn(
                 format="%.2f×", help="float32 gzip size / the smallest variant's that lost at most one accuracy point."
             ),
+            "size (MB)": st.column_config.NumberColumn(format="%.1f", help="Disk space of the run's folder."),
             "mine": st.column_config.CheckboxColumn(help="Started from this browser session."),
         },
     )

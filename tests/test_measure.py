@@ -16,6 +16,8 @@ from compression.measure import measure_tflite, quantize_input
 RESULT_KEYS = {
     "accuracy",
     "agreement",
+    "flags",
+    "top_class_share",
     "predictions",
     "latency_ms",
     "throughput_sps",
