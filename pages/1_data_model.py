@@ -60,7 +60,8 @@ st.number_input(
 
 ds, problem = state.current_dataset()
 if ds is None:
-    st.info(problem)
+    no_upload = ss["dataset_name"] == "npz" and not ss["npz_path"]
+    st.info("Upload a .npz file above (arrays x_train, y_train, x_test, y_test)." if no_upload else problem)
 else:
     st.caption(ds.description)
     m = st.columns(4)
@@ -175,20 +176,24 @@ st.subheader("3 · Float baseline")
 can_use_weights = source == "Upload" or has_pretrained(ss["dataset_name"], ss["model_name"])
 mode_labels = {
     "pretrained": "Use the uploaded weights as they are" if source == "Upload" else "Use the pretrained weights",
-    "train": "Train now",
+    "train": "Train it (now, or in the Compress run)",
 }
+# Without weights to use, "use the pretrained weights" is not a choice: only training is offered.
+modes = list(state.BASELINE_MODES) if can_use_weights else ["train"]
+if ss["baseline_mode"] not in modes:
+    ss["baseline_mode"] = "train"
 st.radio(
     "Baseline",
-    state.BASELINE_MODES,
+    modes,
     format_func=mode_labels.get,
     key="baseline_mode",
     horizontal=True,
     help="Every variant starts from this float model. Training happens in a background worker, like runs.",
 )
-if ss["baseline_mode"] == "pretrained" and not can_use_weights:
-    st.info(
-        "There are no pretrained weights for this dataset and model: the Compress run trains the baseline first "
-        "with the settings below (or train it now)."
+if not can_use_weights:
+    st.caption(
+        "There are no pretrained weights for this dataset and model: train the baseline now, or the Compress run "
+        "trains it first with these settings."
     )
 if ss["baseline_mode"] == "train" or not can_use_weights:
     a, b, c = st.columns(3)
@@ -243,5 +248,12 @@ if ss.get("train_run_id"):
         st.caption("That training run was for another dataset or model; the Compress page does not use it.")
 
 st.divider()
-st.markdown(f"**The Compress page will use:** {state.recipe_parts()['label']}")
+if ds is None:
+    st.markdown("**The Compress page will use:** no dataset yet — " + (
+        "upload a .npz file above." if ss["dataset_name"] == "npz" and not ss["npz_path"] else problem))
+elif not model_ready:
+    st.markdown("**The Compress page will use:** no model yet — upload an accepted Keras model above, "
+                "or pick one from the zoo.")
+else:
+    st.markdown(f"**The Compress page will use:** {state.recipe_parts()['label']}")
 widgets.page_link("compress", "Next: build and run variants", icon=state.ICONS["compress"])

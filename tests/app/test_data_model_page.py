@@ -107,3 +107,20 @@ def test_train_now_runs_in_the_runner_with_a_live_curve(lab):
     assert curve and '"name":"baseline"' in curve[0].proto.spec.replace(" ", "")
     assert any("Baseline trained" in s.value for s in at.success)
     assert "baseline trained on the Data & model page" in at.markdown[-1].value
+
+
+def test_without_pretrained_weights_only_training_is_offered(lab):
+    at = data_page(lab, model_source="Model zoo", model_name="qat_cnn", baseline_mode="pretrained")
+    assert_clean(at)
+    radio = at.radio(key="baseline_mode")
+    assert radio.options == ["Train it (now, or in the Compress run)"] and radio.value == "train"
+    assert at.button(key="train_now").label == "Train now"  # the button, no longer also a radio label
+
+
+def test_npz_without_an_upload_says_upload_above_and_the_summary_names_no_none(lab):
+    at = data_page(lab)
+    at.selectbox(key="dataset_name").set_value("npz").run()
+    assert any(i.value.startswith("Upload a .npz file above") for i in at.info)
+    assert not any("Data & model page" in i.value for i in at.info)  # this IS the Data & model page
+    summary = next(m.value for m in at.markdown if m.value.startswith("**The Compress page will use:**"))
+    assert "None" not in summary and "no dataset yet" in summary

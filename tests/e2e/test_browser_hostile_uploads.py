@@ -192,7 +192,7 @@ def test_absurd_numbers_are_impossible_or_explained(server, page, earlier_run, a
     screenshot(page, artifacts / "hostile" / "builder-absurd-numbers.png")
 
     navigate(page, "data")
-    by_key(page, "baseline_mode").get_by_text("Train now", exact=True).click()
+    by_key(page, "baseline_mode").get_by_text("Train it (now, or in the Compress run)", exact=True).click()
     wait_idle(page)
     _type_and_expect(page, "baseline_epochs", "-1", "Please enter a value between 1 and 500.")
     assert exceptions(page) == []
