@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import pickle
 import re
 import signal
 import tempfile
@@ -372,36 +373,49 @@ class _ChildFailed(Exception):
 def _run_in_child(function: Callable[[Any], Any], payload: Any, *, timeout: float) -> Any:
     """``function(payload)`` in a fresh spawned process; its return value, or :class:`_ChildFailed`.
 
-    ``spawn`` (not fork): the parent may hold TensorFlow's threads. The child is killed
-    after ``timeout`` seconds. This is the one place to swap for a shared isolation helper.
+    ``spawn`` (not fork): the parent may hold TensorFlow's threads. The payload goes
+    through a temporary file, not the spawn pipe: multiprocessing writes a process's
+    arguments while still holding the pipe's read end, so a child that dies before
+    reading a large payload would block the parent for ever. The child is killed after
+    ``timeout`` seconds. This is the one place to swap for a shared isolation helper.
     """
     context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(sender, function, payload), name="tflm-measure")
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout):
-            process.kill()
-            raise _ChildFailed(f"it took longer than {timeout:.0f} s and was stopped")
+    with tempfile.TemporaryDirectory(prefix="tflm-") as folder:
+        path = os.path.join(folder, "payload.pickle")
+        with open(path, "wb") as fh:  # our own data for our own child (never a user's file)
+            pickle.dump((function, payload), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_child_main, args=(sender, path), name="tflm-measure", daemon=True)
         try:
-            ok, value = receiver.recv()
-        except EOFError:  # the child died before it answered
+            process.start()
+        except (AssertionError, OSError) as exc:  # e.g. called from a daemonic process, or out of processes
+            raise _ChildFailed(f"the TFLM process could not start ({_one_line(exc)})") from exc
+        finally:
+            sender.close()
+        try:
+            if not receiver.poll(timeout):
+                process.kill()
+                raise _ChildFailed(f"it took longer than {timeout:.0f} s and was stopped")
+            try:
+                ok, value = receiver.recv()
+            except EOFError:  # the child died before it answered
+                process.join(30)
+                raise _ChildFailed(_exit_reason(process.exitcode)) from None
+        finally:
+            receiver.close()
             process.join(30)
-            raise _ChildFailed(_exit_reason(process.exitcode)) from None
-    finally:
-        receiver.close()
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
     if not ok:
         raise _ChildFailed(value)
     return value
 
 
-def _child_main(sender, function, payload) -> None:
+def _child_main(sender, path: str) -> None:
     try:
+        with open(path, "rb") as fh:
+            function, payload = pickle.load(fh)  # noqa: S301 - written by our parent a moment ago
         result = (True, function(payload))
     except BaseException as exc:  # the parent gets one line; the traceback stays in this child's log
         traceback.print_exc()
