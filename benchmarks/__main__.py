@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import app_render, eval_speed, experiment_e, frontier, measurement, time_to_result
+from . import app_render, board_fit, eval_speed, experiment_e, frontier, measurement, time_to_result
 from .common import BENCH_DIR, Context, library_versions, load_average, machine_info, now_iso, say, section
 from .report import render
 
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "time_to_result": time_to_result,
     "measurement": measurement,
     "app": app_render,
+    "board_fit": board_fit,
 }
 
 

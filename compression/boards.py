@@ -26,7 +26,10 @@ from typing import Any
 
 from .errors import CompressionError
 
-__all__ = ["BOARDS", "CUSTOM", "Board", "Fit", "FitStatus", "check_fit", "fit_of", "format_bytes", "get_board"]
+__all__ = [
+    "BOARDS", "CUSTOM", "FIT_COLUMNS", "Board", "Fit", "FitStatus", "check_fit", "fit_of", "fit_table", "format_bytes",
+    "get_board",
+]
 
 KB = 1024  # datasheets give SRAM and flash in binary kilobytes
 MB = 1024 * KB
@@ -232,3 +235,47 @@ def format_bytes(value: int | float | None) -> str:
     if value < MB:
         return f"{sign}{value / KB:.1f} KB"
     return f"{sign}{value / MB:.2f} MB"
+
+
+FIT_COLUMNS = ["name", "quantization", "tflm", "arena_bytes", "flash_bytes", "fit", "fit_label", "ram_margin_bytes",
+               "flash_margin_bytes", "tflm_accuracy", "tflm_agreement", "tflm_samples", "reason"]
+
+
+def fit_table(results: Any, board: Board):
+    """One row per finished variant of a run: its TFLM measurement and its fit on ``board``.
+
+    Args:
+        results: a :class:`~compression.results.RunResults` or its results.json dict.
+        board: the budget.
+
+    Returns:
+        A DataFrame with :data:`FIT_COLUMNS`: ``tflm`` is "runs" / "refused" / "not measured",
+        ``fit`` a :class:`FitStatus` value, ``fit_label`` the sentence of :meth:`Fit.label`.
+
+    Usage::
+
+        fit_table(RunFolder(run_dir).read_results(), get_board("nano33"))
+    """
+    import pandas as pd
+
+    from .results import RunResults
+
+    run = RunResults.from_dict(results) if isinstance(results, dict) else results
+    rows = []
+    for variant in run.ok_variants if run is not None else ():
+        tflm = variant.tflm
+        fit = fit_of(tflm, board)
+        runnable = None if tflm is None else tflm.runnable
+        rows.append({
+            "name": variant.name, "quantization": variant.quantization,
+            "tflm": {True: "runs", False: "refused"}.get(runnable, "not measured"),
+            "arena_bytes": None if tflm is None else tflm.arena_bytes,
+            "flash_bytes": None if tflm is None else tflm.flash_bytes,
+            "fit": fit.status.value, "fit_label": fit.label(),
+            "ram_margin_bytes": fit.ram_margin_bytes, "flash_margin_bytes": fit.flash_margin_bytes,
+            "tflm_accuracy": None if tflm is None else tflm.accuracy,
+            "tflm_agreement": None if tflm is None else tflm.agreement,
+            "tflm_samples": None if tflm is None else tflm.samples,
+            "reason": fit.reason if fit.status is not FitStatus.FITS else "",
+        })
+    return pd.DataFrame(rows, columns=FIT_COLUMNS)

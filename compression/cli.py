@@ -65,6 +65,11 @@ def cmd_run(args) -> int:
     import pandas as pd
 
     recipe = _load_recipe(args.recipe)
+    board = None
+    if args.board is not None:
+        from .boards import get_board
+
+        board = get_board(args.board, args.ram_kb, args.flash_kb)  # refused before the run, not after
     bar = TerminalProgress()
     try:
         if args.store is not None:
@@ -81,8 +86,11 @@ def cmd_run(args) -> int:
         bar.close()
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         cols = ["name", "status", "accuracy", "delta_accuracy", "latency_median_ms", "size_bytes", "gzip_bytes",
-                "ratio", "gzip_ratio", "sparsity", "delegate", "flags"]
-        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+                "ratio", "gzip_ratio", "sparsity", "delegate", "arena_bytes", "flags"]
+        shown = table[cols].rename(columns={"latency_median_ms": "host_latency_ms", "arena_bytes": "tflm_arena_B"})
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if board is not None:
+            _print_fit(out, board)
     _print_flags(out)
     failed = table[table.status != "ok"]
     for _, row in failed.iterrows():
@@ -221,6 +229,29 @@ def cmd_search(args) -> int:
     return 0 if chosen is not None else 1
 
 
+def _print_fit(out: Path, board) -> None:
+    """The fit column of every finished variant on ``board`` (TFLM arena and flash against its budget)."""
+    from .boards import fit_table, format_bytes
+    from .results import RunFolder
+
+    fits = fit_table(RunFolder(out).read_results(), board)
+    print(f"\nfit on {board.name} ({format_bytes(board.ram_bytes)} RAM, {format_bytes(board.flash_bytes)} flash; "
+          "RAM = TFLM tensor arena, flash = .tflite bytes, runtime code not included):")
+    for _, row in fits.iterrows():
+        print(f"  {row['name']:<20} arena {format_bytes(row['arena_bytes']):>9}  flash "
+              f"{format_bytes(row['flash_bytes']):>9}  {row['fit_label']}")
+
+
+def cmd_boards(args) -> int:
+    from .boards import BOARDS, CUSTOM, format_bytes
+
+    for board in BOARDS.values():
+        print(f"{board.key:<10} {board.name:<40} RAM {format_bytes(board.ram_bytes):>9}  flash "
+              f"{format_bytes(board.flash_bytes):>9}  {board.note}")
+    print(f"{CUSTOM:<10} your own budget: --board custom --ram-kb N --flash-kb N")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import list_datasets
 
@@ -261,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out", help="output folder for results.json and the .tflite files")
     run.add_argument("--store", nargs="?", const="", default=None,
                      help="record the run in the app's store (optionally give its folder)")
+    run.add_argument("--board", default=None,
+                     help="print whether each variant fits this board's RAM and flash (see the boards command)")
+    run.add_argument("--ram-kb", type=float, default=None, help="RAM of --board custom, in KB")
+    run.add_argument("--flash-kb", type=float, default=None, help="flash of --board custom, in KB")
     run.set_defaults(func=cmd_run)
     sens = sub.add_parser("sensitivity", help="per-layer sensitivity of a recipe's baseline (no fine-tune)")
     sens.add_argument("recipe", help="recipe JSON file, or a preset (its dataset, model and baseline are used)")
@@ -281,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--max-epochs", type=int, default=None, help="longest fine-tune a trial may pick")
     srch.add_argument("--out", default="out", help="output folder for results.json and the trials' .tflite files")
     srch.set_defaults(func=cmd_search)
+    sub.add_parser("boards", help="list the microcontroller boards' RAM and flash budgets").set_defaults(
+        func=cmd_boards)
     sub.add_parser("datasets", help="list datasets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list zoo models and shipped pretrained baselines").set_defaults(func=cmd_models)
     presets = sub.add_parser("presets", help="list presets (--show NAME prints its JSON)")

@@ -56,6 +56,7 @@ class Limits:
     threads = Bounds(1, 64, integer=True)
     latency_runs = Bounds(1, 100_000, integer=True)
     throughput_batch = Bounds(1, 100_000, integer=True)
+    tflm_max_samples = Bounds(1, 1_000_000, integer=True)
     seed = Bounds(0, 2**31 - 1, integer=True)
 
 
@@ -499,11 +500,16 @@ class EvaluationSpec:
         threads: interpreter threads (reported with every latency).
         latency_runs: timed batch-1 invokes after one warm-up.
         throughput_batch: batch size of the throughput measurement.
+        tflm: also measure every variant under TensorFlow Lite Micro (runs or not, tensor arena,
+            flash, accuracy on the reference kernels): :mod:`compression.tflm`.
+        tflm_max_samples: test samples run through TFLM per variant (a seeded sample of a larger set).
     """
 
     threads: int = 1
     latency_runs: int = 200
     throughput_batch: int = 256
+    tflm: bool = True
+    tflm_max_samples: int = 2000
 
     def __post_init__(self):
         s = object.__setattr__
@@ -511,6 +517,9 @@ class EvaluationSpec:
         s(self, "latency_runs", Limits.latency_runs.check(self.latency_runs, "evaluation.latency_runs"))
         s(self, "throughput_batch",
           Limits.throughput_batch.check(self.throughput_batch, "evaluation.throughput_batch"))
+        if not isinstance(self.tflm, bool):
+            raise CompressionError(f"evaluation.tflm must be true or false. Received: {self.tflm!r}")
+        s(self, "tflm_max_samples", Limits.tflm_max_samples.check(self.tflm_max_samples, "evaluation.tflm_max_samples"))
 
 
 @dataclass(frozen=True)

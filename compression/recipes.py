@@ -28,7 +28,7 @@ from .config import QuantizationMode, Recipe, VariantSpec
 from .errors import CompressionError, one_line
 from .models import check_compatible
 from .progress import Cancelled, Progress, ProgressFn, emit
-from .results import file_stem
+from .results import VariantResult, file_stem
 
 log = logging.getLogger("compression")
 
@@ -315,6 +315,14 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
     m = measure_tflite(data, ds.x_test, ds.y_test, reference_predictions=reference_predictions, threads=ev.threads,
                        latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch)
     t3 = time.perf_counter()
+    tflm = None
+    if ev.tflm:  # in a child process: a TFLM crash fails this measurement only
+        from .tflm import measure_tflm
+
+        emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.96,
+                                message="measuring under TensorFlow Lite Micro (arena, flash)"))
+        tflm = measure_tflm(data, ds.x_test, ds.y_test, litert_predictions=m["predictions"],
+                            max_samples=ev.tflm_max_samples, seed=recipe.seed).to_dict()
     stats = layer_weight_stats(model)
     if model is not baseline:  # a post-training variant's kernels are the baseline's: RunFolder.weights refers there
         (out / "weights").mkdir(exist_ok=True)
@@ -340,7 +348,7 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
         "output_dtype": m.get("output_dtype"), "delegate": m.get("delegate"), "delegate_note": m.get("delegate_note"),
         "ops": m.get("ops", []), "params": int(model.count_params()), "float_layers": info["float_layers"],
         "notes": notes, "schedule": info["schedule"], "history": info["history"],
-        "distillation": info.get("distillation"), "scheme": info.get("scheme"),
+        "distillation": info.get("distillation"), "scheme": info.get("scheme"), "tflm": tflm,
         "timings": {"fine_tune": round(t1 - t0, 3), "convert": round(t2 - t1, 3), "measure": round(t3 - t2, 3)},
     })
     return row
@@ -453,7 +461,7 @@ def load_results(out_dir: str | Path) -> dict:
 TABLE_COLUMNS = [
     "name", "status", "techniques", "quantization", "accuracy", "delta_accuracy", "agreement",
     "latency_median_ms", "latency_p90_ms", "throughput_sps", "size_bytes", "gzip_bytes", "ratio", "gzip_ratio",
-    "sparsity", "delegate", "input_dtype", "tflite", "error", "flags",
+    "sparsity", "delegate", "input_dtype", "tflite", "error", "flags", "tflm_runs", "arena_bytes", "flash_bytes",
 ]
 
 
@@ -482,5 +490,13 @@ def results_table(results: dict):
             "sparsity": v.get("sparsity"), "delegate": v.get("delegate"), "input_dtype": v.get("input_dtype"),
             "tflite": v.get("tflite"), "error": v.get("error"),
             "flags": "; ".join(f.get("code", "") for f in v.get("flags") or [] if isinstance(f, dict)),
+            **_tflm_columns(VariantResult.from_dict(v).tflm),
         })
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _tflm_columns(tflm) -> dict[str, Any]:
+    """TFLite Micro's columns: runs (True/False, None when not measured), arena (RAM) and flash bytes."""
+    if tflm is None:
+        return {"tflm_runs": None, "arena_bytes": None, "flash_bytes": None}
+    return {"tflm_runs": tflm.runnable, "arena_bytes": tflm.arena_bytes, "flash_bytes": tflm.flash_bytes}

@@ -378,6 +378,7 @@ class VariantResult(_Record):
     scheme: str | None = None
     timings: Timings = field(default_factory=Timings)
     seconds: float | None = None
+    tflm: TflmResult | None = None
     extra: dict = field(default_factory=dict)
 
     _renames = {"latency_ms": "latency"}
@@ -390,6 +391,8 @@ class VariantResult(_Record):
             return Latency.from_dict(value)
         if name == "timings":
             return Timings.from_dict(value)
+        if name == "tflm":
+            return TflmResult.from_dict(value) if isinstance(value, dict) else None
         if name == "layers":
             return tuple(LayerStat.from_dict(x) for x in (value or ()) if isinstance(x, dict))
         if name in ("techniques", "ops", "notes"):

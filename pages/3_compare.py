@@ -7,12 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 from compression import charts, export
+from compression.boards import BOARDS, CUSTOM, fit_table, format_bytes, get_board
 from compression.errors import CompressionError
 from compression.recipes import file_stem
 from compression.store import FINAL_STATUSES, best_ratio
 from ui import state, widgets
 
-state.init()
+state.init({"compare_board": "nano33", "compare_ram_kb": 256.0, "compare_flash_kb": 1024.0})
 ss = st.session_state
 store = state.store()
 st.title(f"{state.ICONS['compare']} Compare")
@@ -63,8 +64,8 @@ if results.get("dataset"):
     d = results["dataset"]
     st.caption(
         f"{d['name']}: {d['n_train']:,} training / {d['n_test']:,} test samples · model "
-        f"{run['model']} · baseline {baseline.get('source', '?')} · latency with "
-        f"{results['recipe']['evaluation']['threads']} thread(s), batch 1."
+        f"{run['model']} · baseline {baseline.get('source', '?')} · host latency (this machine's CPU, not a "
+        f"device) with {results['recipe']['evaluation']['threads']} thread(s), batch 1."
     )
 
 # ---------------------------------------------------------------- table
@@ -107,6 +108,59 @@ a, b = st.columns(2)
 a.plotly_chart(charts.tradeoff_bubble(df), width="stretch", key="chart_bubble")
 b.plotly_chart(charts.ratio_bars(df), width="stretch", key="chart_ratio")
 st.plotly_chart(charts.size_bars(df), width="stretch", key="chart_sizes")
+
+# ---------------------------------------------------------------- board fit
+
+st.subheader("Fits on my board")
+choices = [*BOARDS, CUSTOM]
+state.ensure_option("compare_board", choices, "nano33")
+pick, ram_col, flash_col = st.columns([2, 1, 1])
+pick.selectbox(
+    "Board",
+    choices,
+    key="compare_board",
+    format_func=lambda k: "custom (your numbers)" if k == CUSTOM else
+    f"{BOARDS[k].name} — {format_bytes(BOARDS[k].ram_bytes)} RAM, {format_bytes(BOARDS[k].flash_bytes)} flash",
+    help="RAM must hold the TFLite Micro tensor arena, flash the .tflite bytes.",
+)
+if ss["compare_board"] == CUSTOM:
+    ram_col.number_input("RAM (KB)", min_value=1.0, max_value=1e7, step=16.0, key="compare_ram_kb")
+    flash_col.number_input("flash (KB)", min_value=1.0, max_value=1e7, step=64.0, key="compare_flash_kb")
+try:
+    board = get_board(ss["compare_board"], ss["compare_ram_kb"], ss["compare_flash_kb"])
+except CompressionError as exc:
+    st.error(str(exc))
+    board = BOARDS["nano33"]
+if board.note:
+    st.caption(f"{board.name}: {board.note}")
+fits = fit_table(results, board)
+st.dataframe(
+    fits,
+    column_order=["name", "tflm", "arena_bytes", "flash_bytes", "fit_label", "tflm_accuracy", "tflm_agreement",
+                  "reason"],
+    column_config={
+        "name": st.column_config.TextColumn("variant"),
+        "tflm": st.column_config.TextColumn("TFLM", help="Runs under TensorFlow Lite Micro, refused, or not measured."),
+        "arena_bytes": st.column_config.NumberColumn("RAM: arena B", format="%d",
+                                                     help="Smallest tensor arena that allocates and invokes."),
+        "flash_bytes": st.column_config.NumberColumn("flash B", format="%d", help="The .tflite bytes as linked."),
+        "fit_label": st.column_config.TextColumn("fits", help="Against the board's whole RAM and flash: the margin "
+                                                 "is what is left for the firmware and the TFLM runtime."),
+        "tflm_accuracy": st.column_config.NumberColumn("TFLM accuracy", format="percent",
+                                                       help="TFLM reference kernels on the test set (or a sample)."),
+        "tflm_agreement": st.column_config.NumberColumn("agrees with LiteRT", format="percent"),
+        "reason": st.column_config.TextColumn("why not"),
+    },
+    hide_index=True,
+    key="compare_fit_table",
+    width="stretch",
+)
+st.plotly_chart(charts.ram_vs_flash(fits, board), width="stretch", key="chart_board")
+st.caption(
+    "Measured with TensorFlow Lite Micro's reference kernels on this 64-bit host: on a 32-bit board TFLM's own "
+    "structs are smaller and optimized kernels may ask for other scratch memory, so the device's arena differs "
+    "a little. Flash counts the model only, not TFLM's runtime code or the rest of the firmware."
+)
 
 # ---------------------------------------------------------------- downloads
 

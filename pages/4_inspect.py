@@ -9,11 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from compression import charts
+from compression.boards import format_bytes
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.pruning import sparsity_curve
 from compression.recipes import file_stem
-from compression.results import RunFolder
+from compression.results import RunFolder, VariantResult
 from ui import file_weights, state, widgets
 
 state.init()
@@ -77,7 +78,11 @@ m[1].metric(
     delta_color="off",
 )
 m[2].metric("sparsity", f"{row.get('sparsity') or 0:.1%}")
-m[3].metric("latency (median)", f"{(row.get('latency_ms') or {}).get('median', float('nan')):.4f} ms")
+m[3].metric(
+    "host latency (median)",
+    f"{(row.get('latency_ms') or {}).get('median', float('nan')):.4f} ms",
+    help="Batch 1 on this machine's CPU (LiteRT, XNNPACK when it takes the model): not a microcontroller's latency.",
+)
 m[4].metric(
     "delegate",
     row.get("delegate") or "—",
@@ -90,6 +95,30 @@ st.caption(
     + " — "
     + charts.describe_settings(row.get("settings")).replace("<br>", "; ")
 )
+
+# ---------------------------------------------------------------- on a microcontroller
+
+st.subheader("On a microcontroller (TensorFlow Lite Micro)")
+tflm = VariantResult.from_dict(row).tflm
+if tflm is None:
+    st.info("This run did not measure the variant under TensorFlow Lite Micro.")
+elif tflm.runnable:
+    t = st.columns(4)
+    t[0].metric("RAM: tensor arena", format_bytes(tflm.arena_bytes), help=f"{tflm.arena_bytes:,} B: the smallest "
+                "arena with which TFLM allocates and invokes the model. The firmware's own RAM is not included.")
+    t[1].metric("flash: model", format_bytes(tflm.flash_bytes), help=f"{tflm.flash_bytes:,} B: the .tflite as "
+                "linked (the C array below). TFLM's runtime code is not included.")
+    t[2].metric("TFLM accuracy", "—" if tflm.accuracy is None else f"{tflm.accuracy:.2%}",
+                help=f"Reference kernels, {tflm.samples or 0:,} of {tflm.test_size or 0:,} test samples.")
+    t[3].metric("agrees with LiteRT", "—" if tflm.agreement is None else f"{tflm.agreement:.1%}",
+                help="Same .tflite, same samples: TFLM's class equals LiteRT's.")
+    for note in tflm.notes:
+        st.caption(note)
+else:
+    how = "cannot run under TFLite Micro" if tflm.runnable is False else "was not measured"
+    st.warning(f"{chosen} {how}: {tflm.reason}")
+if row.get("tflite"):
+    widgets.c_pair_buttons(st.columns(2), folder / row["tflite"], key="inspect_c")
 
 # ---------------------------------------------------------------- layers and weights
 

@@ -74,3 +74,78 @@ def test_format_bytes():
     assert [format_bytes(v) for v in (None, 0, 1023, 2416, 3 * 1024 * 1024, -2048)] == [
         "–", "0 B", "1023 B", "2.4 KB", "3.00 MB", "-2.0 KB"
     ]
+
+
+def _results():
+    def variant(name, tflm, status="ok"):
+        return {"name": name, "status": status, "quantization": name, "tflm": tflm}
+
+    return {
+        "variants": [
+            variant("int8", {"runnable": True, "arena_bytes": 2416, "flash_bytes": 4192, "accuracy": 0.97,
+                             "agreement": 1.0, "samples": 360}),
+            variant("float32", {"runnable": True, "arena_bytes": 300 * KB, "flash_bytes": 6968}),
+            variant("dynamic", {"runnable": False, "reason": "TFLite Micro has no hybrid kernels.",
+                                "flash_bytes": 3912}),
+            variant("old", None),  # a results.json written before TFLM was measured
+            variant("broken", None, status="failed"),
+        ]
+    }
+
+
+def test_fit_table_one_row_per_finished_variant():
+    from compression.boards import FIT_COLUMNS, fit_table
+
+    table = fit_table(_results(), BOARDS["nano33"])
+    assert list(table.columns) == FIT_COLUMNS
+    assert list(table["name"]) == ["int8", "float32", "dynamic", "old"]
+    assert list(table["tflm"]) == ["runs", "runs", "refused", "not measured"]
+    assert list(table["fit"]) == ["fits", "does not fit", "cannot run under TFLM", "not measured"]
+    assert table.loc[0, "ram_margin_bytes"] == 256 * KB - 2416
+    assert table.loc[1, "ram_margin_bytes"] == -44 * KB
+    assert table.loc[2, "reason"] == "TFLite Micro has no hybrid kernels."
+    assert table.loc[0, "tflm_accuracy"] == 0.97
+
+
+def test_ram_vs_flash_draws_the_budget_box_and_the_points():
+    from compression.boards import fit_table
+    from compression.charts import ram_vs_flash
+
+    board = BOARDS["nano33"]
+    fig = ram_vs_flash(fit_table(_results(), board), board)
+    box = fig.data[0]
+    assert box.fill == "toself" and board.name in box.name
+    assert max(box.x) == board.flash_bytes and max(box.y) == board.ram_bytes
+    points = {t.name: t for t in fig.data[1:]}
+    assert set(points) == {"fits", "does not fit"}
+    assert list(points["fits"].x) == [4192] and list(points["fits"].y) == [2416]
+    assert list(points["does not fit"].y) == [300 * KB]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert any("dynamic" in a.text for a in fig.layout.annotations)  # refused: named, not plotted
+    empty = ram_vs_flash(fit_table({"variants": []}, board), board)
+    assert "No variant" in empty.layout.annotations[0].text
+
+
+def test_the_evaluation_setting_turns_tflm_off_and_is_validated():
+    from compression.config import EvaluationSpec, Recipe
+
+    assert EvaluationSpec().tflm is True and EvaluationSpec().tflm_max_samples == 2000
+    recipe = Recipe.from_dict({"variants": [{"name": "int8", "quantization": "int8"}],
+                               "evaluation": {"tflm": False, "tflm_max_samples": 50}})
+    assert recipe.evaluation.tflm is False and Recipe.from_json(recipe.to_json()) == recipe
+    with pytest.raises(CompressionError, match="evaluation.tflm must be true or false"):
+        EvaluationSpec(tflm="yes")
+    with pytest.raises(CompressionError, match="tflm_max_samples"):
+        EvaluationSpec(tflm_max_samples=0)
+
+
+def test_the_board_fit_benchmark_rows_on_hand_made_results():
+    from benchmarks.board_fit import headers, row_cells, variant_rows
+
+    rows = variant_rows(_results())
+    assert [r["name"] for r in rows] == ["int8", "float32", "dynamic", "old"]
+    assert rows[0]["fit"] == {k: "fits" for k in BOARDS}
+    assert rows[1]["fit"]["nano33"] == "does not fit" and rows[1]["fit"]["esp32"] == "fits"
+    cells = [row_cells(r) for r in rows]
+    assert all(len(c) == len(headers()) for c in cells)
+    assert cells[2][1] == "refused" and cells[2][-1] == "✗ TFLM" and cells[3][1] == "not measured"

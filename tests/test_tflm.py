@@ -141,3 +141,39 @@ def test_refusal_reason_sentences():
         'TFLite Micro refuses this model (node CONV_2D number 4): "input->type == kTfLiteInt8 was not true".'
     )
     assert refusal_reason("", RuntimeError("TFLM failed to allocate tensors")).endswith("allocate tensors.")
+
+
+def test_cli_run_with_a_board_prints_the_fit_column_and_results_carry_tflm(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "compression", *args], capture_output=True, text=True,
+                              cwd=root, timeout=600)
+
+    listing = cli("boards")
+    assert listing.returncode == 0 and "nano33" in listing.stdout and "256.0 KB" in listing.stdout
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({
+        "dataset": {"name": "digits"}, "baseline": {"pretrained": True}, "evaluation": {"latency_runs": 5},
+        "variants": [{"name": "int8", "quantization": "int8"}, {"name": "dynamic", "quantization": "dynamic"}],
+    }))
+    bad = cli("run", str(recipe), "--out", str(tmp_path / "o"), "--board", "uno")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: Unknown board 'uno'")
+    assert not (tmp_path / "o").exists()  # refused before running
+    done = cli("run", str(recipe), "--out", str(tmp_path / "out"), "--board", "nano33")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fit on Arduino Nano 33 BLE Sense" in done.stdout
+    fit_lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert "fits (RAM +" in fit_lines["int8"]
+    assert "cannot run under TFLM" in fit_lines["dynamic"] and "hybrid" in fit_lines["dynamic"]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    int8, dynamic = results["variants"]
+    assert int8["tflm"]["runnable"] is True and int8["tflm"]["arena_bytes"] > 0
+    assert int8["tflm"]["flash_bytes"] == int8["size_bytes"]
+    assert int8["tflm"]["samples"] == results["dataset"]["n_test"]
+    assert dynamic["tflm"]["runnable"] is False

@@ -106,7 +106,12 @@ TABLE_CONFIG = {
         "Δ acc. (points)", format="%+.2f", help="Accuracy minus the float baseline's, in points."
     ),
     "latency_median_ms": st.column_config.NumberColumn(
-        "latency ms", format="%.4f", help="Median of timed batch-1 invokes after a warm-up."
+        "host latency ms",
+        format="%.4f",
+        help="Median of timed batch-1 invokes after a warm-up, on this machine's CPU: not a microcontroller's.",
+    ),
+    "arena_bytes": st.column_config.NumberColumn(
+        "TFLM arena B", format="%d", help="RAM: the TensorFlow Lite Micro tensor arena (empty: TFLM cannot run it)."
     ),
     "throughput_sps": st.column_config.NumberColumn(
         "samples/s", format="%.0f", help="Samples per second in large batches."
@@ -142,6 +147,7 @@ TABLE_ORDER = [
     "sparsity",
     "delegate",
     "input_dtype",
+    "arena_bytes",
     "error",
 ]
 
@@ -287,7 +293,7 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
                     "delta_accuracy": TABLE_CONFIG["delta_accuracy"],
                     "gzip_bytes": TABLE_CONFIG["gzip_bytes"],
                     "ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
-                    "latency_ms": st.column_config.NumberColumn("latency ms", format="%.4f"),
+                    "latency_ms": st.column_config.NumberColumn("host latency ms", format="%.4f"),
                     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
                 },
                 key=f"{key}_rows_{run_id}",

@@ -24,7 +24,7 @@ def test_compare_shows_table_charts_and_downloads(with_run):
     assert at.session_state["run_id"] == run_id
     charts = plotly_charts(at)
     titles = [figure(c)["layout"]["title"]["text"] for c in charts]
-    assert titles[:2] == ["Size (gzip) vs accuracy", "Latency vs accuracy"]
+    assert titles[:2] == ["Size (gzip) vs accuracy", "Host latency vs accuracy"]
     assert (
         any("bubble" in t for t in titles)
         and any("ratio" in t for t in titles)
@@ -52,6 +52,17 @@ def test_compare_shows_table_charts_and_downloads(with_run):
         "dl_baseline",
     } <= keys
     assert at.selectbox(key="export_variant").value == "int8"
+    # Fits on my board: the fit column and the RAM-vs-flash chart with the board's budget box.
+    assert at.selectbox(key="compare_board").value == "nano33"
+    fits = next(d.value for d in at.dataframe if "fit_label" in d.value.columns)
+    assert list(fits["name"]) == ["float32", "int8", "pruned-int8"]
+    assert all(label.startswith("fits (RAM +") for label in fits["fit_label"])
+    board_chart = figure(next(c for c in plotly_charts(at) if c.key == "chart_board"))
+    assert board_chart["data"][0]["fill"] == "toself"
+    at.selectbox(key="compare_board").set_value("custom").run()
+    at.number_input(key="compare_ram_kb").set_value(1.0).run()
+    fits = next(d.value for d in at.dataframe if "fit_label" in d.value.columns)
+    assert all(label.startswith("does not fit: RAM") for label in fits["fit_label"])
     at.radio(key="compare_size_axis").set_value("size_bytes").run()
     assert figure(plotly_charts(at)[0])["layout"]["title"]["text"] == "Size (raw) vs accuracy"
 
@@ -71,7 +82,7 @@ def test_other_sessions_do_not_see_the_run_until_opened_from_history(with_run):
     compare = app_test("pages/3_compare.py", sid="someone-else", run_id=run_id)
     compare.run()
     assert_clean(compare)
-    assert len(plotly_charts(compare)) == 5
+    assert len(plotly_charts(compare)) == 6  # 5 trade-off charts + the board's RAM vs flash
 
 
 def test_inspect_shows_layers_weights_confusion_and_schedule(with_run):
@@ -83,6 +94,9 @@ def test_inspect_shows_layers_weights_confusion_and_schedule(with_run):
     at.selectbox(key="inspect_variant").set_value("pruned-int8").run()
     assert_clean(at)
     assert at.selectbox(key="inspect_layer").options == ["conv", "logits"]
+    labels = [m.label for m in at.metric]
+    assert "RAM: tensor arena" in labels and "flash: model" in labels and "host latency (median)" in labels
+    assert {"inspect_c_h", "inspect_c_cc"} <= {b.key for b in at.download_button}
     titles = [figure(c)["layout"]["title"]["text"] for c in plotly_charts(at)]
     assert "Per-layer sparsity and unique values" in titles
     assert any(t.startswith("Weight histogram conv") for t in titles)
