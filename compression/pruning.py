@@ -147,8 +147,28 @@ def prune(model, config: PruningConfig, x, y, *, epochs: int, batch_size: int = 
     history = fit(wrapped, x, y, epochs=epochs, batch_size=batch_size,
                   callbacks=[_tf.tfmot().sparsity.keras.UpdatePruningStep(), recorder], progress=progress,
                   cancel=cancel, variant=variant, fraction_span=fraction_span)
-    return strip(wrapped), {"schedule": schedule, "layers": chosen, "history": history,
-                            "notes": dense_layer_notes(model, chosen), "snapshots": recorder.snapshots()}
+    stripped = strip(wrapped)
+    notes = dense_layer_notes(model, chosen) + structured_notes(stripped, config, chosen)
+    return stripped, {"schedule": schedule, "layers": chosen, "history": history, "notes": notes,
+                      "snapshots": recorder.snapshots()}
+
+
+def structured_notes(model, config: PruningConfig, pruned: list[str]) -> list[str]:
+    """For 2:4 pruning: the pruned layers that could not take the pattern (no blocks of 4 along their input)."""
+    if config.structured != "2:4":
+        return []
+    notes = []
+    for layer in model.layers:
+        if layer.name not in pruned or not layer.trainable_weights:
+            continue
+        kernel = layer.trainable_weights[0].numpy()
+        share = float(np.mean(kernel == 0))
+        if share < 0.4:
+            n = kernel.shape[-2] if kernel.ndim > 1 else 1
+            notes.append(f"'{layer.name}' stayed {share:.0%} sparse under 2:4: its kernel {tuple(kernel.shape)} has "
+                         f"no blocks of 4 along its input axis (only {n} input channel{'s' if n != 1 else ''}); "
+                         "the other 2:4 layers are 50 % sparse")
+    return notes
 
 
 MAX_SNAPSHOTS = 64

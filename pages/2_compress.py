@@ -29,7 +29,9 @@ def load_preset() -> None:
     ss["variant_rows"] = builder.rows_from_recipe(recipe)
     ss["variant_title"] = recipe.title
     ss["variant_version"] = ss.get("variant_version", 0) + 1
-    ss.update(builder.controls_from_recipe(recipe, dataset_name))
+    # A preset fills the settings; the technique switches stay as the user set them.
+    settings = builder.controls_from_recipe(recipe, dataset_name)
+    ss.update({k: v for k, v in settings.items() if not k.startswith("b_use_")})
 
 
 def restore_rows() -> bool:
@@ -53,7 +55,9 @@ if "variant_rows" not in ss and not restore_rows():
 
 def apply_table_edits() -> None:
     edits = ss.get(f"variant_editor_{ss['variant_version']}") or {}
-    ss["variant_rows"] = builder.apply_edits(ss["variant_rows"], edits.get("edited_rows", {}))
+    refused: list[str] = []
+    ss["variant_rows"] = builder.apply_edits(ss["variant_rows"], edits.get("edited_rows", {}), refused)
+    ss["table_refused"] = refused
     ss["variant_version"] += 1
 
 
@@ -166,12 +170,15 @@ if ss.get("compress_run_id"):
 
 st.subheader("Variants")
 st.caption("Untick a row to leave it out; names, conversion mode, sparse encoding and fine-tune epochs are editable.")
+for sentence in ss.pop("table_refused", None) or []:
+    st.warning(sentence)
 st.data_editor(
     builder.table_frame(ss["variant_rows"]),
     key=f"variant_editor_{ss['variant_version']}",
     on_change=apply_table_edits,
     hide_index=True,
     width="stretch",
+    height=min(38 + 35 * len(ss["variant_rows"]), 1400),  # every row visible (the default stops at ~10)
     disabled=["techniques"],
     placeholder="—",
     column_config={
@@ -266,7 +273,9 @@ with t_prune:
     a.checkbox(
         "2:4 structured",
         key="b_prune_24",
-        help="Two zeros in every block of four weights (Conv2D and Dense only); the sparsity is then 50 %.",
+        help="Two zeros in every block of four weights along a kernel's input axis (Conv2D and Dense only): "
+        "50 % in those layers. A layer without such blocks (e.g. a conv on a 1-channel image) stays dense, so the "
+        "run's overall sparsity can be lower; the variant's notes name such layers.",
     )
     b.number_input(
         "Begin step",

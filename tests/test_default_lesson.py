@@ -46,3 +46,10 @@ def test_default_pruned_qat_variant_keeps_baseline_accuracy_at_several_times_sma
     assert row.gzip_ratio(results.reference) >= 2.5
     assert any("'conv' left dense" in note for note in row.notes)
     assert row.sparsity == pytest.approx(0.8 * 1080 / 1188, abs=0.01)
+
+
+def test_a_layer_that_cannot_take_2_4_is_named_in_the_notes(seed_cnn, small_train):
+    _, info = prune(seed_cnn, PruningConfig(schedule="constant", final_sparsity=0.5, structured="2:4"),
+                    *small_train, epochs=1)
+    assert info["notes"] == ["'conv' stayed 0% sparse under 2:4: its kernel (3, 3, 1, 12) has no blocks of 4 "
+                             "along its input axis (only 1 input channel); the other 2:4 layers are 50 % sparse"]

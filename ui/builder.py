@@ -41,7 +41,7 @@ PRESET_TITLES = {
     "experiment_d": "Experiment D: pruning 50→90 %, 5× smaller",
     "smallest": "Smallest file: pruning + clustering + PCQAT",
     "fastest": "Fastest: the modes XNNPACK runs best",
-    "custom": "Custom: start from an empty table",
+    "custom": "Custom: start from the float32 reference row only",
 }
 MODES = [m.value for m in QuantizationMode]
 MODE_HELP = {
@@ -358,8 +358,12 @@ def _trains(row: dict) -> bool:
     return any(row.get(k) is not None for k in ("pruning", "clustering", "qat"))
 
 
-def apply_edits(rows: list[dict], edited_rows: dict) -> list[dict]:
-    """Apply ``st.data_editor``'s ``edited_rows`` ({row index: {column: value}}) to the rows."""
+def apply_edits(rows: list[dict], edited_rows: dict, refused: list[str] | None = None) -> list[dict]:
+    """Apply ``st.data_editor``'s ``edited_rows`` ({row index: {column: value}}) to the rows.
+
+    A rename to an empty name or to a name another row has is not applied; its sentence is appended to
+    ``refused`` (names must be unique: they are the ``.tflite`` file names).
+    """
     out = [dict(r) for r in rows]
     for index, changes in (edited_rows or {}).items():
         i = int(index)
@@ -368,6 +372,17 @@ def apply_edits(rows: list[dict], edited_rows: dict) -> list[dict]:
         for column, value in changes.items():
             if column not in EDITABLE:
                 continue
+            if column == "name":
+                value = str(value or "").strip()
+                others = {r["name"] for j, r in enumerate(out) if j != i}
+                if not value or value in others:
+                    if refused is not None:
+                        refused.append(
+                            f"Variant names must be unique and non-empty: {value!r} is already used, so row "
+                            f"{i + 1} keeps the name {out[i]['name']!r}." if value else
+                            f"A variant needs a name: row {i + 1} keeps the name {out[i]['name']!r}."
+                        )
+                    continue
             if column == "fine_tune_epochs":
                 if value is None:
                     continue
