@@ -19,6 +19,14 @@ sys.stdin.read()
 """
 
 
+def _holder(path):
+    """A child process holding the lock on ``path`` until its stdin closes (returned once it holds it)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
 def test_no_lock_file_is_none(tmp_path):
     assert _locks.is_held(tmp_path / "worker.lock") is None
 
@@ -42,10 +50,8 @@ def test_two_descriptors_exclude_each_other(tmp_path):
 
 def test_a_lock_held_by_another_process_dies_with_it(tmp_path):
     path = tmp_path / "worker.lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = _holder(path)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         assert _locks.is_held(path) is True
         with pytest.raises(BlockingIOError):
             _locks.acquire(path, timeout=0)
@@ -59,10 +65,8 @@ def test_a_lock_held_by_another_process_dies_with_it(tmp_path):
 
 def test_waiting_acquire_gets_the_lock_once_released(tmp_path):
     path = tmp_path / "worker.lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = _holder(path)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         holder.stdin.close()  # the holder exits, releasing the lock while we wait
         fd = _locks.acquire(path, timeout=30)
         assert _locks.is_held(path) is True

@@ -22,6 +22,7 @@ from compression.config import (
     PRESETS,
     ClusteringConfig,
     DistillationConfig,
+    EvaluationSpec,
     Limits,
     Preserve,
     PruningConfig,
@@ -53,23 +54,27 @@ MODE_HELP = {
     "(20–40× slower than int8 on CPU)",
 }
 
-# Builder controls and their defaults (session-state keys; the page's widgets use the same keys).
+# Builder controls and their defaults (session-state keys; the page's widgets use the same keys). Technique
+# settings start at the configs' own defaults; only the fine-tune epochs differ (10: the small offline sets
+# have ~25 steps an epoch).
+_PRUNE, _CLUSTER, _DISTILL = PruningConfig(), ClusteringConfig(), DistillationConfig()
+_VARIANT, _EVAL = VariantSpec(name="defaults"), EvaluationSpec()
 CONTROL_DEFAULTS: dict[str, Any] = {
     "preset": "experiment_e",
     "b_use_prune": False,
-    "b_prune_schedule": "polynomial",
-    "b_prune_initial": 0.5,
-    "b_prune_final": 0.8,
-    "b_prune_begin": 0,
+    "b_prune_schedule": _PRUNE.schedule.value,
+    "b_prune_initial": _PRUNE.initial_sparsity,
+    "b_prune_final": _PRUNE.final_sparsity,
+    "b_prune_begin": _PRUNE.begin_step,
     "b_prune_end": 0,  # 0 = the end of fine-tuning
-    "b_prune_freq": 100,
+    "b_prune_freq": _PRUNE.frequency,
     "b_prune_24": False,
     "b_prune_some": False,
     "b_prune_layer_mode": "include",
     "b_prune_layers": [],
     "b_use_cluster": False,
-    "b_clusters": 16,
-    "b_cluster_init": "kmeans++",
+    "b_clusters": _CLUSTER.clusters,
+    "b_cluster_init": _CLUSTER.init.value,
     "b_cluster_some": False,
     "b_cluster_layers": [],
     "b_use_qat": False,
@@ -77,19 +82,19 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "b_qat_layers": [],
     "b_use_distill": False,
     "b_student": None,  # the Compress page picks the smallest zoo model smaller than the baseline
-    "b_temperature": 4.0,
-    "b_alpha": 0.1,
-    "b_distill_epochs": 5,
+    "b_temperature": _DISTILL.temperature,
+    "b_alpha": _DISTILL.alpha,
+    "b_distill_epochs": _DISTILL.epochs,
     "b_modes": ["int8"],
     "b_sparse": False,
     "b_epochs": 10,
-    "b_lr": 0.001,
-    "b_batch": 64,
-    "b_rep_samples": 200,
-    "e_threads": 1,
-    "e_latency_runs": 200,
-    "e_throughput_batch": 256,
-    "e_seed": 0,
+    "b_lr": _VARIANT.learning_rate,
+    "b_batch": _VARIANT.batch_size,
+    "b_rep_samples": _VARIANT.representative_samples,
+    "e_threads": _EVAL.threads,
+    "e_latency_runs": _EVAL.latency_runs,
+    "e_throughput_batch": _EVAL.throughput_batch,
+    "e_seed": Recipe.__dataclass_fields__["seed"].default,
 }
 
 
