@@ -25,7 +25,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ __all__ = [
 ACCURACY_TOLERANCE = 0.01  # "at most one point of accuracy lost" for best_ratio
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """Status of a run (and of a variant: running / ok / failed / cancelled)."""
 
     QUEUED = "queued"
@@ -64,9 +64,6 @@ class RunStatus(str, Enum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def final(self) -> bool:
         return self in FINAL_STATUSES
@@ -75,16 +72,13 @@ class RunStatus(str, Enum):
 FINAL_STATUSES = frozenset({RunStatus.OK, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED})
 
 
-class RunKind(str, Enum):
+class RunKind(StrEnum):
     """What a run is for: a compression recipe, or a baseline trained for later runs ("train now")."""
 
     RECIPE = "recipe"
     BASELINE = "baseline"
     SENSITIVITY = "sensitivity"
     SEARCH = "search"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _is_number(value: Any) -> bool:
