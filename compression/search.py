@@ -20,7 +20,7 @@ studies, optuna #4578). A :class:`optuna.pruners.ThresholdPruner` stops a trial
 whose fine-tune accuracy, reported per epoch, has fallen hopelessly below the
 baseline. The first trials come from the sensitivity prior (see
 :func:`compression.sensitivity.analyze`): plain int8, then per-layer sparsities
-one tested step above what each layer survives without a fine-tune.
+one and two tested steps above what each layer survives without a fine-tune.
 
 Stopping keeps what is done: a cancelled search keeps every finished trial and
 the best so far; a trial that crashes is recorded failed and the search goes on;
@@ -75,9 +75,9 @@ log = logging.getLogger("compression.search")
 SEARCH_FILE = "search.json"  # the SearchSpec of a stored search run, next to recipe.json
 TRIALS_FILE = "trials.csv"
 CLUSTER_CHOICES = (0, 8, 16, 32, 64)  # 0 = no clustering
+STARTUP_TRIALS = 4  # random trials before TPE models the results (after the prior's enqueued points)
 SPARSITY_STEP = 0.05
 MAX_SPARSITY = 0.95
-TINY_MAX_SPARSITY = 0.5  # a layer under 1 % of the weights: little to gain, its accuracy is at stake
 
 
 class SizeObjective(StrEnum):
@@ -120,7 +120,8 @@ class SearchSpec:
         objective: minimise gzip or raw bytes.
         seed: sampler seed; None uses the recipe's seed.
         max_epochs: longest fine-tune a trial may choose; None = twice the dataset's default.
-        modes: conversion modes the search may pick when QAT is off.
+        modes: conversion modes the search may pick when QAT is off (float16/float32 are never the
+            smallest, so they are left out unless asked for).
         prior: start from the sensitivity prior (plain int8, then the prior point).
         hopeless_points: stop a trial when its fine-tune accuracy is this many points
             beyond the budget below the baseline (after its first epoch).
@@ -137,7 +138,7 @@ class SearchSpec:
     objective: SizeObjective = SizeObjective.GZIP
     seed: int | None = None
     max_epochs: int | None = None
-    modes: tuple[str, ...] = ("int8", "dynamic", "float16", "float32")
+    modes: tuple[str, ...] = ("int8", "dynamic")
     prior: bool = True
     hopeless_points: float = 10.0
     enqueue: tuple[dict, ...] = ()
@@ -244,6 +245,7 @@ class SearchResult:
     stopped: str = "running"  # running | trials | minutes | cancelled
     seconds: float = 0.0
     board: dict | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def budget_accuracy(self) -> float:
@@ -326,7 +328,7 @@ class SearchResult:
                    reference_bytes=data.get("reference_bytes"), trials=tuple(trials), chosen=data.get("chosen"),
                    why_none=data.get("why_none"), front=tuple(data.get("front") or ()),
                    stopped=str(data.get("stopped") or "running"), seconds=float(data.get("seconds") or 0.0),
-                   board=data.get("board"))
+                   board=data.get("board"), notes=tuple(str(n) for n in data.get("notes") or ()))
 
 
 def read_search(results: dict | Any) -> SearchResult | None:
@@ -341,8 +343,9 @@ def read_search(results: dict | Any) -> SearchResult | None:
 
 @dataclass(frozen=True)
 class _Space:
-    layers: tuple[str, ...]  # prunable layers
+    layers: tuple[str, ...]  # prunable layers the search prunes
     upper: dict[str, float]  # highest sparsity per layer
+    cluster_layers: tuple[str, ...] | None  # None = every clusterable layer
     max_epochs: int
     default_epochs: int
     modes: tuple[str, ...]
@@ -359,16 +362,21 @@ def _prior_points(space: _Space, sensitivity, budget_points: float) -> list[tupl
                                                        "clusters": 0, "qat": False, "mode": "int8"})]
     if sensitivity is None:
         return points
-    params: dict[str, Any] = {}
-    for name in space.layers:
-        # fine-tuning recovers about one tested step beyond what the layer survives untouched
-        s = _step_above(sensitivity.sparsities, sensitivity.max_safe_sparsity(name, budget_points))
-        params[f"sparsity/{name}"] = round(min(space.upper[name], round(s / SPARSITY_STEP) * SPARSITY_STEP), 2)
     k = sensitivity.min_safe_clusters(budget_points)
-    params["clusters"] = k if k in CLUSTER_CHOICES else 16
-    params["qat"] = True
-    params["epochs"] = space.default_epochs
-    points.append(("prior", params))
+    for source, steps, clusters, epochs in (("prior", 1, k if k in CLUSTER_CHOICES else 16, space.default_epochs),
+                                            ("prior, bolder", 2, min(c for c in CLUSTER_CHOICES if c),
+                                             space.max_epochs)):
+        params: dict[str, Any] = {}
+        for name in space.layers:
+            # fine-tuning recovers about one tested step (the bolder point: two) beyond what the layer survives
+            # untouched; the longer fine-tune of the bolder point pays for it
+            s = sensitivity.max_safe_sparsity(name, budget_points)
+            for _ in range(steps):
+                s = _step_above(sensitivity.sparsities, s)
+            params[f"sparsity/{name}"] = round(min(space.upper[name], round(s / SPARSITY_STEP) * SPARSITY_STEP), 2)
+        params.update(clusters=clusters, qat=True, epochs=epochs)
+        if all(other != params for _, other in points):
+            points.append((source, params))
     return points
 
 
@@ -386,8 +394,9 @@ def _suggest(trial, space: _Space) -> dict[str, Any]:
     return dict(trial.params)
 
 
-def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], default_epochs: int = 2) -> VariantSpec:
-    """The recipe variant a trial's parameters describe."""
+def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], default_epochs: int = 2,
+               cluster_layers: tuple[str, ...] | None = None) -> VariantSpec:
+    """The recipe variant a trial's parameters describe (``cluster_layers``: None clusters every layer)."""
     sparsity = {n: round(float(params.get(f"sparsity/{n}", 0.0)), 4) for n in layers}
     pruned = {n: s for n, s in sparsity.items() if s > 0}
     pruning = None
@@ -399,7 +408,8 @@ def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], defau
     qat = bool(params.get("qat"))
     mode = "int8" if qat else str(params.get("mode", "int8"))
     trains = bool(pruning or clusters or qat)
-    return VariantSpec(name=name, pruning=pruning, clustering=ClusteringConfig(clusters=clusters) if clusters else None,
+    clustering = ClusteringConfig(clusters=clusters, layers=cluster_layers) if clusters else None
+    return VariantSpec(name=name, pruning=pruning, clustering=clustering,
                        qat=QATConfig() if qat else None, quantization=mode,
                        fine_tune_epochs=int(params.get("epochs", default_epochs)) if trains else 0)
 
@@ -422,8 +432,8 @@ def _trial_progress(trial, progress: ProgressFn | None, baseline_accuracy: float
             trial.report(deficit, step[0])
             step[0] += 1
             if trial.should_prune():
-                raise _Hopeless(f"stopped after fine-tune epoch {event.epoch} of stage {step[0]}: training accuracy "
-                                f"{event.accuracy:.1%}, {deficit:.1f} points below the baseline")
+                raise _Hopeless(f"stopped after {step[0]} fine-tune epochs: training accuracy {event.accuracy:.1%}, "
+                                f"{deficit:.1f} points below the baseline")
 
     return on_event
 
@@ -576,11 +586,20 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     from .pruning import _prunable
     from .sensitivity import TINY_SHARE
 
+    # A layer under 1 % of the kernel weights (the seed CNN's 108-weight conv on Fashion-MNIST) is left dense and
+    # unclustered: compressing it barely changes the file and can cost the whole budget.
     shares = {x.name: x.share for x in sensitivity.layers} if sensitivity else {}
-    layers = tuple(layer.name for layer in baseline.layers if _prunable(layer))
+    tiny = tuple(n for n, share in shares.items() if share < TINY_SHARE)
+    prunable = tuple(layer.name for layer in baseline.layers if _prunable(layer))
+    layers = tuple(n for n in prunable if n not in tiny) or prunable
+    cluster_layers = None
+    if sensitivity is not None and tiny:
+        cluster_layers = tuple(x.name for x in sensitivity.layers if x.clusterable and x.name not in tiny) or None
+    notes = ["tiny layer(s) left dense and unclustered by the search: " + ", ".join(
+        f"{x.name} ({x.params:,} weights, {x.share:.1%})" for x in sensitivity.layers if x.name in tiny)] \
+        if tiny and sensitivity is not None else []
     default_epochs = default_fine_tune_epochs(recipe.dataset.name)
-    space = _Space(layers=layers,
-                   upper={n: TINY_MAX_SPARSITY if shares.get(n, 1.0) < TINY_SHARE else MAX_SPARSITY for n in layers},
+    space = _Space(layers=layers, upper={n: MAX_SPARSITY for n in layers}, cluster_layers=cluster_layers,
                    max_epochs=spec.max_epochs or 2 * default_epochs, default_epochs=min(default_epochs,
                                                                                         spec.max_epochs or 10**6),
                    modes=spec.modes)
@@ -589,7 +608,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     seed = recipe.seed if spec.seed is None else spec.seed
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=lambda t: t.user_attrs.get("constraints", [1.0]),
-                                         n_startup_trials=8)
+                                         n_startup_trials=STARTUP_TRIALS)
     pruner = optuna.pruners.ThresholdPruner(upper=budget_points + spec.hopeless_points, n_warmup_steps=1)
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     sources: list[str] = []
@@ -624,7 +643,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         return SearchResult(spec=spec, baseline_accuracy=base_acc, budget_points=budget_points,
                             reference_bytes=reference_bytes, trials=tuple(trials), chosen=chosen, why_none=why,
                             front=_front(trials, board is not None), stopped=stopped,
-                            seconds=round(time.perf_counter() - t_search, 3), board=board_info)
+                            seconds=round(time.perf_counter() - t_search, 3), board=board_info, notes=tuple(notes))
 
     def publish():
         result = snapshot()
@@ -647,8 +666,19 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         trial = study.ask()
         number = trial.number
         source = sources[number] if number < len(sources) else "sampled"
-        params = _suggest(trial, space)
         name = f"trial-{number:03d}"
+        try:
+            params = _suggest(trial, space)
+        except ValueError as exc:  # an enqueued point outside the search space
+            params = dict(trial.params)
+            bad = one_line(exc)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            trials.append(TrialRecord(number=number, name=name, state=TrialState.FAILED, params=params,
+                                      error=f"outside the search space: {bad}", source=source))
+            results["variants"].append({"name": name, "status": "failed", "settings": {"name": name},
+                                        "error": f"outside the search space: {bad}"})
+            publish()
+            continue
         t0 = time.perf_counter() - t_search
         fraction = 0.1 + 0.9 * (len(trials) / spec.trials if spec.trials else min(1.0, t0 / (spec.minutes * 60)))
         emit(progress, Progress(phase="trial_start", variant=name, fraction=min(fraction, 0.99),
@@ -657,7 +687,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
                                   "started_s": round(t0, 3)}
         row: dict[str, Any]
         try:
-            variant = variant_of(params, name, layers, space.default_epochs)
+            variant = variant_of(params, name, layers, space.default_epochs, space.cluster_layers)
             row = run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
                               _trial_progress(trial, progress, base_acc, name), trial_cancel,
                               fraction_span=(fraction, fraction))
@@ -717,7 +747,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
 
 def _failed_row(name, params, layers, space, status, error) -> dict[str, Any]:
     try:
-        settings = variant_of(params, name, layers, space.default_epochs).to_dict()
+        settings = variant_of(params, name, layers, space.default_epochs, space.cluster_layers).to_dict()
     except CompressionError:
         settings = {"name": name}
     return {"name": name, "status": status, "error": error, "settings": settings}

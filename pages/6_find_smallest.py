@@ -156,6 +156,8 @@ def draw_search(run_id: str, result, results: dict) -> None:
                    f"{result.budget_points:.2f}).", icon=":material/star:")
     elif result.trials:
         st.warning(f"None found yet: {result.why_none}.")
+    for note in result.notes:
+        st.caption(note)
     frame = result.frame()
     if len(frame):
         cols = [c for c in ("chosen", "name", "state", "source", "accuracy", "drop_points", "gzip_bytes",

@@ -16,7 +16,7 @@ from compression.search import SearchResult, SearchSpec, TrialState, read_search
 # 95 % of conv's 108 and logits' 1080 weights leave 5 and 54 non-zero: fewer than 64 clusters in both layers,
 # so the engine refuses to cluster ("None of the chosen layers can be clustered"): a real failing trial.
 FAILING = {"sparsity/conv": 0.95, "sparsity/logits": 0.95, "clusters": 64, "qat": True, "epochs": 1}
-DESTRUCTIVE = {"sparsity/conv": 0.95, "sparsity/logits": 0.95, "clusters": 0, "qat": False, "mode": "float32",
+DESTRUCTIVE = {"sparsity/conv": 0.95, "sparsity/logits": 0.95, "clusters": 0, "qat": False, "mode": "dynamic",
                "epochs": 1}
 
 
@@ -32,9 +32,9 @@ def quick(**kw) -> SearchSpec:
 
 
 def test_same_seed_same_trials_and_every_trial_is_a_stored_variant(recipe, tmp_path):
-    a = search(recipe, tmp_path / "a", quick(trials=3, seed=7))
-    b = search(recipe, tmp_path / "b", quick(trials=3, seed=7))
-    assert [t.source for t in a.trials] == ["int8 anchor", "prior", "sampled"]
+    a = search(recipe, tmp_path / "a", quick(trials=4, seed=7))
+    b = search(recipe, tmp_path / "b", quick(trials=4, seed=7))
+    assert [t.source for t in a.trials] == ["int8 anchor", "prior", "prior, bolder", "sampled"]
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     assert [(t.state, t.gzip_bytes, t.accuracy) for t in a.trials] == [(t.state, t.gzip_bytes, t.accuracy)
                                                                        for t in b.trials]
