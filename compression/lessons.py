@@ -22,7 +22,7 @@ __all__ = ["LESSONS", "LESSON_TITLE_PREFIX", "Lesson", "find_reusable_run", "les
 
 LESSON_TITLE_PREFIX = "Lesson: "
 # Lessons measure quickly: the class looks at weights, not at latency percentiles.
-_EVALUATION = EvaluationSpec(threads=1, latency_runs=20, throughput_batch=64)
+_EVALUATION = EvaluationSpec(threads=1, latency_runs=20, throughput_batch=64, tflm=False)
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ def lesson_recipe(key: str, dataset: dict, model: dict, baseline: dict | None = 
                 "threads": _EVALUATION.threads,
                 "latency_runs": _EVALUATION.latency_runs,
                 "throughput_batch": _EVALUATION.throughput_batch,
+                "tflm": _EVALUATION.tflm,
             },
         }
     )
