@@ -503,6 +503,8 @@ class EvaluationSpec:
         tflm: also measure every variant under TensorFlow Lite Micro (runs or not, tensor arena,
             flash, accuracy on the reference kernels): :mod:`compression.tflm`.
         tflm_max_samples: test samples run through TFLM per variant (a seeded sample of a larger set).
+        recompute: compute every part afresh instead of reusing an earlier run's identical
+            baseline and variants (:mod:`compression.cache`); not part of any cache key.
     """
 
     threads: int = 1
@@ -510,6 +512,7 @@ class EvaluationSpec:
     throughput_batch: int = 256
     tflm: bool = True
     tflm_max_samples: int = 2000
+    recompute: bool = False
 
     def __post_init__(self):
         s = object.__setattr__
@@ -520,6 +523,8 @@ class EvaluationSpec:
         if not isinstance(self.tflm, bool):
             raise CompressionError(f"evaluation.tflm must be true or false. Received: {self.tflm!r}")
         s(self, "tflm_max_samples", Limits.tflm_max_samples.check(self.tflm_max_samples, "evaluation.tflm_max_samples"))
+        if not isinstance(self.recompute, bool):
+            raise CompressionError(f"evaluation.recompute must be true or false. Received: {self.recompute!r}")
 
 
 @dataclass(frozen=True)

@@ -97,10 +97,12 @@ def load_recipe_dataset(recipe: Recipe, results: dict[str, Any], progress: Progr
 
 
 def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], progress: ProgressFn | None = None,
-                     cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 0.1)):
+                     cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 0.1), reuse=None):
     """Get the baseline, save it with its predictions and kernels, convert the float32 reference.
 
     Fills ``results["baseline"]`` and ``results["reference"]``; shared by recipes, sensitivity and search runs.
+    With ``reuse`` (a :class:`compression.cache.Reuse`) an identical earlier baseline is restored instead
+    (no training, no reference conversion), and a fresh one is recorded for later runs.
 
     Returns:
         (baseline model, its test-set predictions, the stage cache holding the reference conversion).
@@ -111,6 +113,9 @@ def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], pro
     from .models import clone
     from .train import predict_classes
 
+    entry = reuse.lookup_baseline() if reuse is not None else None
+    if entry is not None:
+        return _restored_baseline(recipe, out, results, reuse, entry, progress, fraction_span)
     baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=fraction_span)
     tmp = out / ".baseline.tmp.keras"
     # Without the optimizer state (it doubles a trained model's file and is never read back): the .keras format
@@ -132,10 +137,30 @@ def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], pro
         log.warning("baseline: %s", flag["message"])
     results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
                             "accuracy": results["baseline"]["accuracy"]}
+    if reuse is not None:
+        reuse.record_baseline(results)
     emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
                             message=f"baseline accuracy {results['baseline']['accuracy']:.4f}",
                             data={"baseline": results["baseline"]}))
     return baseline, reference_predictions, cache
+
+
+def _restored_baseline(recipe: Recipe, out: Path, results: dict[str, Any], reuse, entry, progress, fraction_span):
+    """The cached baseline of an identical earlier run: its files copied here, its model loaded from them."""
+    from .results import RunFolder
+    from .safe_load import load_user_model
+    from .train import compile_for_training
+
+    payload = reuse.restore_baseline(entry)
+    folder = RunFolder(out)
+    model = load_user_model(folder.baseline_model, max_bytes=RUN_BASELINE_MAX_BYTES)
+    compile_for_training(model, recipe.baseline.learning_rate)
+    results["baseline"] = {**payload["baseline"], "reused_from": entry.run_id}
+    results["reference"] = payload["reference"]
+    emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
+                            message=f"baseline accuracy {results['baseline']['accuracy']:.4f} "
+                                    f"(reused from run {entry.run_id})", data={"baseline": results["baseline"]}))
+    return model, np.load(folder.predictions("baseline")).astype(np.int64), _StageCache()
 
 
 # ---------------------------------------------------------------- variants
@@ -358,7 +383,7 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
 
 
 def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn | None = None,
-               cancel: Callable[[], bool] | None = None):
+               cancel: Callable[[], bool] | None = None, cache=None):
     """Run every variant of a recipe and write results.json plus one `.tflite` per variant.
 
     Args:
@@ -366,6 +391,9 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         out_dir: folder for results.json, the `.tflite` files, baseline.keras, weights/ and predictions/.
         progress: receives :class:`Progress` events (``variant_done`` carries the row in ``data["row"]``).
         cancel: polled between batches and stages; when it returns True the run stops with :class:`Cancelled`.
+        cache: a :class:`compression.cache.ResultCache` to reuse identical earlier work from and record this
+            run's into; None takes the cache of the store holding ``out_dir`` (none outside a store), False
+            uses none. ``recipe.evaluation.recompute`` forces fresh work (still recorded).
 
     Returns:
         The results table (:func:`results_table`).
@@ -389,13 +417,16 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         atomic_write_json(path, results)
 
     save()
+    reuse = _open_reuse(recipe, out, cache)
+    if reuse is not None and reuse.complete():
+        return _replay(recipe, reuse, results, save, progress)
     try:
         ds = load_recipe_dataset(recipe, results, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
         total = base_weight + sum(weights)
         base_end = base_weight / total
-        baseline, reference_predictions, cache = prepare_baseline(recipe, ds, out, results, progress, cancel,
-                                                                  fraction_span=(0.0, base_end))
+        baseline, reference_predictions, stages = prepare_baseline(recipe, ds, out, results, progress, cancel,
+                                                                   fraction_span=(0.0, base_end), reuse=reuse)
         save()
     except Cancelled:
         results["status"] = "cancelled"
@@ -419,7 +450,14 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
                                 message=f"variant {i + 1}/{len(recipe.variants)}: {spec.name}"))
         t0 = time.perf_counter()
         try:
-            row = run_variant(spec, baseline, ds, recipe, out, reference_predictions, cache, progress, cancel, span)
+            reused = reuse.restore_variant(spec) if reuse is not None else None
+            if reused is not None:
+                row = reused.to_dict()
+            else:
+                row = run_variant(spec, baseline, ds, recipe, out, reference_predictions, stages, progress, cancel,
+                                  span)
+                if reuse is not None:
+                    reuse.record_variant(spec, row)
         except Cancelled:
             _mark_cancelled(results, recipe.variants[i:])
             save()
@@ -439,6 +477,42 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
     if not ok:
         results["error"] = "every variant failed: " + "; ".join(
             f"{r['name']}: {r['error']}" for r in results["variants"])
+    save()
+    emit(progress, Progress(phase="done", fraction=1.0, message=f"finished in {results['elapsed_seconds']:.1f} s"))
+    return results_table(results)
+
+
+def _open_reuse(recipe: Recipe, out: Path, cache):
+    """This run's :class:`compression.cache.Reuse`, or None without a cache."""
+    if cache is False:
+        return None
+    from .cache import ResultCache
+
+    cache = cache if cache is not None else ResultCache.for_run_folder(out)
+    return cache.session(recipe, out) if cache is not None else None
+
+
+def _replay(recipe: Recipe, reuse, results: dict, save, progress: ProgressFn | None):
+    """Every part of the run is cached: copy the files and rows in, no dataset, no TensorFlow."""
+    entry = reuse.lookup_baseline()
+    payload = reuse.restore_baseline(entry)
+    results.update(dataset=payload["dataset"], baseline={**payload["baseline"], "reused_from": entry.run_id},
+                   reference=payload["reference"])
+    save()
+    emit(progress, Progress(phase="baseline_done", fraction=0.05, message=f"baseline reused from run {entry.run_id}",
+                            data={"baseline": results["baseline"]}))
+    n = len(recipe.variants)
+    for i, spec in enumerate(recipe.variants):
+        t0 = time.perf_counter()
+        emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=0.05 + 0.95 * i / n,
+                                message=f"variant {i + 1}/{n}: {spec.name}"))
+        row = reuse.restore_variant(spec).replace(seconds=round(time.perf_counter() - t0, 3)).to_dict()
+        results["variants"].append(row)
+        save()
+        emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=0.05 + 0.95 * (i + 1) / n,
+                                message=f"{spec.name}: ok (reused from run {row['reused_from']})",
+                                data={"row": row}))
+    results["status"] = "ok"
     save()
     emit(progress, Progress(phase="done", fraction=1.0, message=f"finished in {results['elapsed_seconds']:.1f} s"))
     return results_table(results)

@@ -320,6 +320,7 @@ class BaselineInfo(_Record):
     model_file: str | None = None
     history: dict = field(default_factory=dict)
     flags: tuple[Flag, ...] = ()
+    reused_from: str | None = None  # the run that computed this baseline, when it came from the cache
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -373,6 +374,7 @@ class VariantResult(_Record):
     timings: Timings = field(default_factory=Timings)
     seconds: float | None = None
     tflm: TflmResult | None = None
+    reused_from: str | None = None  # the run that computed this row, when it came from the cache
     extra: dict = field(default_factory=dict)
 
     _renames = {"latency_ms": "latency"}
