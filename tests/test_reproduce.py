@@ -107,13 +107,18 @@ def test_load_data_is_the_engines_split(dataset):
         np.testing.assert_array_equal(mine, engine)
 
 
-@pytest.mark.parametrize("mode", ["float32", "dynamic", "float16", "int8", "int16x8"])
-def test_convert_and_accuracy_match_the_engine(seed_cnn, digits, mode):
+@pytest.mark.parametrize(
+    ("mode", "sparse"),
+    [("float32", False), ("dynamic", False), ("float16", False), ("int8", False), ("int16x8", False),
+     ("float32", True), ("dynamic", True)],
+)
+def test_convert_and_accuracy_match_the_engine(seed_cnn, digits, mode, sparse):
     from compression.convert import convert_to_tflite
     from compression.measure import measure_tflite
 
-    mine = template.convert(seed_cnn, mode, digits.x_train, samples=50, seed=1)
-    engine = convert_to_tflite(seed_cnn, mode, representative=digits.x_train, representative_samples=50, seed=1)
+    mine = template.convert(seed_cnn, mode, digits.x_train, sparse=sparse, samples=50, seed=1)
+    engine = convert_to_tflite(seed_cnn, mode, representative=digits.x_train, sparse=sparse,
+                               representative_samples=50, seed=1)
     assert mine == engine
     acc, dtype = template.accuracy(mine, digits.x_test, digits.y_test)
     measured = measure_tflite(engine, digits.x_test, digits.y_test, latency_runs=1)
@@ -131,7 +136,7 @@ def test_quantize_aware_refuses_an_unknown_scheme(seed_cnn, small_train):
 
 _VARIANTS = [
     {"name": "int8", "quantization": "int8"},
-    {"name": "pruned", "pruning": {"final_sparsity": 0.5}, "quantization": "int8"},
+    {"name": "pruned", "pruning": {"final_sparsity": 0.5}, "quantization": "int8", "sparse_encoding": True},
     {"name": "clustered", "clustering": {"clusters": 8}, "quantization": "int8"},
     {"name": "qat", "qat": {}, "quantization": "int8"},
     {"name": "pqat", "pruning": {"final_sparsity": 0.5, "layer_sparsity": {"conv": 0.3}}, "qat": {},
@@ -222,4 +227,4 @@ def test_script_writes_the_engines_tflite_bytes(engine_run, scripts, variant):
     assert written == folder.tflite(row).read_bytes()
     accuracy = float(re.search(r"test accuracy ([0-9.]+)", stdout).group(1))
     assert accuracy == pytest.approx(row.accuracy, abs=1e-4)
-    assert "input int8" in stdout
+    assert f"input {row.input_dtype}" in stdout
