@@ -65,6 +65,10 @@ def cmd_run(args) -> int:
     import pandas as pd
 
     recipe = _load_recipe(args.recipe)
+    if args.recompute:
+        import dataclasses
+
+        recipe = dataclasses.replace(recipe, evaluation=dataclasses.replace(recipe.evaluation, recompute=True))
     board = None
     if args.board is not None:
         from .boards import get_board
@@ -108,6 +112,11 @@ def _print_flags(out: Path) -> None:
         return
     for flag in results.baseline.flags if results.baseline else ():
         print(f"warning: baseline: {flag.message}")
+    reused = [v.name for v in results.variants if v.reused_from]
+    if reused:
+        origins = sorted({v.reused_from for v in results.variants if v.reused_from})
+        print(f"reused from run {', '.join(origins)} (unchanged settings): {', '.join(reused)}; "
+              "--recompute computes them afresh")
     for variant in results.variants:
         for flag in variant.flags:
             print(f"warning: variant {variant.name!r}: {flag.message}")
@@ -292,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out", help="output folder for results.json and the .tflite files")
     run.add_argument("--store", nargs="?", const="", default=None,
                      help="record the run in the app's store (optionally give its folder)")
+    run.add_argument("--recompute", action="store_true",
+                     help="compute every variant afresh instead of reusing identical ones from earlier runs (--store)")
     run.add_argument("--board", default=None,
                      help="print whether each variant fits this board's RAM and flash (see the boards command)")
     run.add_argument("--ram-kb", type=float, default=None, help="RAM of --board custom, in KB")

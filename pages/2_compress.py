@@ -7,6 +7,7 @@ import streamlit as st
 from compression import charts
 from compression.config import CentroidInit, Preserve, ScheduleKind
 from compression.errors import CompressionError
+from compression.results import RunFolder
 from ui import builder, state, widgets
 
 state.init(builder.CONTROL_DEFAULTS)
@@ -149,6 +150,12 @@ run_clicked = right.button(
     help="Runs in a background worker process: you can change pages or settings meanwhile.",
 )
 right.caption("Results appear below as each variant finishes.")
+right.toggle(
+    "Recompute",
+    key="e_recompute",
+    help="Compute every variant afresh. Off: variants (and the baseline) whose settings, data and model are "
+    "unchanged since an earlier run are reused from it at once, and their rows say so.",
+)
 if run_clicked:
     try:
         base = ss.get("variant_title") or builder.PRESET_TITLES.get(ss["preset"], "Custom")
@@ -164,6 +171,13 @@ if run_clicked:
 # History last showed, whose failure would otherwise appear under this page's Run button.
 if ss.get("compress_run_id"):
     widgets.run_monitor(ss["compress_run_id"], key="compress")
+    _results = RunFolder(state.store().run_dir(ss["compress_run_id"])).read_results()
+    _reused = [v for v in (_results.variants if _results else ()) if v.reused_from]
+    if _reused:
+        st.caption(
+            f"Reused from run {', '.join(sorted({v.reused_from for v in _reused}))} (unchanged settings): "
+            f"{', '.join(v.name for v in _reused)}. Switch on Recompute beside Run to compute them afresh."
+        )
     widgets.page_link("compare", "Compare the variants: charts, table and downloads", icon=state.ICONS["compare"])
 
 # ---------------------------------------------------------------- the variant table

@@ -128,3 +128,26 @@ def test_the_cache_is_bounded_least_recently_used_first(tmp_path):
     assert sum(1 for p in (tmp_path / "cache" / "objects").rglob("*") if p.is_file()) == 2
     again = ResultCache(tmp_path / "cache", max_bytes=2500)  # survives a restart
     assert again.get("c").payload == {"name": "c"} and again.get("c").run_id == "run-c"
+
+
+def test_the_cli_says_what_it_reused_and_recompute_computes_afresh(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**BASE, "variants": [FLOAT]}))
+    env = {**os.environ, "COMPRESSION_LAB_DATA": str(tmp_path / "lab")}
+
+    def cli(*extra):
+        done = subprocess.run([sys.executable, "-m", "compression", "run", str(path), "--store", *extra],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "reused from run" not in cli()
+    assert "reused from run" in cli()
+    assert "reused from run" not in cli("--recompute")
+    runs = Store(tmp_path / "lab").list_runs()
+    assert len(runs) == 3 and all(r["status"] == "ok" for r in runs)

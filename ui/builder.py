@@ -94,6 +94,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "e_threads": _EVAL.threads,
     "e_latency_runs": _EVAL.latency_runs,
     "e_throughput_batch": _EVAL.throughput_batch,
+    "e_recompute": _EVAL.recompute,
     "e_seed": Recipe.__dataclass_fields__["seed"].default,
 }
 
@@ -423,6 +424,7 @@ def build_recipe(parts: dict, rows: list[dict], c: dict[str, Any], title: str) -
             "threads": int(c["e_threads"]),
             "latency_runs": int(c["e_latency_runs"]),
             "throughput_batch": int(c["e_throughput_batch"]),
+            "recompute": bool(c.get("e_recompute", False)),
         },
         seed=int(c["e_seed"]),
     )
