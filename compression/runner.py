@@ -27,6 +27,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -55,6 +56,19 @@ JOBS_ENV = "COMPRESSION_LAB_JOBS"
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
+WARM_ENV = "COMPRESSION_LAB_WARM_WORKER"
+SPARE_LOG = "spare-worker.log"
+MAX_SPARE_FAILURES = 3  # spares that died before any run: stop warming (cold starts still work)
+
+
+@dataclass
+class _Spare:
+    """A worker process started ahead of time: TensorFlow imported, waiting on ``sock`` for a run id."""
+
+    process: subprocess.Popen
+    sock: socket.socket
+
+
 @dataclass
 class _Worker:
     """A worker process this runner started (or a cancelled one it escalates)."""
@@ -78,6 +92,9 @@ class Runner:
         kill_grace: seconds after SIGTERM before SIGKILL.
         orphan_check_interval: seconds between sweeps for runs whose worker died
             while no runner was watching (:meth:`Store.mark_interrupted`).
+        warm: keep one spare worker process ready (TensorFlow imported, waiting for a run id on a
+            socket) whenever no run is going, and hand the next run to it: still one run per process,
+            so crash isolation is unchanged; the next spare starts after the run ends.
 
     Raises:
         CompressionError: ``max_concurrent`` is not a whole number ≥ 1.
@@ -98,6 +115,7 @@ class Runner:
         cancel_grace: float = 10.0,
         kill_grace: float = 5.0,
         orphan_check_interval: float = 5.0,
+        warm: bool = False,
     ):
         if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise CompressionError(f"max_concurrent must be a whole number of at least 1. Received: {max_concurrent!r}")
@@ -108,6 +126,9 @@ class Runner:
         self.cancel_grace = cancel_grace
         self.kill_grace = kill_grace
         self.orphan_check_interval = orphan_check_interval
+        self.warm = warm
+        self._spare: _Spare | None = None  # changed only by the supervisor thread
+        self._spare_failures = 0
         self._workers: dict[str, _Worker] = {}  # changed only by the supervisor thread
         self._adopted: dict[str, _Worker] = {}  # cancelled workers of an earlier runner
         self._wake = threading.Event()
@@ -213,6 +234,7 @@ class Runner:
         self._stop.set()
         self._wake.set()
         self._thread.join()
+        self._drop_spare()
         if cancel:
             for worker in list(self._workers.values()):
                 self._signal(worker, signal.SIGKILL)
@@ -231,6 +253,7 @@ class Runner:
                     next_orphan_check = time.monotonic() + self.orphan_check_interval
                     self.store.mark_interrupted(exclude=list(self._workers))
                 self._start_queued()
+                self._keep_spare()
             except Exception:  # the supervisor must outlive a bad tick (e.g. a locked disk)
                 log.exception("runner supervisor tick failed")
             self._wake.wait(self.poll_interval if self._workers or self._adopted else self.idle_interval)
@@ -243,6 +266,66 @@ class Runner:
                 return
             self._spawn(run_id)
 
+    def _worker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _keep_spare(self) -> None:
+        """Start a spare when none is ready and no run is going (so it never competes with a run for CPU)."""
+        if self._spare is not None and self._spare.process.poll() is not None:
+            log.warning("the spare worker exited (code %s) before any run; see %s",
+                        self._spare.process.returncode, self.store.root / SPARE_LOG)
+            self._spare_failures += 1
+            self._drop_spare()
+        if (not self.warm or self._spare is not None or self._workers or self._draining.is_set()
+                or self._spare_failures >= MAX_SPARE_FAILURES):
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with open(self.store.root / SPARE_LOG, "wb") as log_file:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "compression.worker", str(self.store.root),
+                     "--spare-fd", str(theirs.fileno())],
+                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    pass_fds=(theirs.fileno(),), start_new_session=True, env=self._worker_env(),
+                )
+        except Exception:
+            ours.close()
+            self._spare_failures += 1
+            log.exception("could not start a spare worker")
+            return
+        finally:
+            theirs.close()
+        self._spare = _Spare(process, ours)
+        log.info("spare worker pid %d started", process.pid)
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        spare.sock.close()  # an idle spare sees end of file and exits
+        if spare.process.poll() is None:
+            self._signal(_Worker("", spare.process, spare.process.pid), signal.SIGKILL)
+        spare.process.wait()
+
+    def _hand_to_spare(self, run_id: str, lock_fd: int) -> subprocess.Popen | None:
+        """Give the run (and its held lock) to the ready spare; None when there is no live spare."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        try:
+            if spare.process.poll() is not None:
+                raise OSError("the spare exited")
+            socket.send_fds(spare.sock, [run_id.encode()], [lock_fd])
+        except OSError:
+            self._spare = spare
+            self._drop_spare()
+            return None
+        spare.sock.close()
+        return spare.process
+
     def _spawn(self, run_id: str) -> None:
         folder = self.store.run_dir(run_id)
         lock_fd = None
@@ -250,27 +333,11 @@ class Runner:
             # Held before the worker exists and inherited by it: while this lock is held
             # the run has a live worker (Store.worker_alive), whatever happens to this process.
             lock_fd = _acquire_lock(folder / LOCK_NAME)
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-            env["PYTHONUNBUFFERED"] = "1"
-            with open(folder / LOG_NAME, "ab") as log_file:
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "compression.worker",
-                        str(self.store.root),
-                        run_id,
-                        "--lock-fd",
-                        str(lock_fd),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(lock_fd,),
-                    start_new_session=True,
-                    env=env,
-                )
+            process = self._hand_to_spare(run_id, lock_fd)
+            if process is not None:
+                log.info("run %s: handed to the warm spare", run_id)
+            else:
+                process = self._cold_start(run_id, folder, lock_fd)
         except Exception as exc:
             log.exception("could not start the worker of run %s", run_id)
             self.store.set_status(
@@ -283,6 +350,18 @@ class Runner:
         self.store.set_pid(run_id, process.pid)
         self._workers[run_id] = _Worker(run_id, process, process.pid)
         log.info("run %s: worker pid %d", run_id, process.pid)
+
+    def _cold_start(self, run_id: str, folder: Path, lock_fd: int) -> subprocess.Popen:
+        with open(folder / LOG_NAME, "ab") as log_file:
+            return subprocess.Popen(
+                [sys.executable, "-m", "compression.worker", str(self.store.root), run_id, "--lock-fd", str(lock_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                pass_fds=(lock_fd,),
+                start_new_session=True,
+                env=self._worker_env(),
+            )
 
     def _reap(self) -> None:
         for run_id, worker in list(self._workers.items()):
@@ -410,5 +489,6 @@ def get_runner(root: str | Path | None = None, max_concurrent: int | None = None
                     max_concurrent = int(text)
                 except ValueError:
                     raise CompressionError(f"{JOBS_ENV} must be a whole number. Received: {text!r}") from None
-            runner = _RUNNERS[key] = Runner(Store(key), max_concurrent=max_concurrent)
+            warm = os.environ.get(WARM_ENV, "1") not in ("", "0")
+            runner = _RUNNERS[key] = Runner(Store(key), max_concurrent=max_concurrent, warm=warm)
         return runner

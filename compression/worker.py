@@ -32,7 +32,7 @@ from typing import Any
 
 from .errors import CompressionError
 from .progress import Cancelled
-from .store import FINAL_STATUSES, LOCK_NAME, Store, describe_position
+from .store import FINAL_STATUSES, LOCK_NAME, LOG_NAME, Store, describe_position
 
 log = logging.getLogger("compression.worker")
 
@@ -179,22 +179,87 @@ def _call_job(
     return "ok", None
 
 
+def preload() -> None:
+    """Import what a recipe run needs (TensorFlow, tf_keras, tfmot, LiteRT, the engine) and start the
+    conversion child (:func:`compression.isolation.shared_pool`), so a run handed to this process starts at once."""
+    from . import _tf
+
+    _tf.tf()
+    _tf.keras()
+    _tf.tfmot()
+    _tf.interpreter_module()
+    importlib.import_module("compression.recipes")
+    from .isolation import shared_pool
+
+    shared_pool().warm()
+
+
+def wait_for_run(sock_fd: int) -> tuple[str, int] | None:
+    """Block until the runner hands this spare a run: (run id, the run's worker lock fd, already held).
+
+    The runner sends the run id with the lock's file descriptor over a Unix socket (SCM_RIGHTS); None when
+    the runner went away (end of file) instead.
+    """
+    import socket
+
+    with socket.socket(fileno=sock_fd) as sock:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1024, 1)
+        except OSError:
+            return None
+    if not message or not fds:
+        return None
+    return message.decode(), fds[0]
+
+
+def _log_to(path) -> None:
+    """Point this process's stdout and stderr (Python's and native code's) at the run's log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m compression.worker ROOT RUN_ID [--lock-fd N]``."""
+    """Entry point of ``python -m compression.worker ROOT RUN_ID [--lock-fd N]`` or ``ROOT --spare-fd N``."""
     parser = argparse.ArgumentParser(prog="python -m compression.worker", description=__doc__.splitlines()[0])
     parser.add_argument("root", help="the store's data directory")
-    parser.add_argument("run_id")
+    parser.add_argument("run_id", nargs="?", default=None)
     parser.add_argument(
         "--lock-fd",
         type=int,
         default=None,
         help="file descriptor of the run's worker lock, already held (passed by the runner)",
     )
+    parser.add_argument(
+        "--spare-fd",
+        type=int,
+        default=None,
+        help="a warm spare: preload TensorFlow, then wait on this Unix socket for the run to execute",
+    )
     args = parser.parse_args(argv)
     faulthandler.enable()  # a segfault leaves the Python stack in worker.log
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
     )
+    if args.spare_fd is not None:
+        started = time.perf_counter()
+        try:
+            preload()
+            log.info("spare worker ready (TensorFlow imported) in %.1f s", time.perf_counter() - started)
+        except Exception:  # a run handed over still runs (and reports the same failure with its sentence)
+            log.exception("spare worker: preloading failed")
+        handed = wait_for_run(args.spare_fd)
+        if handed is None:
+            return 0
+        args.run_id, args.lock_fd = handed
+        store = Store(args.root)
+        _log_to(store.run_dir(args.run_id) / LOG_NAME)
+        log.info("run %s: handed to the warm worker pid %d", args.run_id, os.getpid())
+    elif args.run_id is None:
+        parser.error("a run id (or --spare-fd) is needed")
     try:
         execute(Store(args.root), args.run_id, take_lock=args.lock_fd is None)
     except CompressionError as exc:
