@@ -82,43 +82,43 @@ def copied_store(ctx: Context) -> Path:
     """Quick mode: a store whose one run holds 50 rows, the real rows of a small run repeated under new names."""
     import shutil
 
-    from compression._io import atomic_write_json
     from compression.config import Recipe
-    from compression.recipes import file_stem, run_recipe
+    from compression.recipes import run_recipe
+    from compression.results import RunFolder, RunStatus, file_stem
     from compression.store import Store
 
-    source = ctx.run_dir("app-source")
-    if not (source / "results.json").exists():
-        say(f"[6] quick: a 5-variant digits run to copy rows from → {source}")
+    source = RunFolder(ctx.run_dir("app-source"))
+    if not source.results_file.exists():
+        say(f"[6] quick: a 5-variant digits run to copy rows from → {source.path}")
         run_recipe(Recipe.from_dict({"dataset": {"name": "digits"}, "baseline": {"pretrained": True},
-                                     "variants": fifty_variants()[:5], "evaluation": {"latency_runs": 50}}), source)
-    results = json.loads((source / "results.json").read_text())
-    rows = [r for r in results["variants"] if r["status"] == "ok"]
+                                     "variants": fifty_variants()[:5], "evaluation": {"latency_runs": 50}}),
+                   source.path)
+    results = source.read_results()
+    rows = results.ok_variants
     variants, new_rows = [], []
     for i in range(N_VARIANTS):
-        row = json.loads(json.dumps(rows[i % len(rows)]))
-        name = f"{row['name']}-{i // len(rows) + 1}"
-        variants.append({**row["settings"], "name": name})
-        new_rows.append({**row, "name": name, "tflite": f"{file_stem(name)}.tflite",
-                         "settings": {**row["settings"], "name": name}})
-    recipe = Recipe.from_dict({**results["recipe"], "title": f"Benchmark: {N_VARIANTS} variants (copied rows)",
+        row = rows[i % len(rows)]
+        name = f"{row.name}-{i // len(rows) + 1}"
+        variants.append({**row.settings, "name": name})
+        new_rows.append(row.replace(name=name, tflite=f"{file_stem(name)}.tflite",
+                                    settings={**row.settings, "name": name}))
+    recipe = Recipe.from_dict({**results.recipe, "title": f"Benchmark: {N_VARIANTS} variants (copied rows)",
                                "variants": variants})
     store = Store(ctx.run_dir("store-app"))
     run_id = store.create_run(recipe, session="benchmark", running=True)
-    folder = store.run_dir(run_id)
-    for sub in ("weights", "predictions"):
-        (folder / sub).mkdir(exist_ok=True)
-        for f in ("baseline.npz", "baseline.npy", "labels.npy"):
-            if (source / sub / f).exists():
-                shutil.copy(source / sub / f, folder / sub / f)
-    shutil.copy(source / "baseline.keras", folder / "baseline.keras")
+    folder = store.folder(run_id)
+    folder.weights_dir.mkdir(exist_ok=True)
+    folder.predictions_dir.mkdir(exist_ok=True)
+    for src, dst in ((source.weights(), folder.weights()), (source.predictions(), folder.predictions()),
+                     (source.labels, folder.labels), (source.baseline_model, folder.baseline_model)):
+        if src.exists():
+            shutil.copy(src, dst)
     for old, new in zip([rows[i % len(rows)] for i in range(N_VARIANTS)], new_rows, strict=True):
-        old_stem, new_stem = file_stem(old["name"]), file_stem(new["name"])
-        shutil.copy(source / old["tflite"], folder / new["tflite"])
-        shutil.copy(source / "weights" / f"{old_stem}.npz", folder / "weights" / f"{new_stem}.npz")
-        shutil.copy(source / "predictions" / f"{old_stem}.npy", folder / "predictions" / f"{new_stem}.npy")
-    atomic_write_json(folder / "results.json", {**results, "recipe": recipe.to_dict(), "variants": new_rows})
-    store.set_status(run_id, "ok")
+        shutil.copy(source.tflite(old), folder.tflite(new))
+        shutil.copy(source.weights(old.stem), folder.weights(new.stem))
+        shutil.copy(source.predictions(old.stem), folder.predictions(new.stem))
+    folder.write_results(results.replace(recipe=recipe.to_dict(), variants=tuple(new_rows)))
+    store.set_status(run_id, RunStatus.OK)
     return store.root
 
 

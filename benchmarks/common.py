@@ -198,13 +198,13 @@ def progress_printer(prefix: str):
         if event.phase == "baseline_done":
             say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {event.message}")
         elif event.phase == "variant_done":
-            row = (event.data or {}).get("row") or {}
-            if row.get("status") == "ok":
-                lat = row.get("latency_ms") or {}
-                say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {row['name']}: acc {row['accuracy']:.4f}  "
-                    f"{row['size_bytes']} B raw  {row['gzip_bytes']} B gzip  {lat.get('median', 0):.4f} ms")
+            from compression.results import VariantResult
+
+            row = VariantResult.from_dict((event.data or {}).get("row"))
+            if row.ok:
+                say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {row.name}: acc {row.accuracy:.4f}  "
+                    f"{row.size_bytes} B raw  {row.gzip_bytes} B gzip  {row.latency.median or 0:.4f} ms")
             else:
-                say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {row.get('name')}: {row.get('status')} "
-                    f"({row.get('error')})")
+                say(f"  [{prefix} {time.perf_counter() - started:6.1f}s] {row.name}: {row.status} ({row.error})")
 
     return show

@@ -93,17 +93,19 @@ def run(ctx: Context) -> dict[str, Any]:
     from compression import _tf
     from compression.data import load_dataset
     from compression.recipes import load_results
+    from compression.results import RunFolder
 
     from .experiment_e import ensure_fashion_run
 
     with Stopwatch() as total:
         run_dir = ensure_fashion_run(ctx)
         results = load_results(run_dir)
-        d = results["recipe"]["dataset"]
-        ds = load_dataset(d["name"], max_train=d["max_train"], max_test=d["max_test"], seed=results["recipe"]["seed"])
+        folder = RunFolder(run_dir)
+        d = results.recipe["dataset"]
+        ds = load_dataset(d["name"], max_train=d["max_train"], max_test=d["max_test"], seed=results.recipe["seed"])
         x, y = ds.x_test, ds.y_test
-        data = (run_dir / "float32.tflite").read_bytes()
-        model = _tf.keras().models.load_model(run_dir / "baseline.keras", compile=False)
+        data = folder.tflite_for_stem("float32").read_bytes()
+        model = _tf.keras().models.load_model(folder.baseline_model, compile=False)
         say(f"[3] evaluating {len(x)} test samples of {d['name']} with the float32 model")
 
         rows, raw = [], {}

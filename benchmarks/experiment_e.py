@@ -85,9 +85,9 @@ def best_sparse(rows: list[dict]) -> dict | None:
     return min(ok, key=lambda r: (r["size_bytes"], r["gzip_bytes"])) if ok else None
 
 
-def table_rows(results: dict) -> list[dict]:
-    """results.json → one plain dict per variant (the reference-experiment columns, JSON-ready)."""
-    from compression.recipes import results_table
+def table_rows(results) -> list[dict]:
+    """A run's RunResults → one plain dict per variant (the reference-experiment columns, JSON-ready)."""
+    from compression.results import results_table
 
     frame = results_table(results)
     out = []
@@ -127,11 +127,11 @@ def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
     shown = shown_rows(rows)
     say(text_table(HEADERS, [row_cells(r) for r in shown]))
     return {"dataset": recipe.dataset.name, "model": recipe.model.name, "run_dir": str(out), "seconds": t.seconds,
-            "recipe": recipe.to_dict(), "baseline": {k: v for k, v in (results.get("baseline") or {}).items()
-                                                     if k != "history"},
-            "n_train": results["dataset"]["n_train"], "n_test": results["dataset"]["n_test"],
-            "reference": results.get("reference"), "rows": rows, "best_sparse": best["name"] if best else None,
-            "timings": {r["name"]: r.get("timings") for r in results["variants"]}}
+            "recipe": recipe.to_dict(),
+            "baseline": {k: v for k, v in results.baseline.to_dict().items() if k != "history"},
+            "n_train": results.dataset.n_train, "n_test": results.dataset.n_test,
+            "reference": results.reference.to_dict(), "rows": rows, "best_sparse": best["name"] if best else None,
+            "timings": {v.name: v.timings.to_dict() for v in results.variants}}
 
 
 def ensure_fashion_run(ctx: Context):

@@ -94,13 +94,14 @@ def push_variants(settings: dict) -> list[dict[str, Any]]:
 def frontier_recipe(run_dir: Path, base_recipe: dict, variants: list[dict], max_train: int | None, title: str):
     """A recipe on benchmark 1's Fashion-MNIST baseline (given as a user model, so it is not retrained)."""
     from compression.config import Recipe
+    from compression.results import RunFolder
 
     d = base_recipe["dataset"]
     limits = [m for m in (d["max_train"], max_train) if m]
     return Recipe.from_dict({
         "title": title,
         "dataset": {"name": d["name"], "max_train": min(limits) if limits else None, "max_test": d["max_test"]},
-        "model": {"path": str(run_dir / "baseline.keras")},
+        "model": {"path": str(RunFolder(run_dir).baseline_model)},
         "baseline": {"pretrained": True},
         "variants": variants,
         "evaluation": {"threads": 1, "latency_runs": 50},
@@ -222,10 +223,10 @@ def run(ctx: Context) -> dict[str, Any]:
     with Stopwatch() as total:
         base_dir = ensure_fashion_run(ctx)
         base = load_results(base_dir)
-        recipes = [("frontier-grid", frontier_recipe(base_dir, base["recipe"], sweep_variants(settings),
+        recipes = [("frontier-grid", frontier_recipe(base_dir, base.recipe, sweep_variants(settings),
                                                      settings["grid_max_train"], "Benchmark: frontier grid"))]
         if settings["push"]:
-            recipes.append(("frontier-push", frontier_recipe(base_dir, base["recipe"], push_variants(settings), None,
+            recipes.append(("frontier-push", frontier_recipe(base_dir, base.recipe, push_variants(settings), None,
                                                              "Benchmark: frontier, longer fine-tunes")))
         rows, failed, settings_by_name, run_dirs, n_train = [], [], {}, {}, {}
         for key, recipe in recipes:
@@ -233,14 +234,14 @@ def run(ctx: Context) -> dict[str, Any]:
             say(f"[2] {key}: {len(recipe.variants)} variants in one recipe → {out}")
             run_recipe(recipe, out, progress=progress_printer(key))
             results = load_results(out)
-            ref = results["reference"]
-            n_train[key] = results["dataset"]["n_train"]
+            ref = results.reference.to_dict()
+            n_train[key] = results.dataset.n_train
             for r in table_rows(results):
                 if r["name"] == "float32":
                     continue
                 r["run"] = key
                 (rows if r["status"] == "ok" else failed).append(r)
-            settings_by_name.update({v["name"]: v["settings"] for v in results["variants"]})
+            settings_by_name.update({v.name: v.settings for v in results.variants})
             run_dirs[key] = out
     chosen = choose(rows)
     smallest = min(rows, key=lambda r: r["gzip_bytes"]) if rows else None
@@ -273,7 +274,7 @@ def run(ctx: Context) -> dict[str, Any]:
         table(f"Grid: pruning of `{LAYER}` (polynomial from min(50 %, s) to s), clustering of `{LAYER}`; each "
               f"stage fine-tunes {settings['epochs']} epoch(s) over {fmt(n_train['frontier-grid'])} training "
               f"samples; ratios against the float32 .tflite's {fmt(ref['gzip_bytes'])} B gzip; baseline accuracy "
-              f"{fmt(ref['accuracy'], 4)} on {fmt(results['dataset']['n_test'])} test samples",
+              f"{fmt(ref['accuracy'], 4)} on {fmt(results.dataset.n_test)} test samples",
               grid_headers, grid_rows),
     ]
     if extra_rows:

@@ -36,19 +36,20 @@ def cv_percent(values: list[float]) -> float:
 def run(ctx: Context) -> dict[str, Any]:
     from compression.data import load_dataset
     from compression.recipes import load_results
+    from compression.results import RunFolder
 
     from .experiment_e import ensure_fashion_run
 
     with Stopwatch() as total:
         run_dir = ensure_fashion_run(ctx)
         results = load_results(run_dir)
-        d = results["recipe"]["dataset"]
+        d = results.recipe["dataset"]
         # Latency uses one real sample; a 1 000-sample slice keeps each call's accuracy pass short.
-        ds = load_dataset(d["name"], max_train=d["max_train"], max_test=1000, seed=results["recipe"]["seed"])
+        ds = load_dataset(d["name"], max_train=d["max_train"], max_test=1000, seed=results.recipe["seed"])
         rows, raw = [], {}
         load_before = load_average()
         for model in ("float32", "int8"):
-            path = run_dir / f"{model}.tflite"
+            path = RunFolder(run_dir).tflite_for_stem(model)
             if not path.exists():
                 continue
             data = path.read_bytes()

@@ -28,6 +28,7 @@ POLL_S = 0.02
 def through_runner(ctx: Context) -> dict[str, Any]:
     """Submit the preset to a Runner and watch the store like the app's pages do."""
     from compression.config import Recipe
+    from compression.results import RunResults
     from compression.runner import Runner
     from compression.store import FINAL_STATUSES, Store
 
@@ -47,12 +48,12 @@ def through_runner(ctx: Context) -> dict[str, Any]:
             results = store.results(run_id) if run["status"] != "queued" else None
             if results is not None:
                 marks.setdefault("results.json written (run_recipe started; TensorFlow not yet imported)", now)
-                if results.get("baseline"):
+                if results.baseline is not None:
                     marks.setdefault("baseline ready (pretrained loaded, float32 reference converted)", now)
-                done = [v for v in results.get("variants", []) if v.get("status") != "running"]
+                done = [v for v in results.variants if v.status != "running"]
                 if done and "first row" not in marks:
                     marks["first row"] = now
-                    say(f"  first row ({done[0]['name']}) after {now:.2f} s")
+                    say(f"  first row ({done[0].name}) after {now:.2f} s")
                 if len(done) > rows_seen:
                     rows_seen = len(done)
             if run["status"] in FINAL_STATUSES:
@@ -62,14 +63,14 @@ def through_runner(ctx: Context) -> dict[str, Any]:
                 raise TimeoutError(f"run {run_id} still {run['status']} after 600 s")
             time.sleep(POLL_S)
         say(f"  full table ({rows_seen} rows, status {run['status']}) after {marks['full table']:.2f} s")
-        results = store.results(run_id) or {}
+        results = store.results(run_id) or RunResults()
     finally:
         runner.shutdown(cancel=True)
-    variants = results.get("variants", [])
-    return {"run_id": run_id, "status": run["status"], "marks": marks, "rows": len(variants),
-            "variant_seconds": {v["name"]: v.get("seconds") for v in variants},
-            "accuracies": {v["name"]: v.get("accuracy") for v in variants},
-            "engine_elapsed": results.get("elapsed_seconds")}
+    variants = results.variants
+    return {"run_id": run_id, "status": str(run["status"]), "marks": marks, "rows": len(variants),
+            "variant_seconds": {v.name: v.seconds for v in variants},
+            "accuracies": {v.name: v.accuracy for v in variants},
+            "engine_elapsed": results.elapsed_seconds}
 
 
 def plain_script(ctx: Context) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .config import Preserve
+from .results import TABLE_COLUMNS, LayerStat, RunResults, results_table
 
 __all__ = [
     "LOG_RANGE",
@@ -31,6 +32,7 @@ __all__ = [
     "describe_settings",
     "file_weight_histogram",
     "int8_grid",
+    "history_frame",
     "kernel_heatmap",
     "kernel_stats",
     "latency_vs_accuracy",
@@ -62,6 +64,12 @@ TEMPLATE = "plotly_white"
 # ---------------------------------------------------------------- frames
 
 
+def _layers_suffix(config: dict) -> str:
+    """", layers a, b" for a technique config (a recipe dict) restricted to some layers, else ""."""
+    names = (config["layers"] if "layers" in config else None) or ()
+    return f", layers {', '.join(names)}" if names else ""
+
+
 def describe_settings(settings: dict[str, Any] | None) -> str:
     """A variant's settings (a ``VariantSpec`` dict) as short hover lines joined by ``<br>``.
 
@@ -85,19 +93,17 @@ def describe_settings(settings: dict[str, Any] | None) -> str:
             what = f"prune polynomial {p['initial_sparsity']:.0%}→{p['final_sparsity']:.0%}"
         end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
         what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
-        if p.get("layers"):
-            what += f", layers {', '.join(p['layers'])}"
+        what += _layers_suffix(p)
         lines.append(what)
     c = settings.get("clustering")
     if c:
         what = f"cluster {c['clusters']} centroids ({c['init']})"
-        if c.get("layers"):
-            what += f", layers {', '.join(c['layers'])}"
+        what += _layers_suffix(c)
         lines.append(what)
     q = settings.get("qat")
     if q is not None:
         scheme = Preserve.for_techniques(bool(p), bool(c)).scheme_name
-        lines.append(scheme + (f", layers {', '.join(q['layers'])}" if q.get("layers") else ""))
+        lines.append(scheme + _layers_suffix(q))
     if p or c or q is not None:
         lines.append(
             f"fine-tune {settings.get('fine_tune_epochs')} epochs, lr {settings.get('learning_rate', 0):g}, "
@@ -108,8 +114,8 @@ def describe_settings(settings: dict[str, Any] | None) -> str:
     return "<br>".join(lines)
 
 
-def results_frame(results: dict | None, run: str | None = None) -> pd.DataFrame:
-    """The results table of a results.json dict, plus columns the charts use.
+def results_frame(results: RunResults | dict | None, run: str | None = None) -> pd.DataFrame:
+    """The results table of a run's :class:`RunResults` (or results.json dict), plus columns the charts use.
 
     Adds ``settings`` (hover text), ``run`` (``run`` or ""), ``label`` (the
     variant name, prefixed by the run when given) and ``latency_ms`` (median).
@@ -118,17 +124,43 @@ def results_frame(results: dict | None, run: str | None = None) -> pd.DataFrame:
 
         df = results_frame(store.results(run_id))
     """
-    from .recipes import TABLE_COLUMNS, results_table
-
-    if not results:
+    if results is not None and not isinstance(results, RunResults):
+        results = RunResults.from_dict(results)
+    if results is None or not results.variants:
         return pd.DataFrame(columns=[*TABLE_COLUMNS, "settings", "run", "label", "latency_ms"])
     df = results_table(results)
-    settings = {v["name"]: v.get("settings") for v in results.get("variants", [])}
+    settings = {v.name: v.settings for v in results.variants}
     df["settings"] = [describe_settings(settings.get(n)) for n in df["name"]]
     df["run"] = run or ""
     df["label"] = [f"{run} · {n}" if run else n for n in df["name"]]
     df["latency_ms"] = df["latency_median_ms"]
     return df
+
+
+HISTORY_COLUMNS = ["phase", "variant", "epoch", "batch", "loss", "accuracy"]
+
+
+def history_frame(history: dict[str, dict] | None, variant: str = "") -> pd.DataFrame:
+    """A variant's fine-tuning history (``VariantResult.history``: stage → {loss, accuracy}) as epoch rows.
+
+    The frame :func:`training_curves` draws: one row per epoch of each stage that has losses;
+    a missing or short accuracy list is padded with None.
+
+    Usage::
+
+        training_curves(history_frame(row.history, row.name))
+    """
+    frames = []
+    for stage, h in (history or {}).items():
+        h = h if isinstance(h, dict) else {}
+        loss, accuracy = (list(h[key] or ()) if key in h else [] for key in ("loss", "accuracy"))
+        if not loss:
+            continue
+        accuracy = (accuracy + [None] * len(loss))[: len(loss)]
+        epochs = range(1, len(loss) + 1)
+        frames.append(pd.DataFrame({"phase": stage, "variant": variant, "epoch": epochs, "batch": epochs,
+                                    "loss": loss, "accuracy": accuracy}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
 def kernel_stats(kernels: dict[str, np.ndarray]) -> list[dict]:
@@ -147,22 +179,23 @@ def kernel_stats(kernels: dict[str, np.ndarray]) -> list[dict]:
     ]
 
 
-def layer_frame(variant_layers: list[dict] | None, baseline_layers: list[dict] | None = None) -> pd.DataFrame:
-    """Per-layer stats (``row["layers"]``) of a variant and the baseline in one long frame.
+def layer_frame(variant_layers: Iterable[LayerStat | dict] | None,
+                baseline_layers: Iterable[LayerStat | dict] | None = None) -> pd.DataFrame:
+    """Per-layer stats (``VariantResult.layers``, or :func:`kernel_stats` dicts) of a variant and the baseline.
 
     Returns:
         Columns ``layer, which ("baseline"/"variant"), sparsity, unique_values, params``.
     """
     rows = []
     for which, layers in (("baseline", baseline_layers), ("variant", variant_layers)):
-        for layer in layers or []:
+        for layer in map(LayerStat.from_dict, layers or ()):
             rows.append(
                 {
-                    "layer": layer["name"],
+                    "layer": layer.name,
                     "which": which,
-                    "sparsity": layer.get("sparsity"),
-                    "unique_values": layer.get("unique_values"),
-                    "params": layer.get("params"),
+                    "sparsity": layer.sparsity,
+                    "unique_values": layer.unique_values,
+                    "params": layer.params,
                 }
             )
     return pd.DataFrame(rows, columns=["layer", "which", "sparsity", "unique_values", "params"])

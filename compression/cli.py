@@ -15,6 +15,7 @@ from pathlib import Path
 from .config import PRESETS, Recipe
 from .errors import CompressionError, one_line
 from .progress import Cancelled, Progress
+from .results import RunFolder, RunStatus
 
 
 class TerminalProgress:
@@ -99,7 +100,7 @@ def cmd_run(args) -> int:
     failed = table[table.status != "ok"]
     for _, row in failed.iterrows():
         print(f"variant {row['name']!r} {row['status']}: {row['error']}", file=sys.stderr)
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {RunFolder(out).results_file}")
     return 0 if len(failed) < len(table) else 1
 
 
@@ -153,8 +154,9 @@ def _run_into_store(store, recipe: Recipe, bar):
         raise
     finally:
         os.close(lock_fd)
-    results = store.results(run_id) or {}
-    store.set_status(run_id, "ok" if results.get("status") == "ok" else "failed", error=results.get("error"))
+    results = store.results(run_id)
+    ok = results is not None and results.status is RunStatus.OK
+    store.set_status(run_id, RunStatus.OK if ok else RunStatus.FAILED, error=results.error if results else None)
     print(f"stored as run {run_id} in {store.root}")
     return table, out
 

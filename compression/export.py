@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .config import Recipe
 from .errors import CompressionError
+from .results import RunFolder, RunResults, results_table
 
 __all__ = [
     "C_KEYWORDS",
@@ -46,7 +47,8 @@ C_KEYWORDS = frozenset(
 # ---------------------------------------------------------------- zip of .tflite files
 
 
-def tflite_zip(run_dir: str | Path, results: dict | None = None, c_pairs: bool = True) -> bytes:
+def tflite_zip(run_dir: str | Path | RunFolder, results: RunResults | dict | None = None, c_pairs: bool = True
+               ) -> bytes:
     """A zip of the run's `.tflite` files (the finished variants' when ``results`` is given).
 
     With ``c_pairs``, each model also comes as the C++ pair TFLite Micro builds compile
@@ -59,12 +61,14 @@ def tflite_zip(run_dir: str | Path, results: dict | None = None, c_pairs: bool =
 
         st.download_button("All .tflite (zip)", tflite_zip(run["dir"], results), "run.zip")
     """
-    folder = Path(run_dir)
+    folder = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if results is not None:
-        names = [v["tflite"] for v in results.get("variants", []) if v.get("status") == "ok" and v.get("tflite")]
-        files = [folder / n for n in names if (folder / n).is_file() and "/" not in n and "\\" not in n]
+        if not isinstance(results, RunResults):
+            results = RunResults.from_dict(results)
+        names = [v.tflite for v in results.ok_variants if v.tflite and "/" not in v.tflite and "\\" not in v.tflite]
+        files = [path for path in map(folder.tflite, names) if path.is_file()]
     else:
-        files = sorted(p for p in folder.glob("*.tflite") if p.is_file() and not p.name.startswith("."))
+        files = folder.tflite_files()
     if not files:
         raise CompressionError("This run has no .tflite file yet.")
     buffer = io.BytesIO()
@@ -182,15 +186,15 @@ def c_source(data: bytes, name: str, line_bytes: int = 12) -> CSource:
 # ---------------------------------------------------------------- results
 
 
-def results_csv(results: dict) -> bytes:
+def results_csv(results: RunResults | dict) -> bytes:
     """The results table (one row per variant, the reference-experiment columns) as CSV."""
-    from .recipes import results_table
-
     return results_table(results).to_csv(index=False).encode("utf-8")
 
 
-def results_json(results: dict) -> bytes:
+def results_json(results: RunResults | dict) -> bytes:
     """The whole results.json, pretty-printed."""
+    if isinstance(results, RunResults):
+        results = results.to_dict()
     return json.dumps(results, indent=2, default=str).encode("utf-8")
 
 

@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -23,16 +24,43 @@ from typing import Any
 import numpy as np
 
 from . import _tf
-from ._io import atomic_write_json
 from .config import QuantizationMode, Recipe, VariantSpec
 from .errors import CompressionError, one_line
 from .models import check_compatible
 from .progress import Cancelled, Progress, ProgressFn, emit
-from .results import VariantResult, file_stem
+from .results import (
+    TABLE_COLUMNS,
+    BaselineInfo,
+    DatasetInfo,
+    Flag,
+    Latency,
+    LayerStat,
+    Reference,
+    RunFolder,
+    RunResults,
+    RunStatus,
+    Timings,
+    VariantResult,
+    file_stem,
+    results_table,
+)
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "ResultsWriter",
+    "build_variant_model",
+    "file_stem",
+    "get_baseline",
+    "load_recipe_dataset",
+    "load_results",
+    "prepare_baseline",
+    "progress_weights",
+    "results_table",
+    "run_recipe",
+    "run_variant",
+]
 
 log = logging.getLogger("compression")
-
-RESULTS_FILE = "results.json"
 RUN_BASELINE_MAX_BYTES = 4 * 2**30  # a run's own baseline.keras: bounded only against a runaway file
 
 
@@ -60,9 +88,9 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
 
         # A baseline trained by an earlier run (the app's "train now") keeps saying so, and is not an upload:
         # the upload size limit does not apply to it (a ResNet50 baseline is ~100 MB even without optimizer).
-        earlier = Path(spec.path).parent / RESULTS_FILE
-        own = Path(spec.path).name == "baseline.keras" and earlier.is_file()
-        source = f"trained in run {Path(spec.path).parent.name}" if own else "uploaded"
+        earlier = RunFolder(Path(spec.path).parent)
+        own = Path(spec.path) == earlier.baseline_model and earlier.results_file.is_file()
+        source = f"trained in run {earlier.run_id}" if own else "uploaded"
         model = load_user_model(spec.path, max_bytes=RUN_BASELINE_MAX_BYTES) if own else load_user_model(spec.path)
         check_compatible(model.input_shape[1:], model.output_shape[-1], ds)
         if base.pretrained or base.epochs == 0:
@@ -82,25 +110,65 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
     return model, {"source": source, "history": history}
 
 
-def load_recipe_dataset(recipe: Recipe, results: dict[str, Any], progress: ProgressFn | None = None):
-    """Load the recipe's dataset (seeded) and describe it in ``results["dataset"]``."""
+class ResultsWriter:
+    """A run's :class:`RunResults` while it runs, rewritten atomically through its :class:`RunFolder`.
+
+    Usage::
+
+        run = ResultsWriter(RunFolder(out), RunResults(recipe=recipe.to_dict()))
+        run.update(status=RunStatus.OK); run.save()
+    """
+
+    def __init__(self, folder: RunFolder, results: RunResults):
+        self.folder, self.results = folder, results
+        self.started = time.perf_counter()
+
+    def update(self, **changes) -> None:
+        self.results = self.results.replace(**changes)
+
+    def add(self, row: VariantResult) -> None:
+        self.results = self.results.with_variant(row)
+
+    def save(self) -> None:
+        self.update(elapsed_seconds=round(time.perf_counter() - self.started, 3))
+        self.folder.write_results(self.results)
+
+
+def _record(results: ResultsWriter | dict[str, Any], **parts) -> None:
+    """Put typed parts into the run's results (a :class:`ResultsWriter`, or a plain results.json dict)."""
+    if isinstance(results, ResultsWriter):
+        results.update(**parts)
+    else:
+        results.update({key: part.to_dict() for key, part in parts.items()})
+
+
+def _parts(results: ResultsWriter | dict[str, Any]) -> dict[str, Any]:
+    """The run's dataset, baseline and reference so far (what the result cache keeps of a baseline)."""
+    if isinstance(results, ResultsWriter):
+        return {key: getattr(results.results, key) for key in ("dataset", "baseline", "reference")}
+    return results
+
+
+def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any], progress: ProgressFn | None = None):
+    """Load the recipe's dataset (seeded) and describe it in the results' ``dataset``."""
     from .data import load_dataset
 
     emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
     _tf.set_seed(recipe.seed)
     d = recipe.dataset
     ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed)
-    results["dataset"] = {"name": ds.name, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
-                          "n_train": int(len(ds.x_train)), "n_test": int(len(ds.x_test)),
-                          "class_names": list(ds.class_names), "kind": ds.kind}
+    _record(results, dataset=DatasetInfo(
+        name=ds.name, input_shape=tuple(ds.input_shape), num_classes=ds.num_classes, n_train=int(len(ds.x_train)),
+        n_test=int(len(ds.x_test)), class_names=tuple(ds.class_names), kind=ds.kind))
     return ds
 
 
-def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], progress: ProgressFn | None = None,
-                     cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 0.1), reuse=None):
+def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: ResultsWriter | dict[str, Any],
+                     progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+                     fraction_span=(0.0, 0.1), reuse=None):
     """Get the baseline, save it with its predictions and kernels, convert the float32 reference.
 
-    Fills ``results["baseline"]`` and ``results["reference"]``; shared by recipes, sensitivity and search runs.
+    Fills the results' ``baseline`` and ``reference``; shared by recipes, sensitivity and search runs.
     With ``reuse`` (a :class:`compression.cache.Reuse`) an identical earlier baseline is restored instead
     (no training, no reference conversion), and a fresh one is recorded for later runs.
 
@@ -113,54 +181,50 @@ def prepare_baseline(recipe: Recipe, ds, out: Path, results: dict[str, Any], pro
     from .models import clone
     from .train import predict_classes
 
+    folder = out if isinstance(out, RunFolder) else RunFolder(out)
     entry = reuse.lookup_baseline() if reuse is not None else None
     if entry is not None:
-        return _restored_baseline(recipe, out, results, reuse, entry, progress, fraction_span)
+        return _restored_baseline(recipe, folder, results, reuse, entry, progress, fraction_span)
     baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=fraction_span)
-    tmp = out / ".baseline.tmp.keras"
     # Without the optimizer state (it doubles a trained model's file and is never read back): the .keras format
     # has no include_optimizer, so save an uncompiled copy.
-    clone(baseline).save(tmp)
-    tmp.replace(out / "baseline.keras")
+    folder.save_baseline_model(clone(baseline))
     reference_predictions = predict_classes(baseline, ds.x_test)
-    (out / "predictions").mkdir(exist_ok=True)
-    np.save(out / "predictions" / "labels.npy", ds.y_test.astype(np.int16))
-    np.save(out / "predictions" / "baseline.npy", reference_predictions.astype(np.int16))
-    (out / "weights").mkdir(exist_ok=True)
-    np.savez_compressed(out / "weights" / "baseline.npz", **layer_kernels(baseline))
+    folder.save_predictions("labels", ds.y_test)
+    folder.save_predictions("baseline", reference_predictions)
+    folder.save_weights("baseline", layer_kernels(baseline))
     cache = _StageCache()
     ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
-    results["baseline"] = {**base_info, "accuracy": float(np.mean(reference_predictions == ds.y_test)),
-                           "params": int(baseline.count_params()), "model_file": "baseline.keras",
-                           "flags": baseline_flags(reference_predictions, ds.y_test)}
-    for flag in results["baseline"]["flags"]:
-        log.warning("baseline: %s", flag["message"])
-    results["reference"] = {"size_bytes": len(ref), "gzip_bytes": gzip_size(ref),
-                            "accuracy": results["baseline"]["accuracy"]}
+    accuracy = float(np.mean(reference_predictions == ds.y_test))
+    info = BaselineInfo(source=base_info["source"], history=base_info["history"], accuracy=accuracy,
+                        params=int(baseline.count_params()), model_file=folder.baseline_model.name,
+                        flags=tuple(map(Flag.from_dict, baseline_flags(reference_predictions, ds.y_test))))
+    for flag in info.flags:
+        log.warning("baseline: %s", flag.message)
+    _record(results, baseline=info,
+            reference=Reference(size_bytes=len(ref), gzip_bytes=gzip_size(ref), accuracy=accuracy))
     if reuse is not None:
-        reuse.record_baseline(results)
+        reuse.record_baseline(_parts(results))
     emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
-                            message=f"baseline accuracy {results['baseline']['accuracy']:.4f}",
-                            data={"baseline": results["baseline"]}))
+                            message=f"baseline accuracy {accuracy:.4f}", data={"baseline": info.to_dict()}))
     return baseline, reference_predictions, cache
 
 
-def _restored_baseline(recipe: Recipe, out: Path, results: dict[str, Any], reuse, entry, progress, fraction_span):
+def _restored_baseline(recipe: Recipe, folder: RunFolder, results: ResultsWriter | dict[str, Any], reuse, entry,
+                       progress, fraction_span):
     """The cached baseline of an identical earlier run: its files copied here, its model loaded from them."""
-    from .results import RunFolder
     from .safe_load import load_user_model
     from .train import compile_for_training
 
     payload = reuse.restore_baseline(entry)
-    folder = RunFolder(out)
     model = load_user_model(folder.baseline_model, max_bytes=RUN_BASELINE_MAX_BYTES)
     compile_for_training(model, recipe.baseline.learning_rate)
-    results["baseline"] = {**payload["baseline"], "reused_from": entry.run_id}
-    results["reference"] = payload["reference"]
+    info = dataclasses.replace(BaselineInfo.from_dict(payload["baseline"]), reused_from=entry.run_id)
+    _record(results, baseline=info, reference=Reference.from_dict(payload["reference"]))
     emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
-                            message=f"baseline accuracy {results['baseline']['accuracy']:.4f} "
-                                    f"(reused from run {entry.run_id})", data={"baseline": results["baseline"]}))
-    return model, np.load(folder.predictions("baseline")).astype(np.int64), _StageCache()
+                            message=f"baseline accuracy {info.accuracy:.4f} (reused from run {entry.run_id})",
+                            data={"baseline": info.to_dict()}))
+    return model, folder.load_predictions("baseline").astype(np.int64), _StageCache()
 
 
 # ---------------------------------------------------------------- variants
@@ -300,24 +364,29 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
     return model, info
 
 
-def _variant_row(spec: VariantSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name, "status": "running", "error": None,
-        "settings": spec.to_dict(),
-        "techniques": spec.techniques, "quantization": spec.quantization.value,
-        "sparse_encoding": spec.sparse_encoding,
-    }
+def _variant_row(spec: VariantSpec, status: RunStatus = RunStatus.RUNNING, error: str | None = None
+                 ) -> VariantResult:
+    return VariantResult(
+        name=spec.name, status=status, error=error, settings=spec.to_dict(),
+        techniques=tuple(spec.techniques), quantization=spec.quantization.value,
+        sparse_encoding=spec.sparse_encoding,
+    )
 
 
-def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, reference_predictions: np.ndarray,
-                cache: _StageCache | None = None, progress: ProgressFn | None = None,
-                cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 1.0)) -> dict[str, Any]:
-    """Build, convert and measure one variant; write its `.tflite`. Raises on failure."""
+def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path | RunFolder,
+                reference_predictions: np.ndarray, cache: _StageCache | None = None,
+                progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+                fraction_span=(0.0, 1.0)) -> VariantResult:
+    """Build, convert and measure one variant; write its `.tflite`, kernels and predictions. Raises on failure.
+
+    Returns:
+        The variant's :class:`VariantResult` (status ok).
+    """
     from .convert import gzip_size
     from .inspect import layer_kernels, layer_weight_stats, overall_sparsity
     from .measure import measure_tflite
 
-    row = _variant_row(spec)
+    folder = out if isinstance(out, RunFolder) else RunFolder(out)
     lo, hi = fraction_span
     t0 = time.perf_counter()
     model, info = build_variant_model(spec, baseline, ds, recipe.seed, cache, progress, cancel,
@@ -333,7 +402,7 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
     stem = file_stem(spec.name)
     from ._io import atomic_write_bytes
 
-    atomic_write_bytes(out / f"{stem}.tflite", data)
+    atomic_write_bytes(folder.tflite_for_stem(stem), data)
     emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.93,
                             message="measuring accuracy and latency"))
     ev = recipe.evaluation
@@ -347,36 +416,33 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
         emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.96,
                                 message="measuring under TensorFlow Lite Micro (arena, flash)"))
         tflm = measure_tflm(data, ds.x_test, ds.y_test, litert_predictions=m["predictions"],
-                            max_samples=ev.tflm_max_samples, seed=recipe.seed).to_dict()
+                            max_samples=ev.tflm_max_samples, seed=recipe.seed)
     stats = layer_weight_stats(model)
-    if model is not baseline:  # a post-training variant's kernels are the baseline's: RunFolder.weights refers there
-        (out / "weights").mkdir(exist_ok=True)
-        np.savez_compressed(out / "weights" / f"{stem}.npz", **layer_kernels(model))
+    if model is not baseline:  # a post-training variant's kernels are the baseline's: RunFolder.kernels refers there
+        folder.save_weights(stem, layer_kernels(model))
     if info.get("snapshots"):
         from .pruning import save_snapshots
-        from .results import RunFolder
 
-        save_snapshots(RunFolder(out).pruning_steps(stem), info["snapshots"])
-    (out / "predictions").mkdir(exist_ok=True)
-    np.save(out / "predictions" / f"{stem}.npy", np.asarray(m["predictions"], dtype=np.int16))
+        save_snapshots(folder.pruning_steps(stem), info["snapshots"])
+    folder.save_predictions(stem, m["predictions"])
     notes = list(info["notes"])
     if spec.quantization is QuantizationMode.INT16X8:
         notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
-    if m.get("delegate") == "none" and m.get("delegate_note"):
+    if m["delegate"] == "none" and m["delegate_note"]:
         notes.append(f"ran without XNNPACK: {m['delegate_note']}")
-    row.update({
-        "status": "ok", "tflite": f"{stem}.tflite", "size_bytes": len(data), "gzip_bytes": gzip_size(data),
-        "accuracy": m["accuracy"], "agreement": m.get("agreement"), "flags": m.get("flags", []),
-        "top_class_share": m.get("top_class_share"), "latency_ms": m["latency_ms"],
-        "throughput_sps": m.get("throughput_sps"), "throughput_batch": m.get("throughput_batch"),
-        "sparsity": overall_sparsity(stats), "layers": stats, "input_dtype": m.get("input_dtype"),
-        "output_dtype": m.get("output_dtype"), "delegate": m.get("delegate"), "delegate_note": m.get("delegate_note"),
-        "ops": m.get("ops", []), "params": int(model.count_params()), "float_layers": info["float_layers"],
-        "notes": notes, "schedule": info["schedule"], "history": info["history"],
-        "distillation": info.get("distillation"), "scheme": info.get("scheme"), "tflm": tflm,
-        "timings": {"fine_tune": round(t1 - t0, 3), "convert": round(t2 - t1, 3), "measure": round(t3 - t2, 3)},
-    })
-    return row
+    return dataclasses.replace(
+        _variant_row(spec, RunStatus.OK),
+        tflite=folder.tflite_for_stem(stem).name, size_bytes=len(data), gzip_bytes=gzip_size(data),
+        accuracy=m["accuracy"], agreement=m["agreement"], flags=tuple(map(Flag.from_dict, m["flags"])),
+        top_class_share=m["top_class_share"], latency=Latency.from_dict(m["latency_ms"]),
+        throughput_sps=m["throughput_sps"], throughput_batch=m["throughput_batch"],
+        sparsity=overall_sparsity(stats), layers=tuple(LayerStat.from_dict(x) for x in stats),
+        input_dtype=m["input_dtype"], output_dtype=m["output_dtype"], delegate=m["delegate"],
+        delegate_note=m["delegate_note"], ops=tuple(m["ops"]), params=int(model.count_params()),
+        float_layers=tuple(info["float_layers"]), notes=tuple(notes), schedule=info["schedule"],
+        history=info["history"], distillation=info.get("distillation"), scheme=info.get("scheme"), tflm=tflm,
+        timings=Timings(fine_tune=round(t1 - t0, 3), convert=round(t2 - t1, 3), measure=round(t3 - t2, 3)),
+    )
 
 
 # ---------------------------------------------------------------- the whole recipe
@@ -404,38 +470,29 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
     """
     if not isinstance(recipe, Recipe):
         recipe = Recipe.from_dict(recipe)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    results: dict[str, Any] = {"recipe": recipe.to_dict(), "versions": _tf.library_versions(), "created": _now(),
-                               "status": "running", "dataset": None, "baseline": None, "reference": None,
-                               "variants": []}
-    path = out / RESULTS_FILE
-
-    def save():
-        results["elapsed_seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_json(path, results)
-
-    save()
-    reuse = _open_reuse(recipe, out, cache)
+    folder = RunFolder(out_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    run = ResultsWriter(folder, RunResults(recipe=recipe.to_dict(), versions=_tf.library_versions(),
+                                           created=_now(), status=RunStatus.RUNNING))
+    run.save()
+    reuse = _open_reuse(recipe, folder.path, cache)
     if reuse is not None and reuse.complete():
-        return _replay(recipe, reuse, results, save, progress)
+        return _replay(recipe, reuse, run, progress)
     try:
-        ds = load_recipe_dataset(recipe, results, progress)
+        ds = load_recipe_dataset(recipe, run, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
         total = base_weight + sum(weights)
         base_end = base_weight / total
-        baseline, reference_predictions, stages = prepare_baseline(recipe, ds, out, results, progress, cancel,
+        baseline, reference_predictions, stages = prepare_baseline(recipe, ds, folder, run, progress, cancel,
                                                                    fraction_span=(0.0, base_end), reuse=reuse)
-        save()
+        run.save()
     except Cancelled:
-        results["status"] = "cancelled"
-        save()
+        run.update(status=RunStatus.CANCELLED)
+        run.save()
         raise
     except Exception as exc:
-        results["status"] = "failed"
-        results["error"] = str(exc) if isinstance(exc, CompressionError) else one_line(exc)
-        save()
+        run.update(status=RunStatus.FAILED, error=str(exc) if isinstance(exc, CompressionError) else one_line(exc))
+        run.save()
         raise
 
     done = base_weight
@@ -443,43 +500,43 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         span = (done / total, (done + weights[i]) / total)
         done += weights[i]
         if cancel is not None and cancel():
-            _mark_cancelled(results, recipe.variants[i:])
-            save()
+            _mark_cancelled(run, recipe.variants[i:])
+            run.save()
             raise Cancelled("cancelled")
         emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=span[0],
                                 message=f"variant {i + 1}/{len(recipe.variants)}: {spec.name}"))
         t0 = time.perf_counter()
         try:
-            reused = reuse.restore_variant(spec) if reuse is not None else None
-            if reused is not None:
-                row = reused.to_dict()
-            else:
-                row = run_variant(spec, baseline, ds, recipe, out, reference_predictions, stages, progress, cancel,
-                                  span)
+            row = reuse.restore_variant(spec) if reuse is not None else None
+            if row is None:
+                row = run_variant(spec, baseline, ds, recipe, folder, reference_predictions, stages, progress,
+                                  cancel, span)
                 if reuse is not None:
                     reuse.record_variant(spec, row)
         except Cancelled:
-            _mark_cancelled(results, recipe.variants[i:])
-            save()
+            _mark_cancelled(run, recipe.variants[i:])
+            run.save()
             raise
         except CompressionError as exc:
-            row = {**_variant_row(spec), "status": "failed", "error": str(exc)}
+            row = _variant_row(spec, RunStatus.FAILED, str(exc))
         except Exception as exc:  # noqa: BLE001 - one variant's bug must not lose the others
             log.exception("variant %s failed", spec.name)
-            row = {**_variant_row(spec), "status": "failed", "error": one_line(exc)}
-        row["seconds"] = round(time.perf_counter() - t0, 3)
-        results["variants"].append(row)
-        save()
+            row = _variant_row(spec, RunStatus.FAILED, one_line(exc))
+        row = row.replace(seconds=round(time.perf_counter() - t0, 3))
+        run.add(row)
+        run.save()
         emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=span[1],
-                                message=f"{spec.name}: {row['status']}", data={"row": row}))
-    ok = any(r["status"] == "ok" for r in results["variants"])
-    results["status"] = "ok" if ok else "failed"
-    if not ok:
-        results["error"] = "every variant failed: " + "; ".join(
-            f"{r['name']}: {r['error']}" for r in results["variants"])
-    save()
-    emit(progress, Progress(phase="done", fraction=1.0, message=f"finished in {results['elapsed_seconds']:.1f} s"))
-    return results_table(results)
+                                message=f"{spec.name}: {row.status.value}", data={"row": row.to_dict()}))
+    variants = run.results.variants
+    if any(v.ok for v in variants):
+        run.update(status=RunStatus.OK)
+    else:
+        run.update(status=RunStatus.FAILED,
+                   error="every variant failed: " + "; ".join(f"{v.name}: {v.error}" for v in variants))
+    run.save()
+    emit(progress, Progress(phase="done", fraction=1.0,
+                            message=f"finished in {run.results.elapsed_seconds:.1f} s"))
+    return results_table(run.results)
 
 
 def _open_reuse(recipe: Recipe, out: Path, cache):
@@ -492,85 +549,47 @@ def _open_reuse(recipe: Recipe, out: Path, cache):
     return cache.session(recipe, out) if cache is not None else None
 
 
-def _replay(recipe: Recipe, reuse, results: dict, save, progress: ProgressFn | None):
+def _replay(recipe: Recipe, reuse, run: ResultsWriter, progress: ProgressFn | None):
     """Every part of the run is cached: copy the files and rows in, no dataset, no TensorFlow."""
     entry = reuse.lookup_baseline()
     payload = reuse.restore_baseline(entry)
-    results.update(dataset=payload["dataset"], baseline={**payload["baseline"], "reused_from": entry.run_id},
-                   reference=payload["reference"])
-    save()
+    baseline = dataclasses.replace(BaselineInfo.from_dict(payload["baseline"]), reused_from=entry.run_id)
+    run.update(dataset=DatasetInfo.from_dict(payload["dataset"]), baseline=baseline,
+               reference=Reference.from_dict(payload["reference"]))
+    run.save()
     emit(progress, Progress(phase="baseline_done", fraction=0.05, message=f"baseline reused from run {entry.run_id}",
-                            data={"baseline": results["baseline"]}))
+                            data={"baseline": baseline.to_dict()}))
     n = len(recipe.variants)
     for i, spec in enumerate(recipe.variants):
         t0 = time.perf_counter()
         emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=0.05 + 0.95 * i / n,
                                 message=f"variant {i + 1}/{n}: {spec.name}"))
-        row = reuse.restore_variant(spec).replace(seconds=round(time.perf_counter() - t0, 3)).to_dict()
-        results["variants"].append(row)
-        save()
+        row = reuse.restore_variant(spec).replace(seconds=round(time.perf_counter() - t0, 3))
+        run.add(row)
+        run.save()
         emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=0.05 + 0.95 * (i + 1) / n,
-                                message=f"{spec.name}: ok (reused from run {row['reused_from']})",
-                                data={"row": row}))
-    results["status"] = "ok"
-    save()
-    emit(progress, Progress(phase="done", fraction=1.0, message=f"finished in {results['elapsed_seconds']:.1f} s"))
-    return results_table(results)
+                                message=f"{spec.name}: ok (reused from run {row.reused_from})",
+                                data={"row": row.to_dict()}))
+    run.update(status=RunStatus.OK)
+    run.save()
+    emit(progress, Progress(phase="done", fraction=1.0,
+                            message=f"finished in {run.results.elapsed_seconds:.1f} s"))
+    return results_table(run.results)
 
 
-def _mark_cancelled(results: dict, remaining) -> None:
-    results["status"] = "cancelled"
+def _mark_cancelled(run: ResultsWriter, remaining) -> None:
+    run.update(status=RunStatus.CANCELLED)
     for spec in remaining:
-        results["variants"].append({**_variant_row(spec), "status": "cancelled", "error": "cancelled"})
+        run.add(_variant_row(spec, RunStatus.CANCELLED, "cancelled"))
 
 
-def load_results(out_dir: str | Path) -> dict:
-    """Read a run folder's results.json."""
-    path = Path(out_dir) / RESULTS_FILE
-    if not path.exists():
-        raise CompressionError(f"No results.json in {out_dir}.")
-    return json.loads(path.read_text())
+def load_results(out_dir: str | Path) -> RunResults:
+    """Read a run folder's results.json.
 
-
-TABLE_COLUMNS = [
-    "name", "status", "techniques", "quantization", "accuracy", "delta_accuracy", "agreement",
-    "latency_median_ms", "latency_p90_ms", "throughput_sps", "size_bytes", "gzip_bytes", "ratio", "gzip_ratio",
-    "sparsity", "delegate", "input_dtype", "tflite", "error", "flags", "tflm_runs", "arena_bytes", "flash_bytes",
-]
-
-
-def results_table(results: dict):
-    """One row per variant, the reference-experiment columns, ratios against the float32 `.tflite`.
-
-    ``delta_accuracy`` is in accuracy points (×100) against the float baseline.
+    Raises:
+        CompressionError: the folder has no results.json, or it is not valid JSON.
     """
-    import pandas as pd
-
-    ref = results.get("reference") or {}
-    rows = []
-    for v in results.get("variants", []):
-        lat = v.get("latency_ms") or {}
-        size, gz = v.get("size_bytes"), v.get("gzip_bytes")
-        acc = v.get("accuracy")
-        rows.append({
-            "name": v["name"], "status": v["status"], "techniques": " + ".join(v.get("techniques", [])),
-            "quantization": v.get("quantization"), "accuracy": acc,
-            "delta_accuracy": (acc - ref["accuracy"]) * 100 if acc is not None and ref.get("accuracy") is not None
-            else None,
-            "agreement": v.get("agreement"), "latency_median_ms": lat.get("median"), "latency_p90_ms": lat.get("p90"),
-            "throughput_sps": v.get("throughput_sps"), "size_bytes": size, "gzip_bytes": gz,
-            "ratio": ref["size_bytes"] / size if size and ref.get("size_bytes") else None,
-            "gzip_ratio": ref["gzip_bytes"] / gz if gz and ref.get("gzip_bytes") else None,
-            "sparsity": v.get("sparsity"), "delegate": v.get("delegate"), "input_dtype": v.get("input_dtype"),
-            "tflite": v.get("tflite"), "error": v.get("error"),
-            "flags": "; ".join(f.get("code", "") for f in v.get("flags") or [] if isinstance(f, dict)),
-            **_tflm_columns(VariantResult.from_dict(v).tflm),
-        })
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
-
-
-def _tflm_columns(tflm) -> dict[str, Any]:
-    """TFLite Micro's columns: runs (True/False, None when not measured), arena (RAM) and flash bytes."""
-    if tflm is None:
-        return {"tflm_runs": None, "arena_bytes": None, "flash_bytes": None}
-    return {"tflm_runs": tflm.runnable, "arena_bytes": tflm.arena_bytes, "flash_bytes": tflm.flash_bytes}
+    results = RunFolder(out_dir).read_results()
+    if results is None:
+        raise CompressionError(f"No results.json in {out_dir}.")
+    return results

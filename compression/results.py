@@ -44,11 +44,13 @@ __all__ = [
     "RunKind",
     "RunResults",
     "RunStatus",
+    "TABLE_COLUMNS",
     "Timings",
     "TflmResult",
     "VariantResult",
     "best_ratio",
     "file_stem",
+    "results_table",
 ]
 
 ACCURACY_TOLERANCE = 0.01  # "at most one point of accuracy lost" for best_ratio
@@ -511,6 +513,10 @@ class RunResults(_Record):
         rows.insert(index, row)
         return dataclasses.replace(self, variants=tuple(rows))
 
+    def table(self):
+        """:func:`results_table` of these results (a pandas DataFrame)."""
+        return results_table(self)
+
     def best_ratio(self, tolerance: float = ACCURACY_TOLERANCE) -> float | None:
         """Best gzip ratio vs the float32 reference among ok variants losing at most ``tolerance`` accuracy."""
         ref = self.reference
@@ -524,6 +530,45 @@ class RunResults(_Record):
                 ratio = ref.gzip_bytes / v.gzip_bytes
                 best = ratio if best is None else max(best, ratio)
         return best
+
+
+TABLE_COLUMNS = [
+    "name", "status", "techniques", "quantization", "accuracy", "delta_accuracy", "agreement",
+    "latency_median_ms", "latency_p90_ms", "throughput_sps", "size_bytes", "gzip_bytes", "ratio", "gzip_ratio",
+    "sparsity", "delegate", "input_dtype", "tflite", "error", "flags", "tflm_runs", "arena_bytes", "flash_bytes",
+]
+
+
+def results_table(results: RunResults | dict | None):
+    """One row per variant, the reference-experiment columns, ratios against the float32 `.tflite`.
+
+    ``delta_accuracy`` is in accuracy points (×100) against the float baseline.
+
+    Usage::
+
+        results_table(RunFolder(run_dir).read_results())     # a pandas DataFrame, TABLE_COLUMNS
+    """
+    import pandas as pd
+
+    if not isinstance(results, RunResults):
+        results = RunResults.from_dict(results)
+    ref = results.reference
+    rows = [
+        {
+            "name": v.name, "status": v.status.value, "techniques": " + ".join(v.techniques),
+            "quantization": v.quantization, "accuracy": v.accuracy, "delta_accuracy": v.delta_accuracy(ref),
+            "agreement": v.agreement, "latency_median_ms": v.latency.median, "latency_p90_ms": v.latency.p90,
+            "throughput_sps": v.throughput_sps, "size_bytes": v.size_bytes, "gzip_bytes": v.gzip_bytes,
+            "ratio": v.ratio(ref), "gzip_ratio": v.gzip_ratio(ref), "sparsity": v.sparsity, "delegate": v.delegate,
+            "input_dtype": v.input_dtype, "tflite": v.tflite, "error": v.error,
+            "flags": "; ".join(f.code for f in v.flags),
+            "tflm_runs": v.tflm.runnable if v.tflm else None,
+            "arena_bytes": v.tflm.arena_bytes if v.tflm else None,
+            "flash_bytes": v.tflm.flash_bytes if v.tflm else None,
+        }
+        for v in results.variants
+    ]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def best_ratio(results: RunResults | dict | None, tolerance: float = ACCURACY_TOLERANCE) -> float | None:
@@ -599,6 +644,16 @@ class RunFolder:
             raise CompressionError(f"Variant {getattr(variant, 'name', variant)!r} has no .tflite file.")
         return self.path / Path(str(name)).name
 
+    def file(self, name: str) -> Path:
+        """A job's own file in the folder (e.g. ``search.json``): a plain name, never a path."""
+        if not name or Path(name).name != name or name.startswith("."):
+            raise CompressionError(f"A run folder file needs a plain name. Received: {name!r}")
+        return self.path / name
+
+    def tflite_files(self) -> list[Path]:
+        """Every `.tflite` in the folder (not temporaries), sorted."""
+        return sorted(p for p in self.path.glob("*.tflite") if p.is_file() and not p.name.startswith("."))
+
     def tflite_for_stem(self, stem: str) -> Path:
         return self.path / f"{stem}.tflite"
 
@@ -646,6 +701,60 @@ class RunFolder:
         from ._io import atomic_write_json
 
         atomic_write_json(self.results_file, results.to_dict())
+
+    def save_weights(self, stem: str, kernels: dict) -> Path:
+        """Write the kernels (name → array) of a model as ``weights/<stem>.npz``."""
+        import numpy as np
+
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        path = self.weights(stem)
+        np.savez_compressed(path, **kernels)
+        return path
+
+    def save_predictions(self, stem: str, classes) -> Path:
+        """Write predicted (or true: stem ``labels``) classes as ``predictions/<stem>.npy`` (int16)."""
+        import numpy as np
+
+        self.predictions_dir.mkdir(parents=True, exist_ok=True)
+        path = self.predictions(stem)
+        np.save(path, np.asarray(classes, dtype=np.int16))
+        return path
+
+    def save_baseline_model(self, model) -> Path:
+        """Save the float Keras baseline as ``baseline.keras`` (via a temporary name, then a rename)."""
+        tmp = self.path / f".{self.BASELINE_MODEL}.tmp.keras"
+        model.save(tmp)
+        tmp.replace(self.baseline_model)
+        return self.baseline_model
+
+    def load_weights(self, stem: str = "baseline") -> dict:
+        """The kernels of ``stem`` (name → array; :meth:`kernels` picks the file), {} when none. Never unpickles."""
+        import numpy as np
+
+        path = self.kernels(stem)
+        if not path.is_file():
+            return {}
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def load_predictions(self, stem: str = "baseline"):
+        """The classes saved for ``stem`` (``labels`` for the true ones), or None. Never unpickles."""
+        import numpy as np
+
+        path = self.predictions(stem)
+        return np.load(path, allow_pickle=False) if path.is_file() else None
+
+    def read_recipe_text(self) -> str | None:
+        """The text of recipe.json, or None when there is none."""
+        try:
+            return self.recipe_file.read_text("utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write_recipe_text(self, text: str) -> None:
+        from ._io import atomic_write_text
+
+        atomic_write_text(self.recipe_file, text)
 
     def size_bytes(self) -> int:
         """Bytes on disk of every file in the folder."""

@@ -38,11 +38,10 @@ from typing import Any
 
 from .config import Recipe
 from .errors import CompressionError
+from .results import RunFolder
 from .store import (
     DEFAULT_JOB,
     FINAL_STATUSES,
-    LOCK_NAME,
-    LOG_NAME,
     Store,
     default_root,
     describe_position,
@@ -327,12 +326,12 @@ class Runner:
         return spare.process
 
     def _spawn(self, run_id: str) -> None:
-        folder = self.store.run_dir(run_id)
+        folder = self.store.folder(run_id)
         lock_fd = None
         try:
             # Held before the worker exists and inherited by it: while this lock is held
             # the run has a live worker (Store.worker_alive), whatever happens to this process.
-            lock_fd = _acquire_lock(folder / LOCK_NAME)
+            lock_fd = _acquire_lock(folder.lock_file)
             process = self._hand_to_spare(run_id, lock_fd)
             if process is not None:
                 log.info("run %s: handed to the warm spare", run_id)
@@ -351,8 +350,8 @@ class Runner:
         self._workers[run_id] = _Worker(run_id, process, process.pid)
         log.info("run %s: worker pid %d", run_id, process.pid)
 
-    def _cold_start(self, run_id: str, folder: Path, lock_fd: int) -> subprocess.Popen:
-        with open(folder / LOG_NAME, "ab") as log_file:
+    def _cold_start(self, run_id: str, folder: RunFolder, lock_fd: int) -> subprocess.Popen:
+        with open(folder.log_file, "ab") as log_file:
             return subprocess.Popen(
                 [sys.executable, "-m", "compression.worker", str(self.store.root), run_id, "--lock-fd", str(lock_fd)],
                 stdin=subprocess.DEVNULL,

@@ -690,7 +690,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             variant = variant_of(params, name, layers, space.default_epochs, space.cluster_layers)
             row = run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
                               _trial_progress(trial, progress, base_acc, name), trial_cancel,
-                              fraction_span=(fraction, fraction))
+                              fraction_span=(fraction, fraction)).to_dict()
             if board is not None:
                 _measure_board(row, out)
             value, constraints, reasons, arena = _judge(row, budget_points, base_acc, spec.objective, board)

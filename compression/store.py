@@ -45,8 +45,10 @@ from typing import Any
 from ._io import atomic_write_bytes, atomic_write_text
 from .config import Recipe
 from .errors import CompressionError
+from .results import ACCURACY_TOLERANCE, FINAL_STATUSES, RunFolder, RunResults, RunStatus, best_ratio
 
 __all__ = [
+    "ACCURACY_TOLERANCE",
     "DATA_ENV",
     "DEFAULT_JOB",
     "FINAL_STATUSES",
@@ -62,13 +64,10 @@ __all__ = [
 DATA_ENV = "COMPRESSION_LAB_DATA"
 DEFAULT_JOB = "compression.recipes:run_recipe"
 DB_NAME = "lab.sqlite3"
-LOCK_NAME = "worker.lock"
-LOG_NAME = "worker.log"
+LOCK_NAME = RunFolder.LOCK
+LOG_NAME = RunFolder.LOG
 
-STATUSES = ("queued", "running", "ok", "failed", "cancelled", "interrupted")
-FINAL_STATUSES = frozenset({"ok", "failed", "cancelled", "interrupted"})
-
-ACCURACY_TOLERANCE = 0.01  # "at most one point of accuracy lost" for best_ratio
+STATUSES = tuple(s.value for s in RunStatus)
 BUSY_TIMEOUT_MS = 30_000
 MAX_BATCH_EVENTS = 2_000  # batch-level events kept per run before thinning
 CLAIM_GRACE_S = 60.0  # a claimed run may have no worker pid yet for this long
@@ -106,39 +105,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-# ---------------------------------------------------------------- results summary
-
-
-def best_ratio(results: dict | None, tolerance: float = ACCURACY_TOLERANCE) -> float | None:
-    """Best gzip size ratio vs the float32 reference among ok variants that lose at most ``tolerance`` accuracy.
-
-    Args:
-        results: a parsed results.json (see docs/architecture.md).
-        tolerance: accuracy (a fraction) a variant may lose against the reference.
-
-    Returns:
-        ``reference.gzip_bytes / variant.gzip_bytes`` of the best such variant, or
-        None when the results hold no reference or no qualifying variant.
-    """
-    if not isinstance(results, dict):
-        return None
-    reference = results.get("reference") or {}
-    ref_gzip, ref_acc = reference.get("gzip_bytes"), reference.get("accuracy")
-    if not _is_number(ref_gzip) or not _is_number(ref_acc) or ref_gzip <= 0:
-        return None
-    best = None
-    for row in results.get("variants") or []:
-        if not isinstance(row, dict) or row.get("status") != "ok":
-            continue
-        gz, acc = row.get("gzip_bytes"), row.get("accuracy")
-        if not _is_number(gz) or not _is_number(acc) or gz <= 0:
-            continue
-        if acc >= ref_acc - tolerance - 1e-12:
-            ratio = ref_gzip / gz
-            best = ratio if best is None else max(best, ratio)
-    return best
 
 
 def _is_number(value: Any) -> bool:
@@ -206,8 +172,8 @@ def _migration_2(conn: sqlite3.Connection, root: Path) -> None:
     ).fetchall()
     for (run_id,) in finished:
         try:
-            results = json.loads((root / "runs" / run_id / "results.json").read_text("utf-8"))
-        except (OSError, ValueError):
+            results = RunFolder(root / "runs" / run_id).read_results()
+        except (OSError, CompressionError):
             continue
         conn.execute("UPDATE runs SET best_ratio = ? WHERE id = ?", (best_ratio(results), run_id))
 
@@ -431,6 +397,14 @@ class Store:
             raise CompressionError(f"{run_id!r} is not a run id.")
         return self.runs_root / run_id
 
+    def folder(self, run_id: str) -> RunFolder:
+        """The :class:`~compression.results.RunFolder` of a run (its files' paths).
+
+        Raises:
+            CompressionError: ``run_id`` is not a run id.
+        """
+        return RunFolder(self.run_dir(run_id))
+
     def create_run(
         self,
         recipe: Recipe,
@@ -465,16 +439,16 @@ class Store:
             recipe = Recipe.from_dict(recipe)
         if not isinstance(job, str) or not _JOB.match(job):
             raise CompressionError(f"job must look like 'package.module:function'. Received: {job!r}")
-        reserved = ("recipe.json", "results.json")
+        reserved = (RunFolder.RECIPE, RunFolder.RESULTS)
         bad = [name for name in files or {} if not _SETTINGS_FILE.match(name) or name in reserved]
         if bad:
             raise CompressionError(f"A run's extra files must have plain .json names. Received: {bad[0]!r}")
         run_id = _new_run_id()
-        folder = self.run_dir(run_id)
-        folder.mkdir(parents=True)
-        atomic_write_text(folder / "recipe.json", recipe.to_json())
+        folder = self.folder(run_id)
+        folder.path.mkdir(parents=True)
+        folder.write_recipe_text(recipe.to_json())
         for name, text in (files or {}).items():
-            atomic_write_text(folder / name, text)
+            atomic_write_text(folder.file(name), text)
         model = recipe.model.name or Path(recipe.model.path or "").name
         now = time.time()
         status, started, pid = ("running", now, os.getpid()) if running else ("queued", None, None)
@@ -489,11 +463,9 @@ class Store:
 
     def recipe(self, run_id: str) -> Recipe:
         """The run's recipe, read back from its recipe.json."""
-        path = self.run_dir(run_id) / "recipe.json"
-        try:
-            text = path.read_text("utf-8")
-        except FileNotFoundError:
-            raise CompressionError(f"Run {run_id} has no recipe.json.") from None
+        text = self.folder(run_id).read_recipe_text()
+        if text is None:
+            raise CompressionError(f"Run {run_id} has no recipe.json.")
         return Recipe.from_json(text)
 
     def _row(self, conn: sqlite3.Connection, run_id: str) -> sqlite3.Row:
@@ -557,21 +529,13 @@ class Store:
                 ).fetchall()
         return [self._to_dict(r) for r in rows]
 
-    def results(self, run_id: str) -> dict | None:
-        """The run's parsed results.json, or None while it has none.
+    def results(self, run_id: str) -> RunResults | None:
+        """The run's results.json as :class:`~compression.results.RunResults`, or None while it has none.
 
         Raises:
             CompressionError: the file exists but is not valid JSON.
         """
-        path = self.run_dir(run_id) / "results.json"
-        try:
-            text = path.read_text("utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise CompressionError(f"The results.json of run {run_id} is not valid JSON.") from None
+        return self.folder(run_id).read_results()
 
     def set_status(
         self,
@@ -618,7 +582,7 @@ class Store:
                 conn.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (status, error, run_id))
         return True
 
-    def _results_quietly(self, run_id: str) -> dict | None:
+    def _results_quietly(self, run_id: str) -> RunResults | None:
         try:
             return self.results(run_id)
         except CompressionError:
@@ -774,7 +738,7 @@ class Store:
 
     def worker_lock_held(self, run_id: str) -> bool:
         """True while a process started by a runner holds the run's worker lock."""
-        return bool(_lock_is_held(self.run_dir(run_id) / LOCK_NAME))
+        return bool(_lock_is_held(self.folder(run_id).lock_file))
 
     def worker_alive(self, run: dict[str, Any]) -> bool:
         """Whether the worker of a running run (a :meth:`running_runs` dict) is still alive.
@@ -784,7 +748,7 @@ class Store:
         process dies, however it dies, so a free lock means a dead worker
         (robust to pid reuse). Without a lock file, fall back to the pid.
         """
-        held = _lock_is_held(self.run_dir(run["id"]) / LOCK_NAME)
+        held = _lock_is_held(self.folder(run["id"]).lock_file)
         if held:
             return True
         if run["pid"] is None:
@@ -904,8 +868,8 @@ class Store:
             if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
                 raise CompressionError(f"The export's manifest names an invalid run id {run_id!r}.")
             files = {name[len("run/") :]: info for name, info in members.items() if name.startswith("run/")}
-            if "recipe.json" not in files:
-                raise CompressionError("The export holds no run/recipe.json.")
+            if RunFolder.RECIPE not in files:
+                raise CompressionError(f"The export holds no run/{RunFolder.RECIPE}.")
             expected = manifest.get("files")
             if not isinstance(expected, dict) or set(expected) != set(files):
                 raise CompressionError("The export's file list does not match its manifest.")
@@ -925,7 +889,7 @@ class Store:
                     target = staging / rel
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(content)
-                Recipe.from_json((staging / "recipe.json").read_text("utf-8"))
+                Recipe.from_json(RunFolder(staging).read_recipe_text() or "")
                 return self._insert_imported(row, manifest.get("events") or [], staging)
             finally:
                 if staging.exists():

@@ -59,8 +59,7 @@ def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] |
             steps = self.params.get("steps") or 1
             emit(progress, Progress(
                 phase=phase, variant=variant, fraction=self._fraction(self.epoch + (batch + 1) / steps),
-                epoch=self.epoch + 1, epochs=epochs, batch=batch + 1,
-                loss=_finite(logs.get("loss")), accuracy=_finite(logs.get("accuracy")),
+                epoch=self.epoch + 1, epochs=epochs, batch=batch + 1, **_loss_and_accuracy(logs),
             ))
 
         def on_epoch_end(self, epoch, logs=None):
@@ -70,7 +69,7 @@ def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] |
                     self.history[key].append(float(logs[key]))
             emit(progress, Progress(
                 phase=phase, variant=variant, fraction=self._fraction(epoch + 1), epoch=epoch + 1, epochs=epochs,
-                loss=_finite(logs.get("loss")), accuracy=_finite(logs.get("accuracy")),
+                **_loss_and_accuracy(logs),
                 message=f"epoch {epoch + 1}/{epochs}",
                 data={"epoch_end": True, **{k: float(v) for k, v in logs.items()}},
             ))
@@ -80,6 +79,11 @@ def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] |
 
 def _finite(v):
     return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _loss_and_accuracy(logs: dict) -> dict:
+    """The Progress fields ``loss`` and ``accuracy`` from Keras logs (None when absent or not finite)."""
+    return {key: _finite(logs.get(key)) for key in ("loss", "accuracy")}
 
 
 def fit(model, x, y, *, epochs: int, batch_size: int, validation_split: float = 0.0, callbacks=(),

@@ -32,7 +32,8 @@ from typing import Any
 
 from .errors import CompressionError
 from .progress import Cancelled
-from .store import FINAL_STATUSES, LOCK_NAME, LOG_NAME, Store, describe_position
+from .results import RunResults, RunStatus
+from .store import FINAL_STATUSES, Store, describe_position
 
 log = logging.getLogger("compression.worker")
 
@@ -100,7 +101,7 @@ class CancelCheck:
 
 
 def _take_lock(store: Store, run_id: str) -> int:
-    fd = os.open(store.run_dir(run_id) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(store.folder(run_id).lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -173,9 +174,9 @@ def _call_job(
     except BaseException as exc:  # SystemExit / KeyboardInterrupt from inside the job
         log.exception("run %s: the job exited", run_id)
         return "failed", f"The job stopped early ({type(exc).__name__}) {describe_position(progress.last)}."
-    if isinstance(results, dict) and results.get("status") == "failed":
+    if isinstance(results, RunResults) and results.status is RunStatus.FAILED:
         # run_recipe records failing variants instead of raising; all of them failing fails the run.
-        return "failed", str(results.get("error") or "Every variant failed.")
+        return "failed", str(results.error or "Every variant failed.")
     return "ok", None
 
 
@@ -256,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         args.run_id, args.lock_fd = handed
         store = Store(args.root)
-        _log_to(store.run_dir(args.run_id) / LOG_NAME)
+        _log_to(store.folder(args.run_id).log_file)
         log.info("run %s: handed to the warm worker pid %d", args.run_id, os.getpid())
     elif args.run_id is None:
         parser.error("a run id (or --spare-fd) is needed")

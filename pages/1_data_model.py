@@ -242,7 +242,7 @@ if ss.get("train_run_id"):
     widgets.run_monitor(ss["train_run_id"], curve=True, key="train")
     trained = state.trained_baseline()
     if trained is not None:
-        acc = f" (test accuracy {trained['accuracy']:.1%})" if trained.get("accuracy") is not None else ""
+        acc = f" (test accuracy {trained['accuracy']:.1%})" if trained["accuracy"] is not None else ""
         st.success(f"Baseline trained{acc}: the Compress page starts from it.")
     elif ss.get("train_key") != {"data": state.data_key(), "model": state.model_key()}:
         st.caption("That training run was for another dataset or model; the Compress page does not use it.")

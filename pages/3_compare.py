@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from compression import charts, export
 from compression.boards import BOARDS, CUSTOM, fit_table, format_bytes, get_board
 from compression.errors import CompressionError
-from compression.recipes import file_stem
-from compression.store import FINAL_STATUSES, best_ratio
+from compression.results import FINAL_STATUSES, BaselineInfo, Reference, file_stem
 from ui import state, widgets
 
 state.init({"compare_board": "nano33", "compare_ram_kb": 256.0, "compare_flash_kb": 1024.0})
@@ -36,36 +33,35 @@ run = store.get_run(run_id)
 if run["status"] not in FINAL_STATUSES:
     widgets.run_monitor(run_id, key="compare")
 results = widgets.results_of(run_id)
-if not results or not results.get("variants"):
+if not results or not results.variants:
     st.info("No variant has finished yet; this page fills in as they do.")
     st.stop()
 
 df = charts.results_frame(results)
 ok = df[df["status"] == "ok"]
-baseline = results.get("baseline") or {}
-reference = results.get("reference") or {}
+baseline = results.baseline or BaselineInfo()
+reference = results.reference or Reference()
+base_acc = baseline.accuracy if baseline.accuracy is not None else float("nan")
 m = st.columns(4)
-m[0].metric(
-    "baseline accuracy", f"{baseline.get('accuracy', float('nan')):.2%}", help="Float Keras model on the test set."
-)
+m[0].metric("baseline accuracy", f"{base_acc:.2%}", help="Float Keras model on the test set.")
 m[1].metric(
     "float32 .tflite",
-    f"{reference.get('size_bytes', 0):,} B",
-    help=f"gzip: {reference.get('gzip_bytes', 0):,} B. Ratios are against this file.",
+    f"{reference.size_bytes or 0:,} B",
+    help=f"gzip: {reference.gzip_bytes or 0:,} B. Ratios are against this file.",
 )
-ratio = best_ratio(results)
+ratio = results.best_ratio()
 m[2].metric(
     "best gzip ratio, ≤1 point lost",
     f"{ratio:.2f}×" if ratio else "—",
     help="The smallest variant (gzip) whose accuracy is at most one point below the baseline's.",
 )
 m[3].metric("variants finished", f"{len(ok)} / {run['n_variants']}")
-if results.get("dataset"):
-    d = results["dataset"]
+if results.dataset:
+    d = results.dataset
     st.caption(
-        f"{d['name']}: {d['n_train']:,} training / {d['n_test']:,} test samples · model "
-        f"{run['model']} · baseline {baseline.get('source', '?')} · host latency (this machine's CPU, not a "
-        f"device) with {results['recipe']['evaluation']['threads']} thread(s), batch 1."
+        f"{d.name}: {d.n_train:,} training / {d.n_test:,} test samples · model "
+        f"{run['model']} · baseline {baseline.source or '?'} · host latency (this machine's CPU, not a "
+        f"device) with {results.recipe['evaluation']['threads']} thread(s), batch 1."
     )
 
 # ---------------------------------------------------------------- table
@@ -75,12 +71,12 @@ widgets.results_table(df, key="compare_table")
 failed = df[df["status"] != "ok"]
 for _, row in failed.iterrows():
     st.error(f"{row['name']}: {row['status']} — {row['error']}")
-for flag in baseline.get("flags") or []:
-    st.warning(f"Baseline: {flag['message']}")
-for v in results["variants"]:
-    for flag in v.get("flags") or []:
-        st.warning(f"{v['name']}: {flag['message']}")
-notes = [(v["name"], n) for v in results["variants"] for n in v.get("notes") or []]
+for flag in baseline.flags:
+    st.warning(f"Baseline: {flag.message}")
+for v in results.variants:
+    for flag in v.flags:
+        st.warning(f"{v.name}: {flag.message}")
+notes = [(v.name, n) for v in results.variants for n in v.notes]
 if notes:
     with st.expander(f"Notes ({len(notes)})"):
         for name, note in notes:
@@ -165,12 +161,12 @@ st.caption(
 # ---------------------------------------------------------------- downloads
 
 st.subheader("Downloads")
-folder = Path(run["dir"])
-files = [(r["name"], r["tflite"]) for r in results["variants"] if r["status"] == "ok" and r.get("tflite")]
+folder = store.folder(run_id)
+files = [(v.name, v.tflite) for v in results.ok_variants if v.tflite]
 st.markdown("**Each variant's `.tflite`**")
 cols = st.columns(4)
 for i, (name, tflite) in enumerate(files):
-    path = folder / tflite
+    path = folder.tflite(tflite)
     if path.is_file():
         data = path.read_bytes()
         cols[i % 4].download_button(
@@ -215,7 +211,7 @@ cols[2].download_button(
 )
 cols[3].download_button(
     "recipe.json",
-    data=export.recipe_json(results["recipe"]),
+    data=export.recipe_json(results.recipe),
     file_name=f"{stem}-recipe.json",
     mime="application/json",
     key="dl_recipe",
@@ -223,11 +219,11 @@ cols[3].download_button(
     on_click="ignore",
     help="Run it again with the CLI: python -m compression run recipe.json",
 )
-if (folder / "baseline.keras").is_file():
+if folder.baseline_model.is_file():
     cols[4].download_button(
-        "baseline.keras",
-        data=lambda: (folder / "baseline.keras").read_bytes(),
-        file_name="baseline.keras",
+        folder.BASELINE_MODEL,
+        data=lambda: folder.baseline_model.read_bytes(),
+        file_name=folder.BASELINE_MODEL,
         mime="application/octet-stream",
         key="dl_baseline",
         icon=":material/download:",
@@ -244,7 +240,7 @@ if names:
     c1, c2, c3 = st.columns(3)
     c1.download_button(
         f"reproduce_{file_stem(chosen)}.py",
-        data=lambda: export.reproduce_script(results["recipe"], chosen, run_id=run_id),
+        data=lambda: export.reproduce_script(results.recipe, chosen, run_id=run_id),
         file_name=f"reproduce_{file_stem(chosen)}.py",
         mime="text/x-python",
         key="dl_script",
@@ -253,5 +249,5 @@ if names:
         help="A standalone script that rebuilds this variant from baseline.keras with tfmot and the TFLite "
         "converter, then measures it.",
     )
-    widgets.c_pair_buttons((c2, c3), folder / tflite, key="dl_c")
+    widgets.c_pair_buttons((c2, c3), folder.tflite(tflite), key="dl_c")
 widgets.page_link("inspect", "Inspect a variant: layers, weights, confusion matrix", icon=state.ICONS["inspect"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -13,8 +11,7 @@ from compression.boards import format_bytes
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.pruning import sparsity_curve
-from compression.recipes import file_stem
-from compression.results import RunFolder, VariantResult
+from compression.results import BaselineInfo, Reference, RunFolder
 from ui import file_weights, state, widgets
 
 state.init()
@@ -24,18 +21,14 @@ st.title(f"{state.ICONS['inspect']} Inspect")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def kernels(path: str, mtime: float) -> dict[str, np.ndarray]:
+def kernels(run_dir: str, stem: str, mtime: float) -> dict[str, np.ndarray]:
     """The saved kernels of a model (``weights/<stem>.npz``); never unpickles."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return RunFolder(run_dir).load_weights(stem)
 
 
-def load_kernels(path: Path) -> dict[str, np.ndarray]:
-    return kernels(str(path), path.stat().st_mtime) if path.is_file() else {}
-
-
-def load_array(path: Path) -> np.ndarray | None:
-    return np.load(path, allow_pickle=False) if path.is_file() else None
+def load_kernels(folder: RunFolder, stem: str) -> dict[str, np.ndarray]:
+    path = folder.kernels(stem)  # a post-training variant's are the baseline's
+    return kernels(str(folder.path), stem, path.stat().st_mtime) if path.is_file() else {}
 
 
 runs = widgets.my_runs()
@@ -53,53 +46,51 @@ run_id = widgets.pick_run("inspect_run", runs, default=ss.get("run_id"))
 ss["run_id"] = run_id
 run = store.get_run(run_id)
 results = widgets.results_of(run_id)
-rows = [v for v in (results or {}).get("variants", []) if v["status"] == "ok"]
+rows = results.ok_variants if results else ()
 if not rows:
     st.info("No finished variant in this run yet.")
     st.stop()
 
-names = [v["name"] for v in rows]
+names = [v.name for v in rows]
 state.ensure_option("inspect_variant", names, next((n for n in names if n != "float32"), None))
 chosen = st.selectbox("Variant", names, key="inspect_variant", help="Compared with the float baseline it started from.")
-row = next(v for v in rows if v["name"] == chosen)
-folder = Path(run["dir"])
-stem = file_stem(chosen)
-baseline = results.get("baseline") or {}
-reference = results.get("reference") or {}
+row = results.variant(chosen)
+folder = store.folder(run_id)
+stem = row.stem
+baseline = results.baseline or BaselineInfo()
+reference = results.reference or Reference()
 
 m = st.columns(5)
-acc, base_acc = row.get("accuracy"), baseline.get("accuracy")
+acc, base_acc = row.accuracy, baseline.accuracy
 m[0].metric("accuracy", f"{acc:.2%}", delta=f"{(acc - base_acc) * 100:+.2f} points" if base_acc is not None else None)
-gz = row.get("gzip_bytes")
+gz, gzip_ratio = row.gzip_bytes, row.gzip_ratio(reference)
 m[1].metric(
     "gzip size",
     f"{gz:,} B",
-    delta=f"{reference['gzip_bytes'] / gz:.2f}× smaller" if reference.get("gzip_bytes") and gz else None,
+    delta=f"{gzip_ratio:.2f}× smaller" if gzip_ratio else None,
     delta_color="off",
 )
-m[2].metric("sparsity", f"{row.get('sparsity') or 0:.1%}")
+m[2].metric("sparsity", f"{row.sparsity or 0:.1%}")
+latency = row.latency.median if row.latency.median is not None else float("nan")
 m[3].metric(
     "host latency (median)",
-    f"{(row.get('latency_ms') or {}).get('median', float('nan')):.4f} ms",
+    f"{latency:.4f} ms",
     help="Batch 1 on this machine's CPU (LiteRT, XNNPACK when it takes the model): not a microcontroller's latency.",
 )
 m[4].metric(
     "delegate",
-    row.get("delegate") or "—",
-    help=f"Input {row.get('input_dtype')}, output "
-    f"{row.get('output_dtype')}. 'none' means the builtin kernels ran it (no XNNPACK).",
+    row.delegate or "—",
+    help=f"Input {row.input_dtype}, output "
+    f"{row.output_dtype}. 'none' means the builtin kernels ran it (no XNNPACK).",
 )
 st.caption(
-    "Techniques: "
-    + " + ".join(row.get("techniques", []))
-    + " — "
-    + charts.describe_settings(row.get("settings")).replace("<br>", "; ")
+    "Techniques: " + " + ".join(row.techniques) + " — " + charts.describe_settings(row.settings).replace("<br>", "; ")
 )
 
 # ---------------------------------------------------------------- on a microcontroller
 
 st.subheader("On a microcontroller (TensorFlow Lite Micro)")
-tflm = VariantResult.from_dict(row).tflm
+tflm = row.tflm
 if tflm is None:
     st.info("This run did not measure the variant under TensorFlow Lite Micro.")
 elif tflm.runnable:
@@ -117,16 +108,16 @@ elif tflm.runnable:
 else:
     how = "cannot run under TFLite Micro" if tflm.runnable is False else "was not measured"
     st.warning(f"{chosen} {how}: {tflm.reason}")
-if row.get("tflite"):
-    widgets.c_pair_buttons(st.columns(2), folder / row["tflite"], key="inspect_c")
+if row.tflite:
+    widgets.c_pair_buttons(st.columns(2), folder.tflite(row), key="inspect_c")
 
 # ---------------------------------------------------------------- layers and weights
 
-before = load_kernels(RunFolder(folder).kernels("baseline"))
-after = load_kernels(RunFolder(folder).kernels(stem))
+before = load_kernels(folder, "baseline")
+after = load_kernels(folder, stem)
 st.subheader("Layers")
 st.plotly_chart(
-    charts.layer_bars(charts.layer_frame(row.get("layers"), charts.kernel_stats(before))),
+    charts.layer_bars(charts.layer_frame(row.layers, charts.kernel_stats(before))),
     width="stretch",
     key="inspect_layers",
 )
@@ -147,18 +138,18 @@ if layers:
 else:
     st.info("This run saved no weights for the variant.")
 
-file_weights.section(run["dir"], results, chosen)
+file_weights.section(folder, results, chosen)
 
 # ---------------------------------------------------------------- predictions
 
 st.subheader("Predictions")
-labels = load_array(folder / "predictions" / "labels.npy")
-predictions = load_array(folder / "predictions" / f"{stem}.npy")
-class_names = (results.get("dataset") or {}).get("class_names")
+labels = folder.load_predictions("labels")
+predictions = folder.load_predictions(stem)
+class_names = list(results.dataset.class_names) if results.dataset and results.dataset.class_names else None
 if labels is not None and predictions is not None:
     st.plotly_chart(charts.confusion_matrix(labels, predictions, class_names), width="stretch", key="inspect_confusion")
-    if row.get("agreement") is not None:
-        st.caption(f"Agrees with the float baseline on {row['agreement']:.1%} of the test samples.")
+    if row.agreement is not None:
+        st.caption(f"Agrees with the float baseline on {row.agreement:.1%} of the test samples.")
 else:
     st.info("No saved predictions for this variant.")
 
@@ -167,19 +158,18 @@ else:
 a, b = st.columns(2)
 with a:
     st.subheader("Ops in the .tflite")
-    ops = row.get("ops") or []
-    if ops:
-        st.dataframe(pd.DataFrame({"op": ops}), hide_index=True, width="stretch", key="inspect_ops")
+    if row.ops:
+        st.dataframe(pd.DataFrame({"op": list(row.ops)}), hide_index=True, width="stretch", key="inspect_ops")
     st.caption(
-        f"Input {row.get('input_dtype')}, output {row.get('output_dtype')}; {row.get('params', 0):,} parameters; "
-        f"delegate {row.get('delegate')}."
+        f"Input {row.input_dtype}, output {row.output_dtype}; {row.params or 0:,} parameters; "
+        f"delegate {row.delegate}."
     )
-    if row.get("delegate_note"):
-        st.caption(f"Delegate note: {row['delegate_note']}")
+    if row.delegate_note:
+        st.caption(f"Delegate note: {row.delegate_note}")
 with b:
     st.subheader("Sparsity schedule applied")
-    schedule = row.get("schedule")
-    pruning = (row.get("settings") or {}).get("pruning")
+    schedule = row.schedule
+    pruning = row.settings.get("pruning")
     if schedule and pruning:
         steps, target = sparsity_curve(PruningConfig(**pruning), int(schedule["total_steps"]))
         st.plotly_chart(charts.schedule_curve(steps, target, schedule), width="stretch", key="inspect_schedule")
@@ -188,33 +178,19 @@ with b:
     else:
         st.caption("This variant was not pruned.")
 
-history = row.get("history") or {}
-if history:
+epochs = charts.history_frame(row.history, variant=chosen)
+if row.history:
     st.subheader("Fine-tuning")
-    frames = [
-        pd.DataFrame(
-            {
-                "phase": stage,
-                "variant": chosen,
-                "epoch": range(1, len(h.get("loss", [])) + 1),
-                "batch": range(1, len(h.get("loss", [])) + 1),
-                "loss": h.get("loss", []),
-                "accuracy": (h.get("accuracy") or [None] * len(h.get("loss", [])))[: len(h.get("loss", []))],
-            }
-        )
-        for stage, h in history.items()
-        if h.get("loss")
-    ]
-    if frames:
-        fig = charts.training_curves(pd.concat(frames, ignore_index=True), title="Loss and accuracy per epoch")
+    if len(epochs):
+        fig = charts.training_curves(epochs, title="Loss and accuracy per epoch")
         fig.update_xaxes(title_text="epoch")
         st.plotly_chart(fig, width="stretch", key="inspect_history")
 
 st.subheader("Notes")
-if row.get("float_layers"):
+if row.float_layers:
     st.markdown("**Layers left float by QAT**")
-    st.dataframe(pd.DataFrame(row["float_layers"]), hide_index=True, width="stretch", key="inspect_float_layers")
-for note in row.get("notes") or []:
+    st.dataframe(pd.DataFrame(list(row.float_layers)), hide_index=True, width="stretch", key="inspect_float_layers")
+for note in row.notes:
     st.markdown(f"- {note}")
-if not row.get("float_layers") and not row.get("notes"):
+if not row.float_layers and not row.notes:
     st.caption("Nothing to report for this variant.")

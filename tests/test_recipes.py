@@ -50,13 +50,14 @@ def test_results_table_and_files(mixed_run):
         data = (out / ok.loc[name, "tflite"]).read_bytes()
         assert len(data) == ok.loc[name, "size_bytes"]
     results = load_results(out)
-    assert Recipe.from_dict(results["recipe"]) == r
-    assert results["versions"]["tensorflow"].startswith("2.21")
-    row = results["variants"][2]
-    assert {"median", "p90", "mean", "std", "runs", "threads"} <= set(row["latency_ms"])
-    assert row["latency_ms"]["runs"] == 20 and row["latency_ms"]["threads"] == 1
-    assert {layer["name"] for layer in row["layers"]} == {"conv", "logits"}
-    assert set(row["timings"]) == {"fine_tune", "convert", "measure"}
+    assert Recipe.from_dict(results.recipe) == r
+    assert results.versions["tensorflow"].startswith("2.21")
+    row = results.variants[2]
+    raw = json.loads((out / "results.json").read_text())["variants"][2]  # the file keeps its schema
+    assert {"median", "p90", "mean", "std", "runs", "threads"} <= set(raw["latency_ms"])
+    assert row.latency.runs == 20 and row.latency.threads == 1
+    assert {layer.name for layer in row.layers} == {"conv", "logits"}
+    assert set(raw["timings"]) == {"fine_tune", "convert", "measure"}
     assert np.load(out / "predictions" / "pqat.npy").shape == (360,)
 
 
@@ -65,7 +66,7 @@ def test_one_failing_variant_keeps_the_others(mixed_run):
     failed = table.set_index("name").loc["too-many-clusters"]
     assert failed.status == "failed"
     assert "None of the chosen layers can be clustered" in failed.error
-    assert load_results(out)["status"] == "ok"
+    assert load_results(out).status == "ok"
     done = [e.variant for e in events if e.phase == "variant_done"]
     assert done == ["float32", "int8", "pqat", "too-many-clusters"]
     fractions = [e.fraction for e in events]
@@ -87,11 +88,11 @@ def test_trained_baseline_and_distillation(tmp_path):
                model={"name": "mlp"}, baseline={"pretrained": False, "epochs": 2})
     table = run_recipe(r, tmp_path)
     results = load_results(tmp_path)
-    assert results["baseline"]["source"] == "trained"
-    assert len(results["baseline"]["history"]["loss"]) == 2
-    row = results["variants"][0]
-    assert row["status"] == "ok", row["error"]
-    assert row["distillation"]["params"] == 1210 < row["distillation"]["teacher_params"]
+    assert results.baseline.source == "trained"
+    assert len(results.baseline.history["loss"]) == 2
+    row = results.variants[0]
+    assert row.status == "ok", row.error
+    assert row.distillation["params"] == 1210 < row.distillation["teacher_params"]
     assert table.loc[0, "input_dtype"] == "int8"
 
 
@@ -114,8 +115,8 @@ def test_cancel_keeps_finished_variants(tmp_path):
         run_recipe(recipe({"name": "float32"}, {"name": "qat", "qat": {}, "fine_tune_epochs": 3}), tmp_path,
                    progress=progress, cancel=lambda: state["done"] >= 1)
     results = load_results(tmp_path)
-    assert results["status"] == "cancelled"
-    assert [(v["name"], v["status"]) for v in results["variants"]] == [("float32", "ok"), ("qat", "cancelled")]
+    assert results.status == "cancelled"
+    assert [(v.name, v.status) for v in results.variants] == [("float32", "ok"), ("qat", "cancelled")]
 
 
 def test_lstm_user_model_converts_and_runs(tmp_path, digits):

@@ -117,7 +117,7 @@ def test_a_run_goes_through_a_worker_process_to_ok(store, make_runner):
     assert run["session"] == "tab-1" and run["title"] == "happy"
     assert run["best_ratio"] == pytest.approx(2.0)
     results = runner.store.results(run_id)
-    assert results["recipe"]["title"] == "happy" and results["run_dir"] == run_id
+    assert results.title == "happy" and results.extra["run_dir"] == run_id
     assert (run["dir"] / "int8.tflite").read_bytes() == fake_tflite("happy", "int8")
     events = runner.store.events(run_id)
     assert [e["variant"] for e in events if e["phase"] == "variant_done"] == ["float32", "int8"]
@@ -140,8 +140,8 @@ def test_two_runs_submitted_together_both_finish_with_their_own_results(store, m
     assert runs[a]["pid"] != runs[b]["pid"]
     for run_id, title, variants in ((a, "run A", ["float32"]), (b, "run B", ["float32", "int8", "dynamic"])):
         results = store.results(run_id)
-        assert results["recipe"]["title"] == title and results["run_dir"] == run_id
-        assert [r["name"] for r in results["variants"]] == variants
+        assert results.title == title and results.extra["run_dir"] == run_id
+        assert [r.name for r in results.variants] == variants
         assert sorted(p.name for p in store.run_dir(run_id).glob("*.tflite")) == sorted(f"{v}.tflite" for v in variants)
         for v in variants:
             assert (store.run_dir(run_id) / f"{v}.tflite").read_bytes() == fake_tflite(title, v)
@@ -169,7 +169,7 @@ def test_a_segfaulting_worker_is_reported_and_the_next_run_still_runs(store, mak
         crashed["error"] == "The worker process crashed (signal SIGSEGV) while converting variant 'int8'."
     )
     assert "Segmentation fault" in (crashed["dir"] / "worker.log").read_text()  # faulthandler's stack
-    assert ok["status"] == "ok" and store.results(after)["recipe"]["title"] == "after"
+    assert ok["status"] == "ok" and store.results(after).title == "after"
     assert runner.alive and store.integrity_check() == "ok"
 
 
@@ -241,7 +241,7 @@ def test_sigkill_of_a_worker_mid_run_fails_it_and_harms_nothing_else(store, make
     assert store2.integrity_check() == "ok"
     assert snapshot(store2.run_dir(earlier)) == earlier_files
     assert store2.get_run(earlier) | {"duration": None} == earlier_row | {"duration": None}
-    assert store2.results(victim)["recipe"]["title"] == "victim"  # the atomically rewritten file is whole
+    assert store2.results(victim).title == "victim"  # the atomically rewritten file is whole
 
 
 def test_sigkill_while_the_server_is_down_marks_the_run_interrupted_and_queued_runs_resume(store, make_runner):
@@ -269,7 +269,7 @@ def test_sigkill_while_the_server_is_down_marks_the_run_interrupted_and_queued_r
     assert runner2.interrupted_at_start == [victim]
     assert victim_after["status"] == "interrupted"
     assert "while fine-tuning variant 'float32'" in victim_after["error"]
-    assert resumed["status"] == "ok" and store2.results(queued)["recipe"]["title"] == "queued"
+    assert resumed["status"] == "ok" and store2.results(queued).title == "queued"
     assert store2.integrity_check() == "ok"
     assert snapshot(store2.run_dir(earlier)) == earlier_files
     assert store2.get_run(earlier) | {"duration": None} == earlier_row | {"duration": None}
@@ -410,8 +410,8 @@ def test_a_real_tiny_recipe_runs_through_the_runner(store, make_runner):
     assert run["status"] == "ok", run["error"]
     assert run["job"] == "compression.recipes:run_recipe"
     results = store.results(run_id)
-    assert [v["name"] for v in results["variants"]] == ["float32", "int8"]
-    assert all(v["status"] == "ok" for v in results["variants"])
+    assert [v.name for v in results.variants] == ["float32", "int8"]
+    assert all(v.status == "ok" for v in results.variants)
     assert (run["dir"] / "float32.tflite").is_file() and (run["dir"] / "int8.tflite").is_file()
     assert (run["dir"] / "baseline.keras").is_file()
     assert run["best_ratio"] >= 0.99  # at worst the float32 variant itself

@@ -350,11 +350,12 @@ def trained_baseline() -> dict | None:
         run = store().get_run(run_id)
     except CompressionError:
         return None
-    path = Path(run["dir"]) / "baseline.keras"
+    path = store().folder(run_id).baseline_model
     if run["status"] != "ok" or not path.exists():
         return None
-    results = store().results(run_id) or {}
-    return {"run_id": run_id, "path": str(path), "accuracy": (results.get("baseline") or {}).get("accuracy")}
+    results = store().results(run_id)
+    baseline = results.baseline if results else None
+    return {"run_id": run_id, "path": str(path), "accuracy": baseline.accuracy if baseline else None}
 
 
 def recipe_parts() -> dict:
@@ -381,7 +382,7 @@ def recipe_parts() -> dict:
         model_label = model["name"]
     trained = trained_baseline()
     if trained is not None:
-        acc = f", accuracy {trained['accuracy']:.1%}" if trained.get("accuracy") is not None else ""
+        acc = f", accuracy {trained['accuracy']:.1%}" if trained["accuracy"] is not None else ""
         return {
             "dataset": dataset_spec,
             "model": {"name": None, "path": trained["path"]},

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +10,8 @@ from streamlit.errors import StreamlitAPIException
 
 from compression import charts, export
 from compression.errors import CompressionError
-from compression.store import FINAL_STATUSES
+from compression.results import FINAL_STATUSES, RunResults
+from compression.tables import format_duration, format_when, variant_status_rows
 
 from . import state
 
@@ -48,20 +47,8 @@ def explain(title: str, what: str, expect: str) -> None:
         st.markdown(f"**What this does.** {what}\n\n**What to expect.** {expect}")
 
 
-def when(iso: str | None) -> str:
-    if not iso:
-        return ""
-    try:
-        return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return ""
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+when = format_when
+duration = format_duration
 
 
 def run_label(run: dict) -> str:
@@ -85,7 +72,7 @@ def my_runs() -> list[dict]:
     return [r for r in state.store().list_runs(session=state.session_id()) if not r["title"].startswith("Baseline:")]
 
 
-def results_of(run_id: str) -> dict | None:
+def results_of(run_id: str) -> RunResults | None:
     try:
         return state.store().results(run_id)
     except CompressionError as exc:
@@ -165,53 +152,13 @@ def results_table(df: pd.DataFrame, key: str | None = None) -> None:
 # ---------------------------------------------------------------- the live run monitor
 
 
-def _variant_rows(run: dict, results: dict | None) -> pd.DataFrame:
-    """One line per variant of the recipe: finished ones from results.json, the rest queued/running."""
+def _variant_rows(run: dict, results: RunResults | None) -> pd.DataFrame:
+    """One line per variant of the recipe (:func:`compression.tables.variant_status_rows`)."""
     try:
         names = [v.name for v in state.store().recipe(run["id"]).variants]
     except CompressionError:
         names = []
-    done = {v["name"]: v for v in (results or {}).get("variants", [])}
-    table = charts.results_frame(results).set_index("name") if results and results.get("variants") else None
-    current = (run.get("progress") or {}).get("variant")
-    rows = []
-    for name in names:
-        if name in done:
-            v = done[name]
-            row = {"variant": name, "status": v["status"]}
-            if table is not None and name in table.index:
-                t = table.loc[name]
-                row.update(
-                    accuracy=t["accuracy"],
-                    delta_accuracy=t["delta_accuracy"],
-                    gzip_bytes=t["gzip_bytes"],
-                    ratio=t["gzip_ratio"],
-                    latency_ms=t["latency_median_ms"],
-                    seconds=v.get("seconds"),
-                    error=v.get("error"),
-                )
-        elif run["status"] == "running" and name == current:
-            phase = (run.get("progress") or {}).get("phase") or "running"
-            row = {"variant": name, "status": f"running: {phase}"}
-        elif run["status"] in ("queued", "running"):
-            row = {"variant": name, "status": "waiting"}
-        else:
-            row = {"variant": name, "status": "not run"}
-        rows.append(row)
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "variant",
-            "status",
-            "accuracy",
-            "delta_accuracy",
-            "gzip_bytes",
-            "ratio",
-            "latency_ms",
-            "seconds",
-            "error",
-        ],
-    )
+    return variant_status_rows(names, run, results)
 
 
 def eta_seconds(fraction: float | None, elapsed: float | None) -> float | None:

@@ -94,7 +94,7 @@ def test_three_sessions_run_together_and_each_sees_only_its_own(server, browser,
             run = store.get_run(run_id)
             assert run["status"] == "ok", run["error"]
             results = store.results(run_id)
-            assert [v["status"] for v in results["variants"]] == ["ok"] * 5
+            assert [v.status for v in results.variants] == ["ok"] * 5
         assert len({store.get_run(r)["session"] for r in run_ids}) == SESSIONS
 
         # None sees another's: each session's Compare offers exactly its own run.

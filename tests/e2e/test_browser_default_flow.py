@@ -94,7 +94,7 @@ def test_default_flow_run_leave_come_back_download_and_verify(server, page, arti
     seconds = time.perf_counter() - clicked
     assert finished["status"] == "ok", finished["error"]
     results = store.results(run_id)
-    assert [v["status"] for v in results["variants"]] == ["ok"] * 6
+    assert [v.status for v in results.variants] == ["ok"] * 6
 
     # 4. Compare: the charts, a hover, the table, the downloads.
     navigate(page, "compare")

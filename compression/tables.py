@@ -1,0 +1,126 @@
+"""Tables the pages draw, as pure functions of store records and typed results (no Streamlit).
+
+* :func:`history_table` — the History page: one row per run of the store.
+* :func:`variant_status_rows` — the live run monitor: one line per variant of the recipe,
+  finished ones from results.json joined with the queued/running ones still to come.
+
+Usage::
+
+    history_table(store.list_runs(), session="tab-1")
+    variant_status_rows(recipe_names, store.get_run(run_id), store.results(run_id))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .results import RunResults, RunStatus, results_table
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "VARIANT_STATUS_COLUMNS",
+    "format_duration",
+    "format_when",
+    "history_table",
+    "variant_status_rows",
+]
+
+HISTORY_COLUMNS = [
+    "date", "title", "dataset", "model", "variants", "best ratio (≤1 pt lost)", "status", "duration", "mine", "id",
+]
+VARIANT_STATUS_COLUMNS = [
+    "variant", "status", "accuracy", "delta_accuracy", "gzip_bytes", "ratio", "latency_ms", "seconds", "error",
+]
+
+
+def format_when(iso: str | None) -> str:
+    """'2024-01-31 12:00' from an ISO 8601 time ("" for None; the text itself if it is not ISO)."""
+    if not iso:
+        return ""
+    try:
+        return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def format_duration(seconds: float | None) -> str:
+    """'42 s' or '3 min 05 s' ("" for None or a non-finite number)."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def history_table(runs: Iterable[dict[str, Any]], session: str | None) -> pd.DataFrame:
+    """One row per run (``Store.list_runs`` dicts, newest first): what the History page lists.
+
+    Args:
+        runs: run records as :meth:`Store.get_run` returns them.
+        session: this browser session's id; ``mine`` is True for its runs.
+
+    Returns:
+        A frame with :data:`HISTORY_COLUMNS`.
+    """
+    rows = [
+        {
+            "date": format_when(r["created"]),
+            "title": r["title"],
+            "dataset": r["dataset"],
+            "model": r["model"],
+            "variants": r["n_variants"],
+            "best ratio (≤1 pt lost)": r["best_ratio"],
+            "status": str(r["status"]),
+            "duration": format_duration(r["duration"]),
+            "mine": r["session"] == session,
+            "id": r["id"],
+        }
+        for r in runs
+    ]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunResults | None) -> pd.DataFrame:
+    """One line per variant of the recipe: finished ones from the results, the rest waiting/running/not run.
+
+    Args:
+        names: the recipe's variant names, in order.
+        run: the run record (``status``, ``progress``: its last progress event).
+        results: the run's results so far (None before it has any).
+
+    Returns:
+        A frame with :data:`VARIANT_STATUS_COLUMNS` (``ratio`` is the gzip ratio vs the float32 `.tflite`).
+    """
+    done = {v.name: v for v in results.variants} if results else {}
+    table = results_table(results).set_index("name") if done else None
+    progress = run.get("progress") or {}
+    current = progress.get("variant")
+    status = run["status"]
+    rows = []
+    for name in names:
+        if name in done:
+            v = done[name]
+            row = {"variant": name, "status": v.status.value}
+            if table is not None and name in table.index:
+                t = table.loc[name]
+                row.update(
+                    accuracy=t["accuracy"],
+                    delta_accuracy=t["delta_accuracy"],
+                    gzip_bytes=t["gzip_bytes"],
+                    ratio=t["gzip_ratio"],
+                    latency_ms=t["latency_median_ms"],
+                    seconds=v.seconds,
+                    error=v.error,
+                )
+        elif status == RunStatus.RUNNING and name == current:
+            row = {"variant": name, "status": f"running: {progress.get('phase') or 'running'}"}
+        elif status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            row = {"variant": name, "status": "waiting"}
+        else:
+            row = {"variant": name, "status": "not run"}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=VARIANT_STATUS_COLUMNS)
