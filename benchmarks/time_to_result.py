@@ -141,7 +141,7 @@ def run(ctx: Context) -> dict[str, Any]:
          len(theirs["rows"])],
     ]
     by_name = {r["name"]: r for r in theirs["rows"]}
-    accuracy_rows = [[name, ours["accuracies"].get(name), by_name.get(name, {}).get("accuracy")]
+    accuracy_rows = [[name, ours["accuracies"].get(name), by_name[name]["accuracy"] if name in by_name else None]
                      for name in ours["accuracies"]]
     notes = [f"Ratio ours / theirs (full table): {fmt(round(ratio, 2) if ratio else None)} — the product gives the "
              f"whole table in {fmt(ratio * 100 if ratio else None, 0)} % of the plain script's time. The plain "

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 HISTORY_COLUMNS = [
-    "date", "title", "dataset", "model", "variants", "best ratio (≤1 pt lost)", "status", "duration", "mine", "id",
+    "date", "title", "dataset", "model", "variants", "best ratio (≤1 pt lost)", "status", "duration", "size (MB)",
+    "mine", "id",
 ]
 VARIANT_STATUS_COLUMNS = [
     "variant", "status", "accuracy", "delta_accuracy", "gzip_bytes", "ratio", "latency_ms", "seconds", "error",
@@ -56,12 +57,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def history_table(runs: Iterable[dict[str, Any]], session: str | None) -> pd.DataFrame:
+def history_table(
+    runs: Iterable[dict[str, Any]], session: str | None, sizes: dict[str, int] | None = None
+) -> pd.DataFrame:
     """One row per run (``Store.list_runs`` dicts, newest first): what the History page lists.
 
     Args:
         runs: run records as :meth:`Store.get_run` returns them.
         session: this browser session's id; ``mine`` is True for its runs.
+        sizes: bytes on disk of each run's folder (``RunFolder.size_bytes``), by run id; missing: empty.
 
     Returns:
         A frame with :data:`HISTORY_COLUMNS`.
@@ -76,6 +80,7 @@ def history_table(runs: Iterable[dict[str, Any]], session: str | None) -> pd.Dat
             "best ratio (≤1 pt lost)": r["best_ratio"],
             "status": str(r["status"]),
             "duration": format_duration(r["duration"]),
+            "size (MB)": (sizes or {}).get(r["id"], float("nan")) / 1e6,
             "mine": r["session"] == session,
             "id": r["id"],
         }

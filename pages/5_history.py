@@ -7,8 +7,8 @@ import streamlit as st
 
 from compression import charts
 from compression.errors import CompressionError
-from compression.results import RunFolder
-from compression.store import FINAL_STATUSES
+from compression.results import FINAL_STATUSES
+from compression.tables import history_table
 from ui import state, widgets
 
 state.init()
@@ -52,24 +52,7 @@ if message:
 runs = store.list_runs()
 mine = state.session_id()
 if runs:
-    table = pd.DataFrame(
-        [
-            {
-                "date": widgets.when(r["created"]),
-                "title": r["title"],
-                "dataset": r["dataset"],
-                "model": r["model"],
-                "variants": r["n_variants"],
-                "best ratio (≤1 pt lost)": r["best_ratio"],
-                "status": r["status"],
-                "duration": widgets.duration(r["duration"]),
-                "size (MB)": RunFolder(store.run_dir(r["id"])).size_bytes() / 1e6,
-                "mine": r["session"] == mine,
-                "id": r["id"],
-            }
-            for r in runs
-        ]
-    )
+    table = history_table(runs, session=mine, sizes={r["id"]: store.folder(r["id"]).size_bytes() for r in runs})
     st.dataframe(
         table,
         hide_index=True,
