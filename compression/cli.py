@@ -144,13 +144,13 @@ def _run_into_store(store, recipe: Recipe, bar):
     try:
         table = run_recipe(recipe, out, progress=progress, cancel=CancelCheck(store, run_id))
     except Cancelled:
-        store.set_status(run_id, "cancelled", error="Cancelled.")
+        store.set_status(run_id, RunStatus.CANCELLED, error="Cancelled.")
         raise
     except CompressionError as exc:
-        store.set_status(run_id, "failed", error=str(exc))
+        store.set_status(run_id, RunStatus.FAILED, error=str(exc))
         raise
     except BaseException as exc:
-        store.set_status(run_id, "failed", error=one_line(exc))
+        store.set_status(run_id, RunStatus.FAILED, error=one_line(exc))
         raise
     finally:
         os.close(lock_fd)

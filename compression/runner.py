@@ -38,7 +38,7 @@ from typing import Any
 
 from .config import Recipe
 from .errors import CompressionError
-from .results import RunFolder
+from .results import RunFolder, RunKind, RunStatus
 from .store import (
     DEFAULT_JOB,
     FINAL_STATUSES,
@@ -154,7 +154,7 @@ class Runner:
     # ------------------------------------------------------------ public API
 
     def submit(self, recipe: Recipe, job: str = DEFAULT_JOB, session: str | None = None,
-               files: dict[str, str] | None = None) -> str:
+               files: dict[str, str] | None = None, kind: RunKind | str | None = None) -> str:
         """Queue a recipe; it starts as soon as a slot is free.
 
         Args:
@@ -162,6 +162,7 @@ class Runner:
             job: ``"module:function"`` to call; the recipe engine by default.
             session: an opaque tag (browser session) stored with the run.
             files: the job's own settings files (name -> text), see :meth:`Store.create_run`.
+            kind: what the run is for (:class:`RunKind`); by default inferred from the job.
 
         Returns:
             The run id.
@@ -169,7 +170,7 @@ class Runner:
         Raises:
             CompressionError: invalid recipe or job.
         """
-        run_id = self.store.create_run(recipe, job=job, session=session, files=files)
+        run_id = self.store.create_run(recipe, job=job, session=session, files=files, kind=kind)
         self._wake.set()
         return run_id
 
@@ -340,7 +341,10 @@ class Runner:
         except Exception as exc:
             log.exception("could not start the worker of run %s", run_id)
             self.store.set_status(
-                run_id, "failed", error=f"The worker process could not be started: {exc}.", expected=("running",)
+                run_id,
+                RunStatus.FAILED,
+                error=f"The worker process could not be started: {exc}.",
+                expected=(RunStatus.RUNNING,),
             )
             return
         finally:
@@ -375,27 +379,27 @@ class Runner:
 
     def _record_exit(self, worker: _Worker, code: int) -> None:
         run = self.store.get_run(worker.run_id)
-        if run["status"] != "running":
+        if run["status"] is not RunStatus.RUNNING:
             return  # the worker recorded its own result
         where = describe_position(run["progress"])
         if worker.terminated_at is not None:
             how = "SIGKILL" if worker.killed else "SIGTERM"
-            status = "cancelled"
+            status = RunStatus.CANCELLED
             error = (
                 f"Cancelled {where}; the worker did not stop within {self.cancel_grace:g} s and was ended with {how}."
             )
         elif code < 0:
-            status, name = "failed", _signal_name(-code)
+            status, name = RunStatus.FAILED, _signal_name(-code)
             if -code == signal.SIGKILL:
                 error = f"The worker process was killed (signal {name}) {where}; it may have run out of memory."
             else:
                 error = f"The worker process crashed (signal {name}) {where}."
         else:
-            status = "failed"
+            status = RunStatus.FAILED
             error = f"The worker process exited with code {code} {where} without reporting a result; see worker.log."
-        if run["cancel_requested"] and status == "failed":
-            status = "cancelled"
-        self.store.set_status(worker.run_id, status, error=error, expected=("running",))
+        if run["cancel_requested"] and status is RunStatus.FAILED:
+            status = RunStatus.CANCELLED
+        self.store.set_status(worker.run_id, status, error=error, expected=(RunStatus.RUNNING,))
         log.info("run %s: worker exited with %s: %s", worker.run_id, code, error)
 
     def _enforce_cancels(self) -> None:

@@ -45,10 +45,14 @@ from typing import Any
 from ._io import atomic_write_bytes, atomic_write_text
 from .config import Recipe
 from .errors import CompressionError
-from .results import ACCURACY_TOLERANCE, FINAL_STATUSES, RunFolder, RunResults, RunStatus, best_ratio
+from .results import ACCURACY_TOLERANCE, FINAL_STATUSES, RunFolder, RunKind, RunResults, RunStatus, best_ratio
 
 __all__ = [
     "ACCURACY_TOLERANCE",
+    "KIND_OF_JOB",
+    "RunKind",
+    "RunStatus",
+    "kind_of",
     "DATA_ENV",
     "DEFAULT_JOB",
     "FINAL_STATUSES",
@@ -178,9 +182,36 @@ def _migration_2(conn: sqlite3.Connection, root: Path) -> None:
         conn.execute("UPDATE runs SET best_ratio = ? WHERE id = ?", (best_ratio(results), run_id))
 
 
+# The jobs that make runs of a kind other than "recipe" (a run's kind is inferred from its job).
+KIND_OF_JOB = {
+    "compression.sensitivity:run_sensitivity": RunKind.SENSITIVITY,
+    "compression.search:run_search": RunKind.SEARCH,
+}
+_LEGACY_BASELINE_PREFIX = "Baseline:"  # the "train now" runs' title before runs had a kind
+
+
+def kind_of(job: str | None, title: str | None = None) -> RunKind:
+    """The kind of a run recorded without one: from its job, else a legacy "Baseline:" title, else recipe."""
+    if job in KIND_OF_JOB:
+        return KIND_OF_JOB[job]
+    if (title or "").startswith(_LEGACY_BASELINE_PREFIX):
+        return RunKind.BASELINE
+    return RunKind.RECIPE
+
+
+def _migration_3(conn: sqlite3.Connection, root: Path) -> None:
+    """A run's kind (recipe / baseline / sensitivity / search), backfilled from its job and legacy title."""
+    conn.execute(f"ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT '{RunKind.RECIPE.value}'")
+    conn.execute("CREATE INDEX runs_by_kind ON runs(kind, created)")
+    for run_id, job, title in conn.execute("SELECT id, job, title FROM runs").fetchall():
+        kind = kind_of(job, title)
+        if kind is not RunKind.RECIPE:
+            conn.execute("UPDATE runs SET kind = ? WHERE id = ?", (kind.value, run_id))
+
+
 # Applied in order; the database's PRAGMA user_version counts how many ran.
 # Never edit a released migration: append a new one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection, Path], None], ...] = (_migration_1, _migration_2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection, Path], None], ...] = (_migration_1, _migration_2, _migration_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = (
@@ -200,6 +231,7 @@ _COLUMNS = (
     "cancel_requested",
     "session",
     "best_ratio",
+    "kind",
 )
 
 
@@ -413,6 +445,7 @@ class Store:
         *,
         running: bool = False,
         files: dict[str, str] | None = None,
+        kind: RunKind | str | None = None,
     ) -> str:
         """Queue a new run: write its recipe.json and insert its row (status "queued").
 
@@ -424,6 +457,8 @@ class Store:
                 caller that runs the job itself (the CLI), so that no runner claims it.
             files: extra text files (name -> text) written into the run folder before the
                 run is queued: a job's own settings (the search's ``search.json``).
+            kind: what the run is for (:class:`~compression.results.RunKind`); by default
+                inferred from the job (sensitivity, search), else "recipe".
 
         Returns:
             The run id: sortable by creation time.
@@ -439,6 +474,11 @@ class Store:
             recipe = Recipe.from_dict(recipe)
         if not isinstance(job, str) or not _JOB.match(job):
             raise CompressionError(f"job must look like 'package.module:function'. Received: {job!r}")
+        try:
+            kind = kind_of(job) if kind is None else RunKind(kind)
+        except ValueError:
+            raise CompressionError(
+                f"kind must be one of {', '.join(k.value for k in RunKind)}. Received: {kind!r}") from None
         reserved = (RunFolder.RECIPE, RunFolder.RESULTS)
         bad = [name for name in files or {} if not _SETTINGS_FILE.match(name) or name in reserved]
         if bad:
@@ -451,13 +491,13 @@ class Store:
             atomic_write_text(folder.file(name), text)
         model = recipe.model.name or Path(recipe.model.path or "").name
         now = time.time()
-        status, started, pid = ("running", now, os.getpid()) if running else ("queued", None, None)
+        status, started, pid = (RunStatus.RUNNING, now, os.getpid()) if running else (RunStatus.QUEUED, None, None)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO runs (id, status, job, title, dataset, model, n_variants, created, session, started,"
-                " pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, status, job, recipe.title, recipe.dataset.name, model, len(recipe.variants), now, session)
-                + (started, pid),
+                " pid, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, status.value, job, recipe.title, recipe.dataset.name, model, len(recipe.variants), now,
+                 session, started, pid, kind.value),
             )
         return run_id
 
@@ -483,7 +523,8 @@ class Store:
         progress = json.loads(row["progress"]) if row["progress"] else None
         return {
             "id": row["id"],
-            "status": row["status"],
+            "status": RunStatus(row["status"]),
+            "kind": RunKind(row["kind"]),
             "created": _iso(row["created"]),
             "started": _iso(started),
             "finished": _iso(finished),
@@ -509,7 +550,8 @@ class Store:
             ``{id, status, created, started, finished (ISO 8601 local time or None),
             duration (seconds, running time so far while running), title, dataset,
             model, n_variants, error, session, pid, progress (last event dict or
-            None), dir (Path), job, best_ratio, cancel_requested}``.
+            None), dir (Path), job, best_ratio, cancel_requested, kind}``; ``status``
+            is a :class:`RunStatus`, ``kind`` a :class:`RunKind` (both str enums).
 
         Raises:
             CompressionError: no such run.
@@ -518,15 +560,30 @@ class Store:
         with self._read() as conn:
             return self._to_dict(self._row(conn, run_id))
 
-    def list_runs(self, session: str | None = None) -> list[dict[str, Any]]:
-        """All runs (or one session's), newest first, as :meth:`get_run` dicts."""
+    def list_runs(
+        self, session: str | None = None, kind: RunKind | str | Iterable[RunKind | str] | None = None
+    ) -> list[dict[str, Any]]:
+        """All runs (or one session's, or of some kinds), newest first, as :meth:`get_run` dicts.
+
+        Args:
+            session: only this session's runs.
+            kind: only runs of this kind, or of one of these kinds.
+
+        Usage::
+
+            store.list_runs(session="tab-1", kind=[RunKind.RECIPE, RunKind.SEARCH])
+        """
+        where, args = [], []
+        if session is not None:
+            where.append("session = ?")
+            args.append(session)
+        if kind is not None:
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+            args += [RunKind(k).value for k in kinds]
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         with self._read() as conn:
-            if session is None:
-                rows = conn.execute("SELECT * FROM runs ORDER BY created DESC, id DESC").fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT * FROM runs WHERE session = ? ORDER BY created DESC, id DESC", (session,)
-                ).fetchall()
+            rows = conn.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [self._to_dict(r) for r in rows]
 
     def results(self, run_id: str) -> RunResults | None:
@@ -559,8 +616,10 @@ class Store:
         Returns:
             True if the row changed (False when ``expected`` did not match).
         """
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}. Received: {status!r}")
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise ValueError(f"status must be one of {STATUSES}. Received: {status!r}") from None
         ratio = best_ratio(self._results_quietly(run_id)) if status in FINAL_STATUSES else None
         now = time.time()
         with self._write() as conn:
@@ -571,15 +630,15 @@ class Store:
                 conn.execute(
                     "UPDATE runs SET status = ?, error = ?, finished = ?, best_ratio = ?,"
                     " started = COALESCE(started, ?) WHERE id = ?",
-                    (status, error, now, ratio, now, run_id),
+                    (status.value, error, now, ratio, now, run_id),
                 )
-            elif status == "running":
+            elif status is RunStatus.RUNNING:
                 conn.execute(
                     "UPDATE runs SET status = ?, error = ?, started = COALESCE(started, ?), pid = ? WHERE id = ?",
-                    (status, error, now, os.getpid() if pid is None else pid, run_id),
+                    (status.value, error, now, os.getpid() if pid is None else pid, run_id),
                 )
             else:
-                conn.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (status, error, run_id))
+                conn.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (status.value, error, run_id))
         return True
 
     def _results_quietly(self, run_id: str) -> RunResults | None:
@@ -602,8 +661,8 @@ class Store:
         folder = self.run_dir(run_id)
         trash = self.runs_root / f".trash-{run_id}-{secrets.token_hex(3)}"
         with self._write() as conn:
-            status = self._row(conn, run_id)["status"]
-            if status == "running":
+            status = RunStatus(self._row(conn, run_id)["status"])
+            if status is RunStatus.RUNNING:
                 raise CompressionError(f"Run {run_id} is still running; cancel it before deleting it.")
             conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
@@ -679,15 +738,15 @@ class Store:
         """
         now = time.time()
         with self._write() as conn:
-            status = self._row(conn, run_id)["status"]
-            if status == "queued":
+            status = RunStatus(self._row(conn, run_id)["status"])
+            if status is RunStatus.QUEUED:
                 conn.execute(
                     "UPDATE runs SET status = 'cancelled', finished = ?, cancel_requested = ?,"
                     " error = 'Cancelled before it started.' WHERE id = ?",
                     (now, now, run_id),
                 )
-                return "cancelled"
-            if status == "running":
+                return RunStatus.CANCELLED
+            if status is RunStatus.RUNNING:
                 conn.execute(
                     "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?) WHERE id = ?", (now, run_id)
                 )
@@ -778,14 +837,14 @@ class Store:
             where = describe_position(run["progress"])
             pid = f" (pid {run['pid']})" if run["pid"] else ""
             if run["cancel_requested_at"] is not None:
-                status, error = "cancelled", f"Cancelled; the worker process{pid} stopped {where}."
+                status, error = RunStatus.CANCELLED, f"Cancelled; the worker process{pid} stopped {where}."
             else:
-                status = "interrupted"
+                status = RunStatus.INTERRUPTED
                 error = (
                     f"The worker process{pid} stopped without reporting a result {where}; "
                     "the server was restarted or the process was killed."
                 )
-            if self.set_status(run["id"], status, error=error, expected=("running",)):
+            if self.set_status(run["id"], status, error=error, expected=(RunStatus.RUNNING,)):
                 marked.append(run["id"])
         return marked
 
@@ -959,13 +1018,15 @@ class Store:
     def _insert_imported(self, row: dict, events: list, staging: Path) -> str:
         values = {k: row.get(k) for k in _COLUMNS}
         if values["status"] not in FINAL_STATUSES:
-            values["status"] = "interrupted"
+            values["status"] = RunStatus.INTERRUPTED.value
         if not isinstance(values.get("created"), (int, float)):
             values["created"] = time.time()
         if not isinstance(values.get("job"), str):
             values["job"] = DEFAULT_JOB
         if not isinstance(values.get("title"), str):
             values["title"] = ""
+        if values.get("kind") not in {k.value for k in RunKind}:  # an export from before runs had a kind
+            values["kind"] = kind_of(values["job"], values["title"]).value
         for e in events:
             if not (isinstance(e, dict) and isinstance(e.get("data"), str) and _is_number(e.get("time"))):
                 raise CompressionError("The export's manifest holds a malformed progress event.")

@@ -136,14 +136,15 @@ def execute(store: Store, run_id: str, *, take_lock: bool = True) -> str:
         return run["status"]
     lock_fd = _take_lock(store, run_id) if take_lock else None
     try:
-        if run["status"] == "queued" and not store.set_status(run_id, "running", expected=("queued",)):
+        queued = run["status"] is RunStatus.QUEUED
+        if queued and not store.set_status(run_id, RunStatus.RUNNING, expected=(RunStatus.QUEUED,)):
             return store.get_run(run_id)["status"]
         store.set_pid(run_id, os.getpid())
         log.info("run %s: job %s in %s", run_id, run["job"], store.run_dir(run_id))
         progress = ProgressWriter(store, run_id)
         cancel = CancelCheck(store, run_id)
         status, error = _call_job(store, run_id, run["job"], progress, cancel)
-        store.set_status(run_id, status, error=error, expected=("running",))
+        store.set_status(run_id, status, error=error, expected=(RunStatus.RUNNING,))
         log.info("run %s: %s%s", run_id, status, f" ({error})" if error else "")
         return status
     finally:
@@ -156,28 +157,29 @@ def _call_job(
 ) -> tuple[str, str | None]:
     """Call the job; map how it ended to (status, error sentence)."""
     if store.cancel_requested(run_id):
-        return "cancelled", "Cancelled before it started."
+        return RunStatus.CANCELLED, "Cancelled before it started."
     try:
         recipe = store.recipe(run_id)
         function = load_job(job)
         function(recipe, store.run_dir(run_id), progress=progress, cancel=cancel)
         results = store.results(run_id)
     except Cancelled:
-        return "cancelled", f"Cancelled {describe_position(progress.last)}."
+        return RunStatus.CANCELLED, f"Cancelled {describe_position(progress.last)}."
     except CompressionError as exc:
-        return "failed", str(exc)
+        return RunStatus.FAILED, str(exc)
     except Exception as exc:
         log.exception("run %s: the job raised", run_id)
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         detail = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
-        return "failed", f"Internal error ({detail}) {describe_position(progress.last)}; details are in worker.log."
+        where = describe_position(progress.last)
+        return RunStatus.FAILED, f"Internal error ({detail}) {where}; details are in worker.log."
     except BaseException as exc:  # SystemExit / KeyboardInterrupt from inside the job
         log.exception("run %s: the job exited", run_id)
-        return "failed", f"The job stopped early ({type(exc).__name__}) {describe_position(progress.last)}."
+        return RunStatus.FAILED, f"The job stopped early ({type(exc).__name__}) {describe_position(progress.last)}."
     if isinstance(results, RunResults) and results.status is RunStatus.FAILED:
         # run_recipe records failing variants instead of raising; all of them failing fails the run.
-        return "failed", str(results.error or "Every variant failed.")
-    return "ok", None
+        return RunStatus.FAILED, str(results.error or "Every variant failed.")
+    return RunStatus.OK, None
 
 
 def preload() -> None:

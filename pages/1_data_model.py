@@ -8,6 +8,7 @@ from compression import charts
 from compression.errors import CompressionError
 from compression.models import check_compatible
 from compression.pretrained import has_pretrained
+from compression.results import RunKind
 from ui import builder, state, widgets
 
 state.init()
@@ -233,7 +234,7 @@ if ss["baseline_mode"] == "train" or not can_use_weights:
                 batch_size=int(ss["baseline_batch"]),
                 learning_rate=float(ss["baseline_lr"]),
             )
-            ss["train_run_id"] = state.runner().submit(recipe, session=state.session_id())
+            ss["train_run_id"] = state.runner().submit(recipe, session=state.session_id(), kind=RunKind.BASELINE)
             ss["train_key"] = key
         except CompressionError as exc:
             st.error(str(exc))

@@ -17,6 +17,7 @@ import pytest
 import compression.store as store_module
 from compression.config import Recipe
 from compression.errors import CompressionError
+from compression.results import RunKind, RunStatus
 from compression.store import (
     SCHEMA_VERSION,
     Store,
@@ -128,15 +129,74 @@ def test_opening_a_version_1_database_migrates_it(tmp_path):
 
     store = Store(root)
 
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     run = store.get_run("20240101-000000-000-abcdef")
     assert run["title"] == "old run" and run["status"] == "ok" and run["duration"] == 60
+    assert run["kind"] == "recipe"  # migration 3
     assert run["session"] is None
     assert run["best_ratio"] == pytest.approx(3.0)  # backfilled from results.json by migration 2
     assert store.events(run["id"])[0]["phase"] == "done"
     assert store.integrity_check() == "ok"
     new_id = store.create_run(make_recipe(), session="tab")
     assert [r["id"] for r in store.list_runs(session="tab")] == [new_id]
+
+
+# Version 2 as it shipped: version 1 plus the History columns.
+V2_SCHEMA = V1_SCHEMA.replace("PRAGMA user_version = 1;", "") + """
+ALTER TABLE runs ADD COLUMN session TEXT;
+ALTER TABLE runs ADD COLUMN best_ratio REAL;
+CREATE INDEX runs_by_created ON runs(created);
+PRAGMA user_version = 2;
+"""
+
+
+def test_a_version_2_database_gets_run_kinds_and_old_baseline_runs_become_kind_baseline(tmp_path):
+    root = tmp_path / "old"
+    (root / "runs").mkdir(parents=True)
+    conn = sqlite3.connect(root / "lab.sqlite3")
+    conn.executescript(V2_SCHEMA)
+    old = [
+        ("20240101-000000-000-aaaaaa", "compression.recipes:run_recipe", "Baseline: seed_cnn on digits"),
+        ("20240101-000000-001-bbbbbb", "compression.recipes:run_recipe", "Experiment E"),
+        ("20240101-000000-002-cccccc", "compression.sensitivity:run_sensitivity", "Sensitivity"),
+        ("20240101-000000-003-dddddd", "compression.search:run_search", "Baseline: a search, by its title"),
+    ]
+    for i, (run_id, job, title) in enumerate(old):
+        conn.execute(
+            "INSERT INTO runs (id, status, job, title, dataset, model, n_variants, created, session)"
+            " VALUES (?, 'ok', ?, ?, 'digits', 'seed_cnn', 1, ?, 'tab')",
+            (run_id, job, title, 1704067200 + i),
+        )
+    conn.commit()
+    conn.close()
+
+    store = Store(root)
+
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    kinds = {r["id"]: r["kind"] for r in store.list_runs()}
+    assert kinds == {old[0][0]: "baseline", old[1][0]: "recipe", old[2][0]: "sensitivity", old[3][0]: "search"}
+    assert all(isinstance(k, RunKind) for k in kinds.values())
+    assert [r["id"] for r in store.list_runs(kind=RunKind.BASELINE)] == [old[0][0]]
+    assert [r["id"] for r in store.list_runs(session="tab", kind=["recipe", "search"])] == [old[3][0], old[1][0]]
+    # New runs: the kind is given (or inferred from the job), never read from the title.
+    trained = store.create_run(make_recipe("Baseline: mlp on digits"), kind=RunKind.BASELINE)
+    titled = store.create_run(make_recipe("Baseline: just a title"))
+    searched = store.create_run(make_recipe("s"), job="compression.search:run_search")
+    assert [store.get_run(r)["kind"] for r in (trained, titled, searched)] == ["baseline", "recipe", "search"]
+    with pytest.raises(CompressionError, match="kind must be one of"):
+        store.create_run(make_recipe(), kind="lesson")
+    assert store.integrity_check() == "ok"
+
+
+def test_status_is_the_run_status_enum(store):
+    run_id = store.create_run(make_recipe())
+    assert store.get_run(run_id)["status"] is RunStatus.QUEUED
+    assert store.set_status(run_id, RunStatus.RUNNING) and store.get_run(run_id)["status"] is RunStatus.RUNNING
+    assert store.set_status(run_id, "ok", expected=[RunStatus.RUNNING])
+    assert store.get_run(run_id)["status"] is RunStatus.OK and store.get_run(run_id)["status"].final
+    assert store_module.STATUSES == tuple(s.value for s in RunStatus)
+    with pytest.raises(ValueError, match="status must be one of"):
+        store.set_status(run_id, "done")
 
 
 def test_a_newer_database_is_refused(tmp_path):
@@ -408,6 +468,16 @@ def test_export_import_byte_for_byte_with_events(store, tmp_path):
     copy = other.import_run(data)
     assert copy != run_id and snapshot(other.run_dir(copy)) == files
     assert other.get_run(copy)["title"] == row["title"]
+
+
+def test_an_export_from_before_run_kinds_imports_with_the_kind_of_its_title(store, tmp_path):
+    run_id = finished_run(store, title="Baseline: seed_cnn on digits")
+    archive = zipfile.ZipFile(io.BytesIO(store.export_run(run_id)))
+    members = {i.filename: archive.read(i) for i in archive.infolist()}
+    manifest = json.loads(members.pop("manifest.json"))
+    del manifest["run"]["kind"]
+    new = Store(tmp_path / "elsewhere").import_run(_zip(members, manifest))
+    assert Store(tmp_path / "elsewhere").get_run(new)["kind"] is RunKind.BASELINE
 
 
 def _zip(members: dict[str, bytes], manifest: dict | None = None) -> bytes:

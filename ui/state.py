@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from compression.results import file_stem
+from compression.results import RunKind, file_stem
 from compression.store import Store, default_root
 
 # Registered in app.py with st.navigation; pages link to each other through these paths.
@@ -113,6 +113,10 @@ def keep(keys) -> None:
             ss[key] = ss[key]
 
 
+# Runs with results to compare: all but the baseline-only "train now" runs of the Data & model page.
+RESULT_KINDS = tuple(k for k in RunKind if k is not RunKind.BASELINE)
+
+
 def _restore_session_id() -> None:
     """Keep the session tag in the URL (``?sid=…``) so a reload still shows this session's runs."""
     ss = st.session_state
@@ -121,7 +125,7 @@ def _restore_session_id() -> None:
         valid = len(from_url) == 12 and all(c in "0123456789abcdef" for c in from_url)
         ss["sid"] = from_url if valid else uuid.uuid4().hex[:12]
         if valid and ss.get("run_id") is None:  # a reload: show this session's latest run again
-            mine = [r for r in store().list_runs(session=from_url) if not r["title"].startswith("Baseline:")]
+            mine = store().list_runs(session=from_url, kind=RESULT_KINDS)
             if mine:
                 ss["run_id"] = ss["restored_run_id"] = mine[0]["id"]
     if st.query_params.get("sid") != ss["sid"]:

@@ -69,7 +69,7 @@ def pick_run(key: str, runs: list[dict], default: str | None = None, label: str 
 
 def my_runs() -> list[dict]:
     """This session's runs, newest first, without the baseline-only "train now" runs."""
-    return [r for r in state.store().list_runs(session=state.session_id()) if not r["title"].startswith("Baseline:")]
+    return state.store().list_runs(session=state.session_id(), kind=state.RESULT_KINDS)
 
 
 def results_of(run_id: str) -> RunResults | None:
