@@ -7,11 +7,11 @@ a bug keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
+from . import _locks
 from .config import PRESETS, Recipe
 from .errors import CompressionError, one_line
 from .progress import Cancelled, Progress
@@ -153,7 +153,7 @@ def _run_into_store(store, recipe: Recipe, bar):
         store.set_status(run_id, RunStatus.FAILED, error=one_line(exc))
         raise
     finally:
-        os.close(lock_fd)
+        _locks.release(lock_fd)
     results = store.results(run_id)
     ok = results is not None and results.status is RunStatus.OK
     store.set_status(run_id, RunStatus.OK if ok else RunStatus.FAILED, error=results.error if results else None)

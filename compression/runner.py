@@ -22,8 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -36,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import _locks
 from .config import Recipe
 from .errors import CompressionError
 from .results import RunFolder, RunKind, RunStatus
@@ -332,7 +331,8 @@ class Runner:
         try:
             # Held before the worker exists and inherited by it: while this lock is held
             # the run has a live worker (Store.worker_alive), whatever happens to this process.
-            lock_fd = _acquire_lock(folder.lock_file)
+            # A liveness probe may hold the lock for an instant: retry briefly.
+            lock_fd = _locks.acquire(folder.lock_file, timeout=5.0)
             process = self._hand_to_spare(run_id, lock_fd)
             if process is not None:
                 log.info("run %s: handed to the warm spare", run_id)
@@ -349,7 +349,7 @@ class Runner:
             return
         finally:
             if lock_fd is not None:
-                os.close(lock_fd)
+                _locks.release(lock_fd)
         self.store.set_pid(run_id, process.pid)
         self._workers[run_id] = _Worker(run_id, process, process.pid)
         log.info("run %s: worker pid %d", run_id, process.pid)
@@ -444,21 +444,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-def _acquire_lock(path: Path, timeout: float = 5.0) -> int:
-    """Take the run's worker lock; a liveness probe may hold it for a moment, so retry briefly."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() >= deadline:
-                os.close(fd)
-                raise
-            time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- process-wide runner

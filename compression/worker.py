@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import fcntl
 import importlib
 import logging
 import os
@@ -30,7 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import CompressionError
+from . import _locks
+from .errors import CompressionError, one_line
 from .progress import Cancelled
 from .results import RunResults, RunStatus
 from .store import FINAL_STATUSES, Store, describe_position
@@ -101,13 +101,11 @@ class CancelCheck:
 
 
 def _take_lock(store: Store, run_id: str) -> int:
-    fd = os.open(store.folder(run_id).lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold the run's worker lock (retrying for an instant: a liveness probe may hold it that long)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return _locks.acquire(store.folder(run_id).lock_file, timeout=0.5)
     except OSError:
-        os.close(fd)
         raise CompressionError(f"Run {run_id} is already being run by another process.") from None
-    return fd
 
 
 def execute(store: Store, run_id: str, *, take_lock: bool = True) -> str:
@@ -149,7 +147,7 @@ def execute(store: Store, run_id: str, *, take_lock: bool = True) -> str:
         return status
     finally:
         if lock_fd is not None:
-            os.close(lock_fd)
+            _locks.release(lock_fd)
 
 
 def _call_job(
@@ -169,8 +167,7 @@ def _call_job(
         return RunStatus.FAILED, str(exc)
     except Exception as exc:
         log.exception("run %s: the job raised", run_id)
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        detail = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        detail = one_line(exc, limit=300)
         where = describe_position(progress.last)
         return RunStatus.FAILED, f"Internal error ({detail}) {where}; details are in worker.log."
     except BaseException as exc:  # SystemExit / KeyboardInterrupt from inside the job

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import compression.store as store_module
+import compression.store.runs as store_runs
 from compression.config import Recipe
 from compression.errors import CompressionError
 from compression.results import RunKind, RunStatus
@@ -294,7 +295,7 @@ def test_events_since_id_and_last_progress(store):
 
 
 def test_batch_events_are_thinned_not_truncated(store, monkeypatch):
-    monkeypatch.setattr(store_module, "MAX_BATCH_EVENTS", 20)
+    monkeypatch.setattr(store_runs, "MAX_BATCH_EVENTS", 20)  # the run records' module of the store package
     run_id = store.create_run(make_recipe())
     for batch in range(100):
         store.add_event(run_id, {"phase": "fine_tune", "batch": batch})
