@@ -57,6 +57,7 @@ from .config import (
 )
 from .errors import CompressionError
 from .progress import Cancelled, Progress, ProgressFn, emit
+from .results import RunResults
 
 __all__ = [
     "SEARCH_FILE",
@@ -797,11 +798,11 @@ def run_search(recipe, out_dir: str | Path, progress: ProgressFn | None = None,
     return search(recipe, out_dir, spec, progress, cancel)
 
 
-def chosen_recipe(recipe: Recipe, result: SearchResult, results: dict) -> Recipe | None:
+def chosen_recipe(recipe: Recipe, result: SearchResult, results: RunResults | dict) -> Recipe | None:
     """A recipe with the chosen trial as its one variant (to rerun or tweak it as a normal recipe)."""
     if result.chosen is None:
         return None
-    row = next((v for v in results.get("variants", []) if v.get("name") == result.chosen), None)
+    row = RunResults.from_dict(results).variant(result.chosen) if results is not None else None
     if row is None:
         return None
-    return recipe.with_variants([VariantSpec(**{**row["settings"], "name": result.chosen})])
+    return recipe.with_variants([VariantSpec(**{**row.settings, "name": result.chosen})])

@@ -11,7 +11,7 @@ from compression import charts_search
 from compression.boards import BOARDS, format_bytes
 from compression.config import Recipe
 from compression.errors import CompressionError
-from compression.results import RunFolder
+from compression.results import RunResults
 from compression.search import SearchSpec, chosen_recipe, read_search
 from compression.sensitivity import read_sensitivity
 from compression.store import FINAL_STATUSES
@@ -112,7 +112,7 @@ def draw(run_id: str) -> None:
     except CompressionError as exc:
         st.warning(str(exc))
         return
-    results = widgets.results_of(run_id) or {}
+    results = widgets.results_of(run_id)
     status = run["status"]
     progress = run.get("progress") or {}
     st.markdown(f"{widgets.STATUS_ICON.get(status, '')} **{run['title']}** — {status}"
@@ -146,7 +146,7 @@ def draw(run_id: str) -> None:
                                icon=":material/download:")
 
 
-def draw_search(run_id: str, result, results: dict) -> None:
+def draw_search(run_id: str, result, results: RunResults) -> None:
     chosen = result.chosen_trial
     if chosen is not None:
         ratio = f" — {result.reference_bytes / chosen.value:.1f}× smaller than float32" if result.reference_bytes \
@@ -179,11 +179,11 @@ def draw_search(run_id: str, result, results: dict) -> None:
                         key=f"fs_history_{run_id}")
     if chosen is None:
         return
-    folder = RunFolder(state.store().run_dir(run_id))
-    row = next((v for v in results.get("variants", []) if v.get("name") == chosen.name), None)
+    folder = state.store().folder(run_id)
+    row = results.variant(chosen.name)
     c1, c2, c3 = st.columns(3)
-    if row and row.get("tflite") and folder.tflite(row["tflite"]).is_file():
-        path = folder.tflite(row["tflite"])
+    if row and row.tflite and folder.tflite(row).is_file():
+        path = folder.tflite(row)
         c1.download_button(f"{chosen.name}.tflite", data=path.read_bytes(), file_name=path.name,
                            mime="application/octet-stream", key="fs_dl_chosen", on_click="ignore",
                            icon=":material/download:", help="The chosen model, ready for LiteRT / TFLite Micro.")
