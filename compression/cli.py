@@ -180,7 +180,7 @@ def cmd_sensitivity(args) -> int:
               + ("  (tiny layer)" if r["tiny"] else ""))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {RunFolder(out).results_file}")
     return 0
 
 
@@ -236,7 +236,7 @@ def cmd_search(args) -> int:
     else:
         print(f"chosen: none found: {result.why_none}")
     print(f"stopped by: {result.stopped}; {len(result.trials)} trials in {result.seconds:.0f} s")
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {RunFolder(out).results_file}")
     return 0 if chosen is not None else 1
 
 

@@ -5,7 +5,7 @@ Pure functions of bytes, dicts and run folders: no Streamlit, no TensorFlow.
 Usage::
 
     pair = c_source(Path(run_dir, "int8.tflite").read_bytes(), "int8_tflite")   # pair.header, pair.source
-    script = reproduce_script(results["recipe"], "pqat-int8")
+    script = reproduce_script(results.recipe, "pqat-int8")
 """
 
 from __future__ import annotations

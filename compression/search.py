@@ -57,7 +57,7 @@ from .config import (
 )
 from .errors import CompressionError
 from .progress import Cancelled, Progress, ProgressFn, emit
-from .results import RunResults
+from .results import RunFolder, RunResults
 
 __all__ = [
     "SEARCH_FILE",
@@ -548,7 +548,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     folder = RunFolder(out_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
     out = folder.path
-    atomic_write_text(out / SEARCH_FILE, json.dumps(spec.to_dict(), indent=2))
+    atomic_write_text(folder.file(SEARCH_FILE), json.dumps(spec.to_dict(), indent=2))
     started = time.perf_counter()
     board = _board_budget(spec.board, spec.board_ram_kb, spec.board_flash_kb) if spec.board else None
     results: dict[str, Any] = {"kind": RunKind.SEARCH.value, "recipe": recipe.to_dict(),
@@ -650,7 +650,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         result = snapshot()
         results["search"] = result.to_dict()
         save()
-        atomic_write_text(out / TRIALS_FILE, result.frame().to_csv(index=False))
+        atomic_write_text(folder.file(TRIALS_FILE), result.frame().to_csv(index=False))
         return result
 
     publish()
@@ -787,7 +787,7 @@ def run_search(recipe, out_dir: str | Path, progress: ProgressFn | None = None,
     Raises:
         CompressionError: search.json is not a valid search spec (or the search's own errors).
     """
-    path = Path(out_dir) / SEARCH_FILE
+    path = RunFolder(out_dir).file(SEARCH_FILE)
     spec: dict = {}
     if path.is_file():
         try:

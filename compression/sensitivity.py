@@ -468,7 +468,7 @@ def run_sensitivity(recipe, out_dir: str | Path, progress: ProgressFn | None = N
         raise
     results["sensitivity"] = result.to_dict()
     results["status"] = "ok"
-    atomic_write_text(folder.path / SENSITIVITY_FILE, result.to_csv())
+    atomic_write_text(folder.file(SENSITIVITY_FILE), result.to_csv())
     save()
     emit(progress, Progress(phase="done", fraction=1.0, message=f"sensitivity of {len(result.layers)} layers in "
                                                                f"{result.seconds:.1f} s"))
