@@ -178,7 +178,7 @@ def test_a_worker_exiting_without_a_result_is_reported(store, make_runner):
     run = runner.wait(runner.submit(make_recipe("exit"), job="tests.jobs:exit_job"), timeout=DEADLINE)
     print(f"\nexit 3: {run['status']}: {run['error']!r}")
     assert run["status"] == "failed"
-    assert run["error"].startswith("The worker process exited with code 3 during the baseline phase")
+    assert run["error"].startswith("The worker process exited with code 3 while preparing the baseline")
 
 
 def test_a_compression_error_fails_the_run_with_its_sentence(store, make_runner):
@@ -236,7 +236,7 @@ def test_sigkill_of_a_worker_mid_run_fails_it_and_harms_nothing_else(store, make
     )
 
     assert killed["status"] == "failed"
-    assert killed["error"].startswith("The worker process was killed (signal SIGKILL) while running variant 'float32'")
+    assert killed["error"].startswith("The worker process was killed (signal SIGKILL) while fine-tuning variant 'float32'")
     assert after["status"] == "failed" and runner2.interrupted_at_start == []
     assert store2.integrity_check() == "ok"
     assert snapshot(store2.run_dir(earlier)) == earlier_files
