@@ -49,9 +49,10 @@ def baseline_run(ctx: Context, model: str) -> Path:
     """Train the Fashion-MNIST baseline (seeded) with just the float32 variant; its folder holds baseline.keras."""
     from compression.config import Recipe
     from compression.recipes import run_recipe
+    from compression.results import RunFolder
 
     out = ctx.run_dir(f"search-baseline-{model}")
-    if not (out / "baseline.keras").is_file():
+    if not RunFolder(out).baseline_model.is_file():
         recipe = Recipe.from_dict({"title": f"Benchmark baseline: Fashion-MNIST × {model}",
                                    "dataset": {"name": "fashion_mnist"}, "model": {"name": model},
                                    "baseline": {"pretrained": False, "epochs": BASELINE_EPOCHS[model]},
@@ -65,12 +66,13 @@ def baseline_run(ctx: Context, model: str) -> Path:
 
 def search_one(ctx: Context, model: str, minutes: float) -> dict[str, Any]:
     from compression.config import Recipe
+    from compression.results import RunFolder
     from compression.search import SearchSpec, search
 
     base = baseline_run(ctx, model)
     recipe = Recipe.from_dict({"title": f"Benchmark search: Fashion-MNIST × {model}",
                                "dataset": {"name": "fashion_mnist", "max_train": SEARCH_TRAIN[model]},
-                               "model": {"path": str(base / "baseline.keras")}, "baseline": {"pretrained": True},
+                               "model": {"path": str(RunFolder(base).baseline_model)}, "baseline": {"pretrained": True},
                                "variants": [{"name": "float32"}],
                                "evaluation": {"latency_runs": 20, "throughput_batch": 256}, "seed": 0})
     spec = SearchSpec(budget=1.0, minutes=minutes, objective="gzip", seed=0)
@@ -85,8 +87,7 @@ def search_one(ctx: Context, model: str, minutes: float) -> dict[str, Any]:
 
     result = search(recipe, out, spec, progress=progress)
     wall = time.perf_counter() - started
-    results = json.loads((out / "results.json").read_text())
-    ref = results["reference"]
+    ref = RunFolder(out).read_results().reference.to_dict()
     ok = [t for t in result.trials if t.state.value == "ok"]
     within = [t for t in ok if t.within_budget]
     smallest_raw = min(within, key=lambda t: t.size_bytes) if within else None

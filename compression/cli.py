@@ -7,6 +7,8 @@ a bug keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -341,7 +343,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbose: bool) -> None:
     """Quiet by default (the user's sentences only); -v: TensorFlow's native lines and the engine's log."""
-    import logging
 
     from ._tf import VERBOSE_ENV
 

@@ -236,7 +236,9 @@ def test_sigkill_of_a_worker_mid_run_fails_it_and_harms_nothing_else(store, make
     )
 
     assert killed["status"] == "failed"
-    assert killed["error"].startswith("The worker process was killed (signal SIGKILL) while fine-tuning variant 'float32'")
+    assert killed["error"].startswith(
+        "The worker process was killed (signal SIGKILL) while fine-tuning variant 'float32'"
+    )
     assert after["status"] == "failed" and runner2.interrupted_at_start == []
     assert store2.integrity_check() == "ok"
     assert snapshot(store2.run_dir(earlier)) == earlier_files
