@@ -107,3 +107,48 @@ def test_run_folder_owns_the_paths(tmp_path):
     folder.results_file.write_text("{not json")
     with pytest.raises(CompressionError, match="not valid JSON"):
         folder.read_results()
+
+
+def test_run_folder_writes_and_reads_the_run_files(tmp_path):
+    import numpy as np
+
+    folder = RunFolder(tmp_path / "r2")
+    folder.path.mkdir()
+    folder.save_weights("baseline", {"conv": np.arange(6.0).reshape(2, 3)})
+    folder.save_weights("pruned", {"conv": np.zeros((2, 3))})
+    assert folder.load_weights("pruned")["conv"].sum() == 0
+    assert folder.load_weights("int8")["conv"].sum() == 15  # no own kernels: the baseline's (post-training)
+    assert folder.kernels("int8") == folder.weights("baseline")
+    folder.save_predictions("labels", [3, 1, 2])
+    got = folder.load_predictions("labels")
+    assert got.dtype == np.int16 and got.tolist() == [3, 1, 2]
+    assert folder.load_predictions("nothing") is None
+    assert folder.read_recipe_text() is None
+    folder.write_recipe_text('{"title": "t"}')
+    assert json.loads(folder.recipe_file.read_text()) == {"title": "t"}
+    assert folder.file("search.json") == folder.path / "search.json"
+    for bad in ("../x.json", "sub/x.json", ".hidden", ""):
+        with pytest.raises(CompressionError, match="plain name"):
+            folder.file(bad)
+    (folder.path / "a.tflite").write_bytes(b"x")
+    (folder.path / ".a.tflite.tmp.tflite").write_bytes(b"x")
+    assert folder.tflite_files() == [folder.path / "a.tflite"]
+
+
+def test_results_table_columns_and_ratios_from_typed_results():
+    from compression.results import TABLE_COLUMNS, results_table
+
+    results = RunResults.from_dict({
+        "reference": {"size_bytes": 1000, "gzip_bytes": 800, "accuracy": 0.9},
+        "variants": [{"name": "int8", "status": "ok", "size_bytes": 250, "gzip_bytes": 200, "accuracy": 0.88,
+                      "latency_ms": {"median": 0.1, "p90": 0.2}, "flags": [{"code": "near_chance", "message": "m"}]},
+                     {"name": "bad", "status": "failed", "error": "why"}],
+    })
+    table = results.table()
+    assert list(table.columns) == TABLE_COLUMNS
+    int8 = table.set_index("name").loc["int8"]
+    assert int8["ratio"] == 4.0 and int8["gzip_ratio"] == 4.0
+    assert int8["delta_accuracy"] == pytest.approx(-2.0) and int8["latency_p90_ms"] == 0.2
+    assert int8["flags"] == "near_chance"
+    assert table.set_index("name").loc["bad", "error"] == "why"
+    assert results_table(results.to_dict()).equals(table)  # a raw dict reads the same
