@@ -49,7 +49,7 @@ _LAZY = {
     "measure_tflite": "measure",
     "run_recipe": "recipes",
     "load_results": "recipes",
-    "results_table": "recipes",
+    "results_table": "results",
     "Store": "store",
     "Runner": "runner",
     "get_runner": "runner",
