@@ -29,7 +29,6 @@ from .errors import CompressionError, one_line
 from .models import check_compatible
 from .progress import Cancelled, Progress, ProgressFn, emit
 from .results import (
-    TABLE_COLUMNS,
     BaselineInfo,
     DatasetInfo,
     Flag,
@@ -46,16 +45,13 @@ from .results import (
 )
 
 __all__ = [
-    "TABLE_COLUMNS",
     "ResultsWriter",
     "build_variant_model",
-    "file_stem",
     "get_baseline",
     "load_recipe_dataset",
     "load_results",
     "prepare_baseline",
     "progress_weights",
-    "results_table",
     "run_recipe",
     "run_variant",
 ]
