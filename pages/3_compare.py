@@ -36,8 +36,8 @@ run = store.get_run(run_id)
 if run["status"] not in FINAL_STATUSES:
     widgets.run_monitor(run_id, key="compare")
 results = widgets.results_of(run_id)
-if not results or not results.get("variants"):
-    st.info("No variant has finished yet; this page fills in as they do.")
+if not results or not any(v.get("status") == "ok" for v in results.get("variants", [])):
+    widgets.no_finished_variant(run, results)
     st.stop()
 
 df = charts.results_frame(results)

@@ -55,7 +55,7 @@ run = store.get_run(run_id)
 results = widgets.results_of(run_id)
 rows = [v for v in (results or {}).get("variants", []) if v["status"] == "ok"]
 if not rows:
-    st.info("No finished variant in this run yet.")
+    widgets.no_finished_variant(run, results)
     st.stop()
 
 names = [v["name"] for v in rows]

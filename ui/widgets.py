@@ -334,3 +334,24 @@ def c_pair_buttons(columns, tflite_path: Path, key: str) -> None:
         on_click="ignore",
         help="Defines the `alignas(16) const` array (linked into flash, not RAM): compile it once into the firmware.",
     )
+
+
+def no_finished_variant(run: dict, results) -> None:
+    """Why a run shows nothing: still on its way, or failed / cancelled, with its reason and each variant's."""
+    from compression.results import RunResults
+
+    if isinstance(results, dict):
+        results = RunResults.from_dict(results)
+    status = str(run["status"])
+    if status not in FINAL_STATUSES:
+        st.info("No variant has finished yet; this page fills in as they do.")
+        return
+    reason = run.get("error") or (results.error if results is not None else None)
+    if status == "ok":
+        head = "No variant of this run finished: every one failed (the reasons are below)."
+    else:
+        head = f"This run {status} before any variant finished" + (f": {reason}" if reason else ".")
+    (st.error if status in ("failed", "ok") else st.warning)(head)
+    for v in (results.variants if results is not None else ())[:12]:
+        if v.error:
+            st.caption(f"{v.name}: {v.status} — {v.error}")
