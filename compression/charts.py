@@ -30,9 +30,11 @@ __all__ = [
     "confusion_matrix",
     "describe_settings",
     "file_weight_histogram",
+    "format_latency",
     "int8_grid",
     "kernel_heatmap",
     "kernel_stats",
+    "latency_unit",
     "latency_vs_accuracy",
     "layer_bars",
     "layer_frame",
@@ -184,6 +186,14 @@ def _ok(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return df[mask]
 
 
+LOG_AXIS = {"type": "log", "dtick": 1}
+
+
+def _axis(title: str, log: bool) -> dict:
+    """An axis dict: log with ticks at powers of ten only (no '2 5' minor labels), or linear."""
+    return {"title": title, **(LOG_AXIS if log else {"type": "linear"})}
+
+
 def _wide(values) -> bool:
     """Whether positive values span enough orders of magnitude for a log axis."""
     v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
@@ -203,14 +213,32 @@ def _color_of(values: Sequence) -> dict:
     return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
 
 
+def latency_unit(values_ms) -> tuple[float, str]:
+    """``(factor, unit)`` to show latencies given in ms: µs (×1000) when every value is below 1 ms."""
+    v = pd.to_numeric(pd.Series(values_ms, dtype=object), errors="coerce").dropna()
+    return (1000.0, "µs") if len(v) and float(v.max()) < 1.0 else (1.0, "ms")
+
+
+def format_latency(ms: float | None) -> str:
+    """One latency for people: '680 µs' below a millisecond, '1.25 ms' above, '—' when unknown."""
+    if ms is None or not np.isfinite(ms):
+        return "—"
+    if ms < 1.0:
+        us = ms * 1000
+        return f"{us:.0f} µs" if us >= 100 else f"{us:.1f} µs"
+    return f"{ms:.2f} ms"
+
+
 def _hover(df: pd.DataFrame) -> list:
     cols = ["label", "settings", "accuracy", "latency_ms", "size_bytes", "gzip_bytes"]
-    return df.reindex(columns=cols).to_numpy().tolist()
+    data = df.reindex(columns=cols).copy()
+    data["latency_ms"] = [format_latency(v if v is None else float(v)) for v in data["latency_ms"]]
+    return data.to_numpy().tolist()
 
 
 _HOVER = (
     "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
-    "accuracy %{customdata[2]:.2%} · host latency %{customdata[3]:.4f} ms<br>"
+    "accuracy %{customdata[2]:.2%} · host latency %{customdata[3]}<br>"
     "size %{customdata[4]:,} B raw · %{customdata[5]:,} B gzip<extra></extra>"
 )
 
@@ -321,7 +349,7 @@ def _scatter(
         title=title,
         template=TEMPLATE,
         legend={"orientation": "h", "y": -0.2},
-        xaxis={"title": x_title, "type": "log" if _wide(data[x]) else "linear"},
+        xaxis=_axis(x_title, _wide(data[x])),
         yaxis={"title": "accuracy (test set)", "tickformat": ".1%"},
         height=460,
         margin={"t": 60, "b": 40},
@@ -345,19 +373,26 @@ def size_vs_accuracy(df: pd.DataFrame, size: str = "gzip_bytes", color: str = "q
 
 
 def latency_vs_accuracy(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
-    """Accuracy against median batch-1 host latency (ms, this machine's CPU, not a device's); front outlined."""
-    return _scatter(df, "latency_ms", "Host latency vs accuracy", "median host latency, batch 1 (ms, this CPU)",
-                    ["latency_ms"], color)
+    """Accuracy against median batch-1 host latency (this machine's CPU, not a device's); front outlined.
+
+    The axis is in µs when every latency is below a millisecond (never "680μ" ticks of milliseconds).
+    """
+    factor, unit = latency_unit(df["latency_ms"] if "latency_ms" in df else [])
+    data = df.assign(latency_shown=pd.to_numeric(df["latency_ms"], errors="coerce") * factor) if len(df) else df
+    return _scatter(data, "latency_shown", "Host latency vs accuracy",
+                    f"median host latency, batch 1 ({unit}, this CPU)", ["latency_shown"], color)
 
 
 def tradeoff_bubble(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
     """All three at once: latency (x), accuracy (y), gzip size (bubble area); 3-way Pareto front ringed."""
+    factor, unit = latency_unit(df["latency_ms"] if "latency_ms" in df else [])
+    data = df.assign(latency_shown=pd.to_numeric(df["latency_ms"], errors="coerce") * factor) if len(df) else df
     fig = _scatter(
-        df,
-        "latency_ms",
+        data,
+        "latency_shown",
         "Host latency, accuracy and size (bubble area = gzip size)",
-        "median host latency, batch 1 (ms, this CPU)",
-        ["latency_ms", "gzip_bytes"],
+        f"median host latency, batch 1 ({unit}, this CPU)",
+        ["latency_shown", "gzip_bytes"],
         color,
         size="gzip_bytes",
     )
@@ -394,7 +429,7 @@ def size_bars(df: pd.DataFrame) -> go.Figure:
         return _empty("File size: raw vs gzip")
     wide = _wide(pd.concat([data["size_bytes"], data["gzip_bytes"]]))
     return _raw_and_gzip_bars(data, ("size_bytes", "gzip_bytes"), lambda v: f"{v / 1024:.1f} KiB", "%{y:,} bytes",
-                              "File size: raw vs gzip", {"title": "bytes", "type": "log" if wide else "linear"})
+                              "File size: raw vs gzip", _axis("bytes", wide))
 
 
 def ratio_bars(df: pd.DataFrame) -> go.Figure:
@@ -402,10 +437,9 @@ def ratio_bars(df: pd.DataFrame) -> go.Figure:
     data = _ok(df, ["ratio", "gzip_ratio"])
     if data.empty:
         return _empty("Compression ratio vs float32")
-    scale = "log" if _wide(data["gzip_ratio"]) else "linear"
     fig = _raw_and_gzip_bars(data, ("ratio", "gzip_ratio"), lambda v: f"{v:.2f}×", "%{y:.2f}×",
                              "Compression ratio vs float32 (higher is smaller)",
-                             {"title": "× smaller than float32", "type": scale})
+                             _axis("× smaller than float32", _wide(data["gzip_ratio"])))
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="float32", annotation_position="left")
     return fig
 
@@ -441,7 +475,7 @@ def layer_bars(layers: pd.DataFrame) -> go.Figure:
                 col=col,
             )
     fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(type="log" if _wide(layers["unique_values"]) else "linear", row=1, col=2)
+    fig.update_yaxes(**(LOG_AXIS if _wide(layers["unique_values"]) else {"type": "linear"}), row=1, col=2)
     fig.update_layout(barmode="group", template=TEMPLATE, height=380, title="Per-layer sparsity and unique values")
     return fig
 
@@ -486,7 +520,7 @@ def weight_histograms(
         barmode="overlay",
         template=TEMPLATE,
         xaxis_title="weight value",
-        yaxis={"title": "count (log)", "type": "log"},
+        yaxis={"title": "count (log)", **LOG_AXIS},
         height=380,
         legend={"orientation": "h", "y": -0.25},
     )
@@ -831,7 +865,7 @@ def file_weight_histogram(
     fig.add_trace(_file_trace(values, edges, label, FILE_COLOR))
     fig.update_layout(
         title=title, barmode="overlay", template=TEMPLATE, xaxis_title="weight value",
-        yaxis={"title": "count (log)", "type": "log"}, height=400, legend={"orientation": "h", "y": -0.22},
+        yaxis={"title": "count (log)", **LOG_AXIS}, height=400, legend={"orientation": "h", "y": -0.22},
     )
     return fig
 
@@ -894,7 +928,7 @@ def int8_grid(
         row=1, col=2,
     )
     fig.update_xaxes(title_text="integer code q", range=[-129, 128], row=1, col=1)
-    fig.update_yaxes(title_text="count (log)", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="count (log)", **LOG_AXIS, row=1, col=1)
     fig.update_xaxes(title_text="float weight before conversion" if floats is not None else "dequantized",
                      row=1, col=2)
     fig.update_yaxes(title_text="value in the file", row=1, col=2)
@@ -930,7 +964,7 @@ def variant_comparison(
             fig.add_trace(_file_trace(values, edges, name, color), row=1, col=col)
     fig.update_layout(title=title, barmode="overlay", template=TEMPLATE, height=400,
                       legend={"orientation": "h", "y": -0.22})
-    fig.update_yaxes(type="log", title_text="count (log)", col=1)
+    fig.update_yaxes(**LOG_AXIS, title_text="count (log)", col=1)
     fig.update_xaxes(title_text="weight value")
     return fig
 

@@ -80,7 +80,7 @@ m[1].metric(
 m[2].metric("sparsity", f"{row.get('sparsity') or 0:.1%}")
 m[3].metric(
     "host latency (median)",
-    f"{(row.get('latency_ms') or {}).get('median', float('nan')):.4f} ms",
+    charts.format_latency((row.get("latency_ms") or {}).get("median")),
     help="Batch 1 on this machine's CPU (LiteRT, XNNPACK when it takes the model): not a microcontroller's latency.",
 )
 m[4].metric(

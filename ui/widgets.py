@@ -159,7 +159,14 @@ def results_table(df: pd.DataFrame, key: str | None = None) -> None:
         "status": (df["status"] != "ok").any() if "status" in df else False,
     }
     order = [c for c in TABLE_ORDER if c in df.columns and optional.get(c, True)]
-    st.dataframe(df, column_order=order, column_config=TABLE_CONFIG, hide_index=True, key=key, width="stretch")
+    config = TABLE_CONFIG
+    if "latency_median_ms" in df:
+        factor, unit = charts.latency_unit(df["latency_median_ms"])
+        df = df.assign(latency_median_ms=pd.to_numeric(df["latency_median_ms"], errors="coerce") * factor)
+        config = {**TABLE_CONFIG, "latency_median_ms": st.column_config.NumberColumn(
+            f"host latency {unit}", format="%.1f" if unit == "µs" else "%.3f",
+            help=TABLE_CONFIG["latency_median_ms"].get("help"))}
+    st.dataframe(df, column_order=order, column_config=config, hide_index=True, key=key, width="stretch")
 
 
 # ---------------------------------------------------------------- the live run monitor
@@ -284,6 +291,8 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
         if len(rows):
             if rows["error"].isna().all():
                 rows = rows.drop(columns="error")
+            factor, unit = charts.latency_unit(rows["latency_ms"])
+            rows = rows.assign(latency_ms=pd.to_numeric(rows["latency_ms"], errors="coerce") * factor)
             st.dataframe(
                 rows,
                 hide_index=True,
@@ -293,7 +302,8 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
                     "delta_accuracy": TABLE_CONFIG["delta_accuracy"],
                     "gzip_bytes": TABLE_CONFIG["gzip_bytes"],
                     "ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
-                    "latency_ms": st.column_config.NumberColumn("host latency ms", format="%.4f"),
+                    "latency_ms": st.column_config.NumberColumn(
+                        f"host latency {unit}", format="%.1f" if unit == "µs" else "%.3f"),
                     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
                 },
                 key=f"{key}_rows_{run_id}",
