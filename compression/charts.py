@@ -64,12 +64,15 @@ TEMPLATE = "plotly_white"
 # ---------------------------------------------------------------- frames
 
 
-def describe_settings(settings: dict[str, Any] | None) -> str:
+def describe_settings(settings: dict[str, Any] | None, schedule: dict | None = None) -> str:
     """A variant's settings (a ``VariantSpec`` dict) as short hover lines joined by ``<br>``.
+
+    With the applied pruning ``schedule`` (a result row's ``schedule``), the steps and frequency are
+    the ones that ran, and a frequency the engine changed says so ("every 28 (asked 100)").
 
     Usage::
 
-        describe_settings(row["settings"])   # "prune polynomial 50%→80%, every 100 steps<br>convert int8"
+        describe_settings(row["settings"], row["schedule"])   # "prune polynomial 50%→80%, steps 0→224, every 28 ..."
     """
     if not settings:
         return ""
@@ -85,8 +88,15 @@ def describe_settings(settings: dict[str, Any] | None) -> str:
             what = f"prune constant {p['final_sparsity']:.0%}"
         else:
             what = f"prune polynomial {p['initial_sparsity']:.0%}→{p['final_sparsity']:.0%}"
-        end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
-        what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
+        if schedule:
+            asked = p.get("frequency")
+            every = schedule.get("frequency")
+            what += f", steps {schedule.get('begin_step', 0)}→{schedule.get('end_step')}, every {every}"
+            if asked is not None and every is not None and asked != every:
+                what += f" (asked {asked})"
+        else:
+            end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
+            what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
         if p.get("layers"):
             what += f", layers {', '.join(p['layers'])}"
         lines.append(what)
@@ -125,8 +135,9 @@ def results_frame(results: dict | None, run: str | None = None) -> pd.DataFrame:
     if not results:
         return pd.DataFrame(columns=[*TABLE_COLUMNS, "settings", "run", "label", "latency_ms"])
     df = results_table(results)
-    settings = {v["name"]: v.get("settings") for v in results.get("variants", [])}
-    df["settings"] = [describe_settings(settings.get(n)) for n in df["name"]]
+    rows = {v["name"]: v for v in results.get("variants", [])}
+    df["settings"] = [describe_settings((rows.get(n) or {}).get("settings"), (rows.get(n) or {}).get("schedule"))
+                      for n in df["name"]]
     df["run"] = run or ""
     df["label"] = [f"{run} · {n}" if run else n for n in df["name"]]
     df["latency_ms"] = df["latency_median_ms"]
@@ -658,7 +669,8 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
     if events is None or events.empty or "loss" not in events:
         return _empty(title, "No training progress yet.")
     data = events[pd.to_numeric(events["loss"], errors="coerce").notna()].copy()
-    if "batch" in data:
+    by_epoch = "epoch" in data and data["epoch"].notna().all()
+    if "batch" in data and not by_epoch:
         data = data[data["batch"].notna()]
     if data.empty:
         return _empty(title, "No training progress yet.")
@@ -666,7 +678,20 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
     variant = data["variant"].fillna("") if "variant" in data else pd.Series("", index=data.index)
     keys = (data["phase"].astype(str) + " " + variant).str.strip()
     for i, (key, part) in enumerate(data.groupby(keys, sort=False)):
-        x = np.arange(1, len(part) + 1)
+        # x in epochs (the store thins batch events, so their count is not a step count): batch b of epoch e
+        # sits at e - 1 + b / (batches per epoch, the largest batch number seen).
+        # An epoch-end row (no batch) sits at its epoch; so does a series of one row per epoch.
+        if by_epoch:
+            epoch = pd.to_numeric(part["epoch"]).to_numpy(dtype=float)
+            batch = (pd.to_numeric(part["batch"], errors="coerce").to_numpy(dtype=float) if "batch" in part
+                     else np.full(len(part), np.nan))
+            if np.isnan(batch).all() or np.unique(epoch).size == len(part):
+                x = epoch
+            else:
+                per_epoch = max(float(np.nanmax(batch)), 1.0)
+                x = np.where(np.isnan(batch), epoch, epoch - 1 + batch / per_epoch)
+        else:
+            x = np.arange(1, len(part) + 1)
         color = PALETTE[i % len(PALETTE)]
         custom = part.reindex(columns=["epoch", "batch"]).to_numpy()
         hover = "%{y:.4f}<br>epoch %{customdata[0]}, batch %{customdata[1]}<extra>" + str(key) + "</extra>"
@@ -698,7 +723,7 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
                 row=1,
                 col=2,
             )
-    fig.update_xaxes(title_text="batch")
+    fig.update_xaxes(title_text="epoch" if by_epoch else "logged batch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(title=title, template=TEMPLATE, height=340, legend={"orientation": "h", "y": -0.3})
     return fig

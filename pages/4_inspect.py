@@ -93,7 +93,7 @@ st.caption(
     "Techniques: "
     + " + ".join(row.get("techniques", []))
     + " — "
-    + charts.describe_settings(row.get("settings")).replace("<br>", "; ")
+    + charts.describe_settings(row.get("settings"), row.get("schedule")).replace("<br>", "; ")
 )
 
 # ---------------------------------------------------------------- on a microcontroller

@@ -41,3 +41,26 @@ def test_log_axes_tick_at_powers_of_ten_only():
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.dtick == 1
     sizes = charts.size_bars(frame([1.0, 1.0, 1.0], sizes=(100, 2000, 90000)))
     assert sizes.layout.yaxis.type == "log" and sizes.layout.yaxis.dtick == 1
+
+
+def test_training_curves_are_drawn_against_epochs_even_when_batch_events_are_thinned():
+    kept = [(e, 23) for e in (1, 3, 5, 8, 10, 12, 15, 17, 20)]  # what thinning left of 20 epochs × 23 batches
+    rows = [{"phase": "baseline", "variant": "", "epoch": e, "batch": b, "loss": 1 / e, "accuracy": 0.5} for e, b in kept]
+    rows += [{"phase": "baseline", "variant": "", "epoch": e, "batch": None, "loss": 1 / e, "accuracy": 0.5}
+             for e in range(1, 21)]  # the epoch-end events
+    fig = charts.training_curves(pd.DataFrame(rows))
+    assert fig.layout.xaxis.title.text == "epoch"
+    x = np.asarray(fig.data[0].x, dtype=float)
+    assert x.max() == 20 and len(x) == 29 and set(range(1, 21)) <= set(x)
+    one_per_epoch = pd.DataFrame({"phase": "prune", "variant": "v", "epoch": [1, 2, 3], "batch": [1, 2, 3],
+                                  "loss": [0.3, 0.2, 0.1], "accuracy": [0.9, 0.95, 0.97]})
+    assert list(charts.training_curves(one_per_epoch).data[0].x) == [1, 2, 3]
+
+
+def test_the_settings_line_shows_the_pruning_frequency_that_ran():
+    settings = {"pruning": {"schedule": "polynomial", "initial_sparsity": 0.5, "final_sparsity": 0.8,
+                            "begin_step": 0, "end_step": None, "frequency": 100}, "quantization": "float32",
+                "fine_tune_epochs": 10, "learning_rate": 0.001, "batch_size": 64}
+    applied = {"begin_step": 0, "end_step": 224, "frequency": 28, "total_steps": 230}
+    assert "steps 0→224, every 28 (asked 100)" in charts.describe_settings(settings, applied)
+    assert "every 100" in charts.describe_settings(settings)  # without a result: the settings as asked
