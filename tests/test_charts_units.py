@@ -45,7 +45,8 @@ def test_log_axes_tick_at_powers_of_ten_only():
 
 def test_training_curves_are_drawn_against_epochs_even_when_batch_events_are_thinned():
     kept = [(e, 23) for e in (1, 3, 5, 8, 10, 12, 15, 17, 20)]  # what thinning left of 20 epochs × 23 batches
-    rows = [{"phase": "baseline", "variant": "", "epoch": e, "batch": b, "loss": 1 / e, "accuracy": 0.5} for e, b in kept]
+    rows = [{"phase": "baseline", "variant": "", "epoch": e, "batch": b, "loss": 1 / e, "accuracy": 0.5}
+            for e, b in kept]
     rows += [{"phase": "baseline", "variant": "", "epoch": e, "batch": None, "loss": 1 / e, "accuracy": 0.5}
              for e in range(1, 21)]  # the epoch-end events
     fig = charts.training_curves(pd.DataFrame(rows))
