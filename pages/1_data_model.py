@@ -133,10 +133,10 @@ else:
         help="Checked before loading: Lambda layers and custom code are refused, nothing is unpickled.",
     )
     if upload is not None and upload.file_id != ss.get("model_file_id"):
-        from compression.safe_load import load_user_model
+        from compression.model_cards import check_model_file  # in a child process: no TensorFlow here
 
         with st.spinner("Checking and loading the model…"):
-            state.accept_upload(upload, load_user_model, "model")
+            state.accept_upload(upload, check_model_file, "model")
     if ss["model_upload_path"]:
         st.caption(f"Using **{ss['model_upload_label']}**.")
 

@@ -254,7 +254,7 @@ def pretrained_cards() -> list[dict]:
 def model_summary(
     source: str, name: str | None, path: str | None, input_shape: tuple, num_classes: int, dataset_name: str = ""
 ) -> dict:
-    """Layers, parameters and float size of the chosen model (imports TensorFlow on first use).
+    """Layers, parameters and float size of the chosen model (a precomputed card, or a child process).
 
     Raises:
         CompressionError: the model cannot be built for this data or the upload is refused.
@@ -262,7 +262,7 @@ def model_summary(
     return _model_summary(source, name, path, tuple(input_shape), int(num_classes), dataset_name, _stamp(path))
 
 
-@st.cache_data(show_spinner="Loading TensorFlow and building the model…", max_entries=16)
+@st.cache_data(show_spinner="Summarising the model…", max_entries=16)
 def _model_summary(
     source: str,
     name: str | None,
@@ -272,23 +272,12 @@ def _model_summary(
     dataset_name: str,
     stamp: tuple | None,
 ) -> dict:
-    from compression.models import build_model
-    from compression.models import model_summary as summarize
+    # Never TensorFlow in the server: a precomputed card, else a child process (compression.model_cards).
+    from compression.model_cards import model_summary as summarize
 
-    if path:
-        from compression.safe_load import load_user_model
-
-        model = load_user_model(path)
-    elif source == "Pretrained sample" and _has_pretrained(dataset_name, name):
-        from compression.pretrained import load_pretrained
-
-        model = load_pretrained(dataset_name, name)
-    else:
-        model = build_model(name, input_shape, num_classes)
-    summary = summarize(model)
-    summary["input_shape"] = [d for d in model.input_shape[1:]]
-    summary["outputs"] = int(model.output_shape[-1])
-    return summary
+    kind = "pretrained" if not path and source == "Pretrained sample" and _has_pretrained(dataset_name, name) \
+        else "zoo"
+    return summarize(kind, name, path, input_shape, num_classes, dataset_name)
 
 
 def _has_pretrained(dataset_name: str, name: str | None) -> bool:
