@@ -75,6 +75,7 @@ if runs:
         hide_index=True,
         width="stretch",
         key="history_table",
+        placeholder="—",  # no best ratio (yet): a dash, not "None"
         column_config={
             "best ratio (≤1 pt lost)": st.column_config.NumberColumn(
                 format="%.2f×", help="float32 gzip size / the smallest variant's that lost at most one accuracy point."

@@ -166,10 +166,16 @@ def results_table(df: pd.DataFrame, key: str | None = None) -> None:
         config = {**TABLE_CONFIG, "latency_median_ms": st.column_config.NumberColumn(
             f"host latency {unit}", format="%.1f" if unit == "µs" else "%.3f",
             help=TABLE_CONFIG["latency_median_ms"].get("help"))}
-    st.dataframe(df, column_order=order, column_config=config, hide_index=True, key=key, width="stretch")
+    st.dataframe(df, column_order=order, column_config=config, hide_index=True, key=key, width="stretch",
+                 placeholder="—")
 
 
 # ---------------------------------------------------------------- the live run monitor
+
+
+# What the monitor says a variant is doing (the progress phases are internal names).
+PHASE_WORDS = {"variant_start": "starting", "fine_tune": "fine-tuning", "convert": "converting",
+               "measure": "measuring", "variant_done": "finishing"}
 
 
 def _variant_rows(run: dict, results: dict | None) -> pd.DataFrame:
@@ -198,8 +204,8 @@ def _variant_rows(run: dict, results: dict | None) -> pd.DataFrame:
                     error=v.get("error"),
                 )
         elif run["status"] == "running" and name == current:
-            phase = (run.get("progress") or {}).get("phase") or "running"
-            row = {"variant": name, "status": f"running: {phase}"}
+            phase = (run.get("progress") or {}).get("phase") or ""
+            row = {"variant": name, "status": PHASE_WORDS.get(phase, "running")}
         elif run["status"] in ("queued", "running"):
             row = {"variant": name, "status": "waiting"}
         else:
@@ -307,6 +313,7 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
                     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
                 },
                 key=f"{key}_rows_{run_id}",
+                placeholder="—",
             )
         if live and status in FINAL_STATUSES:
             st.rerun()  # redraw the whole page once: downloads and links appear, polling stops
