@@ -1124,11 +1124,12 @@ def ram_vs_flash(fits: pd.DataFrame, board: Any) -> go.Figure:
     for status, part in data.groupby("fit", sort=False):
         fig.add_trace(
             go.Scatter(
-                x=part["flash_bytes"],
-                y=part["arena_bytes"],
+                # Plain lists (not base64 typed arrays): the browser's figure holds the bytes as numbers.
+                x=[int(v) for v in part["flash_bytes"]],
+                y=[int(v) for v in part["arena_bytes"]],
                 mode="markers+text",
                 name=str(status),
-                text=part["name"],
+                text=list(part["name"]),
                 textposition="top center",
                 textfont={"size": 10},
                 marker={"size": 12, "color": FIT_COLORS.get(status, PALETTE[0]), "line": {"width": 1,

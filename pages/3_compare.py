@@ -134,7 +134,14 @@ except CompressionError as exc:
 if board.note:
     st.caption(f"{board.name}: {board.note}")
 fits = fit_table(results, board)
-st.dataframe(
+fit_box = st.container(key="compare_fit")
+counts = fits["fit"].value_counts()
+fit_box.markdown(
+    f"On **{board.name}**: {counts.get('fits', 0)} of {len(fits)} finished variants fit"
+    + "".join(f"; {n} {status}" for status, n in counts.items() if status != "fits")
+    + "."
+)
+fit_box.dataframe(
     fits,
     column_order=["name", "tflm", "arena_bytes", "flash_bytes", "fit_label", "tflm_accuracy", "tflm_agreement",
                   "reason"],
