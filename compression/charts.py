@@ -319,6 +319,7 @@ def _scatter(
                 name=str(key) or "variant",
                 text=part["label"],
                 textposition="top center",
+                cliponaxis=False,  # a label near the plot's edge is drawn whole, not cut ("runed-dynamic")
                 textfont={"size": 10},
                 marker={
                     "size": sizes.loc[part.index].tolist() if sizes is not None else 12,
@@ -779,14 +780,19 @@ def sequence_plots(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], max
     """One line per class (its first sample) for 1-D sequence datasets."""
     x = np.asarray(x)
     y = np.asarray(y)
+    from plotly.colors import qualitative
+
+    colors = qualitative.T10  # ten distinct colours: one per class of a 10-class set (PALETTE has nine)
     fig = go.Figure()
     for c in [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]:
         seq = x[np.flatnonzero(y == c)[0]].reshape(x.shape[1], -1)[:, 0]
         fig.add_trace(
-            go.Scatter(y=seq, mode="lines", name=str(class_names[c]), line={"color": PALETTE[c % len(PALETTE)]})
+            go.Scatter(y=seq, mode="lines", name=str(class_names[c]), line={"color": colors[c % len(colors)]})
         )
+    # A legend below the plot, in rows: every class shows (a side legend of 320 px cut off classes 7-9).
     fig.update_layout(
-        title="One sample per class", template=TEMPLATE, xaxis_title="step", yaxis_title="value", height=320
+        title="One sample per class", template=TEMPLATE, xaxis_title="step", yaxis_title="value", height=380,
+        legend={"orientation": "h", "y": -0.25, "x": 0, "title": {"text": "class "}},
     )
     return fig
 

@@ -97,8 +97,9 @@ def results_of(run_id: str) -> dict | None:
 
 
 TABLE_CONFIG = {
-    "name": st.column_config.TextColumn("variant"),
-    "techniques": st.column_config.TextColumn("techniques"),
+    # The variant stays in view while a wide table scrolls sideways to sparsity, delegate and input.
+    "name": st.column_config.TextColumn("variant", pinned=True),
+    "techniques": st.column_config.TextColumn("techniques", width="medium"),
     "accuracy": st.column_config.NumberColumn(
         "accuracy", format="percent", help="Top-1 accuracy of the .tflite on the test set (LiteRT interpreter)."
     ),
