@@ -20,3 +20,17 @@ def test_history_shows_a_dash_for_a_missing_best_ratio(lab):
     assert table.proto.placeholder == "—"  # …and it is drawn as a dash
     assert store.get_run(run_id)["best_ratio"] is None
 
+
+
+def test_cross_run_charts_label_points_short_and_name_runs_in_the_legend(with_run):
+    from apptest_support import figure, plotly_charts
+
+    run_id, session = with_run
+    at = app_test("pages/5_history.py", sid=session)
+    at.run()
+    at.multiselect(key="history_compare_runs").set_value([run_id]).run()
+    assert_clean(at)
+    size = figure(plotly_charts(at)[0])
+    labels = [t for trace in size["data"] if trace.get("mode") == "markers+text" for t in trace["text"]]
+    assert "#1 · int8" in labels and all(len(t) <= 24 for t in labels)
+    assert any(trace["name"].startswith("#1 Page test run") for trace in size["data"])
