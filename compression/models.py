@@ -209,7 +209,13 @@ def check_compatible(input_shape: Sequence[int | None], outputs: int, dataset) -
     want = tuple(input_shape)
     got = tuple(int(d) for d in dataset.input_shape)
     if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
-        raise CompressionError(f"The model expects inputs of shape {want} but dataset {dataset.name!r} gives {got}.")
+        did = "; ".join(getattr(dataset, "notes", ()) or ())
+        did = f" ({did})" if did else ""
+        shown = "(" + ", ".join("any" if w is None else str(w) for w in want) + (",)" if len(want) == 1 else ")")
+        fix = (f"; save the arrays as (N, {shown[1:-1].rstrip(',')}) or change the model's Input shape to match"
+               if dataset.name == "npz" else "")
+        raise CompressionError(
+            f"The model expects inputs of shape {want} but dataset {dataset.name!r} gives {got}{did}{fix}.")
     if outputs != dataset.num_classes:
         raise CompressionError(
             f"The model has {outputs} outputs but dataset {dataset.name!r} has {dataset.num_classes} classes."

@@ -89,10 +89,18 @@ def load_recipe_dataset(recipe: Recipe, results: dict[str, Any], progress: Progr
     emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
     _tf.set_seed(recipe.seed)
     d = recipe.dataset
-    ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed)
+    ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed,
+                      layout=d.layout)
+    if recipe.model.path is not None:  # the uploaded model decides the layout (axes, integer ids)
+        from .data import fit_to_model
+        from .safe_load import model_input_spec
+
+        spec = model_input_spec(recipe.model.path)
+        if spec is not None:
+            ds = fit_to_model(ds, *spec)
     results["dataset"] = {"name": ds.name, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
                           "n_train": int(len(ds.x_train)), "n_test": int(len(ds.x_test)),
-                          "class_names": list(ds.class_names), "kind": ds.kind}
+                          "class_names": list(ds.class_names), "kind": ds.kind, "notes": list(ds.notes)}
     return ds
 
 

@@ -301,10 +301,13 @@ class DatasetInfo(_Record):
     n_test: int | None = None
     class_names: tuple = ()
     kind: str | None = None
+    notes: tuple[str, ...] = ()  # what reading the data did (axes added, scaling, ids kept integer)
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def _convert(cls, name, value):
+        if name == "notes":
+            return tuple(str(x) for x in (value or ()))
         if name in ("input_shape", "class_names"):
             return tuple(value or ())
         if name in ("num_classes", "n_train", "n_test"):
