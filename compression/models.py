@@ -176,8 +176,11 @@ def build_model(name: str, input_shape, num_classes: int, seed: int = 0):
 def outputs_logits(model) -> bool:
     """True when the model's last layer has no softmax (its outputs are logits)."""
     last = model.layers[-1]
+    while hasattr(last, "layer") and not hasattr(last, "layers"):  # tfmot wrappers: prune, cluster, quantize
+        last = last.layer
     act = getattr(last, "activation", None)
-    name = getattr(act, "__name__", "")
+    act = getattr(act, "activation", act)  # QAT wraps the activation in a QuantizeAwareActivation
+    name = getattr(act, "__name__", "") or getattr(act, "name", "")
     return not (name == "softmax" or type(last).__name__ == "Softmax")
 
 
