@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "dataset_name": "digits",
     "npz_path": None,  # the saved upload when dataset_name == "npz"
     "npz_label": None,
+    "npz_layout": "inferred",  # or image / sequence / tokens: the user's correction of the inferred layout
     "max_train": 0,  # 0 = every training sample
     # model
     "model_source": "Pretrained sample",
@@ -219,15 +220,36 @@ def _stamp(path: str | None) -> tuple | None:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def _dataset(name: str, path: str | None, max_train: int | None, stamp: tuple | None):
+def _dataset(name: str, path: str | None, max_train: int | None, stamp: tuple | None, layout: str | None = None):
     from compression.data import load_dataset
 
-    return load_dataset(name, path=path, max_train=max_train or None)
+    return load_dataset(name, path=path, max_train=max_train or None, layout=layout)
 
 
-def dataset(name: str, path: str | None = None, max_train: int | None = None):
+def dataset(name: str, path: str | None = None, max_train: int | None = None, layout: str | None = None):
     """The Dataset (shared object: never mutate its arrays)."""
-    return _dataset(name, path, max_train, _stamp(path))
+    return _dataset(name, path, max_train, _stamp(path), layout)
+
+
+@st.cache_data(show_spinner="Checking the uploaded model on the test set…", max_entries=8)
+def _uploaded_flags(path: str, stamp: tuple | None, data: str) -> tuple[list[dict], str | None]:
+    import json
+
+    from compression.errors import CompressionError
+    from compression.train import uploaded_baseline_flags
+
+    d = json.loads(data)
+    try:
+        return uploaded_baseline_flags(path, dataset(d["name"], d["path"], d["max_train"], d.get("layout"))), None
+    except CompressionError as exc:
+        return [], str(exc)
+
+
+def uploaded_baseline_flags(path: str) -> list[dict]:
+    """Warnings about an uploaded model used as it is on the current data (e.g. at chance), cached per file."""
+    import json
+
+    return _uploaded_flags(path, _stamp(path), json.dumps(data_key(), sort_keys=True))[0]
 
 
 @st.cache_data(show_spinner=False)
@@ -300,6 +322,7 @@ def data_key() -> dict:
         "name": ss["dataset_name"],
         "path": ss["npz_path"] if ss["dataset_name"] == "npz" else None,
         "max_train": int(ss["max_train"]) or None,
+        "layout": ss["npz_layout"] if ss["dataset_name"] == "npz" and ss["npz_layout"] != "inferred" else None,
     }
 
 
@@ -318,7 +341,7 @@ def current_dataset():
     if d["name"] == "npz" and not d["path"]:
         return None, "Upload a .npz file on the Data & model page first."
     try:
-        return dataset(d["name"], d["path"], d["max_train"]), None
+        return dataset(d["name"], d["path"], d["max_train"], d["layout"]), None
     except CompressionError as exc:
         return None, str(exc)
 
@@ -356,7 +379,7 @@ def recipe_parts() -> dict:
 
     ss = st.session_state
     d = data_key()
-    dataset_spec = {"name": d["name"], "path": d["path"], "max_train": d["max_train"]}
+    dataset_spec = {"name": d["name"], "path": d["path"], "max_train": d["max_train"], "layout": d["layout"]}
     model = model_key()
     epochs, batch, lr = int(ss["baseline_epochs"]), int(ss["baseline_batch"]), float(ss["baseline_lr"])
     train = {"pretrained": False, "epochs": epochs, "batch_size": batch, "learning_rate": lr}
