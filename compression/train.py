@@ -160,3 +160,17 @@ def uploaded_baseline_flags(path, dataset, max_samples: int = 2000) -> list[dict
     check_compatible(model.input_shape[1:], model.output_shape[-1], fitted)
     x, y = fitted.x_test[:max_samples], fitted.y_test[:max_samples]
     return baseline_flags(predict_classes(model, x), y)
+
+
+def uploaded_baseline_check(path, data: dict) -> list[dict[str, str]]:
+    """:func:`uploaded_baseline_flags` for a dataset given as its spec (``name``, ``path``, ``max_train``,
+    ``layout``): what a caller without TensorFlow runs in the isolation child.
+
+    Usage::
+
+        shared_pool().call(uploaded_baseline_check, "model.keras", {"name": "digits"})
+    """
+    from .data import load_dataset
+
+    ds = load_dataset(data["name"], path=data.get("path"), max_train=data.get("max_train"), layout=data.get("layout"))
+    return uploaded_baseline_flags(path, ds)

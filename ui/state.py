@@ -236,12 +236,13 @@ def _uploaded_flags(path: str, stamp: tuple | None, data: str) -> tuple[list[dic
     import json
 
     from compression.errors import CompressionError
-    from compression.train import uploaded_baseline_flags
+    from compression.isolation import ChildError, shared_pool
+    from compression.train import uploaded_baseline_check
 
-    d = json.loads(data)
-    try:
-        return uploaded_baseline_flags(path, dataset(d["name"], d["path"], d["max_train"], d.get("layout"))), None
-    except CompressionError as exc:
+    try:  # in the engine's child process: the server never imports TensorFlow
+        return shared_pool().call(uploaded_baseline_check, path, json.loads(data),
+                                  what="Checking the uploaded model"), None
+    except (CompressionError, ChildError) as exc:
         return [], str(exc)
 
 
