@@ -75,6 +75,7 @@ log = logging.getLogger("compression.search")
 SEARCH_FILE = "search.json"  # the SearchSpec of a stored search run, next to recipe.json
 TRIALS_FILE = "trials.csv"
 CLUSTER_CHOICES = (0, 8, 16, 32, 64)  # 0 = no clustering
+PRIOR_TEST_SAMPLES = 2000  # the prior only ranks layers: a seeded 2 000-sample test subset is enough
 STARTUP_TRIALS = 4  # random trials before TPE models the results (after the prior's enqueued points)
 SPARSITY_STEP = 0.05
 MAX_SPARSITY = 0.95
@@ -582,8 +583,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         sensitivity = None
         if spec.prior:
             emit(progress, Progress(phase="sensitivity", fraction=0.05, message="per-layer sensitivity (the prior)"))
-            sensitivity = analyze(baseline, ds, int8=False, seed=recipe.seed, cancel=cancel,
-                                  fraction_span=(0.05, 0.1))
+            sensitivity = analyze(baseline, ds, int8=False, max_test=PRIOR_TEST_SAMPLES, seed=recipe.seed,
+                                  cancel=cancel, fraction_span=(0.05, 0.1))
             results["sensitivity"] = sensitivity.to_dict()
             save()
     except Cancelled:
