@@ -111,7 +111,7 @@ def _data(model, n_train=96, n_test=32, seed=0) -> dict[str, np.ndarray]:
             "x_test": make(n_test), "y_test": np.arange(n_test) % 4}
 
 
-def run(names, out: Path) -> dict[str, dict[str, str]]:
+def run(names, out: Path, schemes=tuple(SCHEMES)) -> dict[str, dict[str, str]]:
     from compression.config import Recipe
     from compression.recipes import run_recipe
     from compression.results import RunFolder
@@ -126,7 +126,7 @@ def run(names, out: Path) -> dict[str, dict[str, str]]:
         np.savez(folder / "data.npz", **_data(model))
         variants = [{"name": m, "quantization": m, "representative_samples": 16} for m in MODES]
         variants += [{"name": s, "quantization": "int8", "representative_samples": 16, "fine_tune_epochs": 1,
-                      **spec} for s, spec in SCHEMES.items()]
+                      **spec} for s, spec in SCHEMES.items() if s in schemes]
         variants.append({"name": "pruned", "pruning": {"final_sparsity": 0.8}, "fine_tune_epochs": 1})
         recipe = Recipe.from_dict({
             "title": f"architecture {name}", "dataset": {"name": "npz", "path": str(folder / "data.npz")},
@@ -152,10 +152,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated architecture names")
     parser.add_argument("--out", default=None, help="folder for the models, data and runs (default: a temp dir)")
+    parser.add_argument("--schemes", default=",".join(SCHEMES), help="comma-separated QAT schemes to run")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(_builders())
     out = Path(args.out or tempfile.mkdtemp(prefix="architectures-"))
-    table = run(names, out)
+    table = run(names, out, tuple(s for s in args.schemes.split(",") if s))
     columns = [*MODES, *SCHEMES, "pruned"]
     print("\n| architecture | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
