@@ -26,6 +26,7 @@ from .config import Preserve
 
 __all__ = [
     "LOG_RANGE",
+    "centroids_over_time",
     "class_counts",
     "confusion_matrix",
     "describe_settings",
@@ -1158,4 +1159,29 @@ def ram_vs_flash(fits: pd.DataFrame, board: Any) -> go.Figure:
     if refused:
         fig.add_annotation(text=f"Cannot run under TFLM (not plotted): {', '.join(refused)}", showarrow=False,
                            x=0, y=1.02, xref="paper", yref="paper", xanchor="left", font={"size": 11})
+    return fig
+
+
+def centroids_over_time(steps: np.ndarray, centroids: np.ndarray, layer: str = "") -> go.Figure:
+    """Each cluster centroid of one layer across the fine-tune: k lines, one per shared weight value.
+
+    Args:
+        steps: the fine-tune step of each snapshot, shape ``(n,)`` (0 = before training).
+        centroids: the layer's centroids at each snapshot, shape ``(n, k)``.
+    """
+    title = f"{layer}: cluster centroids during the fine-tune".strip(": ")
+    steps = np.asarray(steps)
+    values = np.asarray(centroids, dtype=float)
+    if steps.size < 2 or values.ndim != 2 or values.shape[0] != steps.size:
+        return _empty(title, "No centroids were recorded for this variant.")
+    order = np.argsort(values[0])
+    fig = go.Figure()
+    for rank, j in enumerate(order):
+        fig.add_trace(go.Scatter(
+            x=steps, y=values[:, j], mode="lines", name=f"centroid {rank + 1}",
+            line={"color": PALETTE[rank % len(PALETTE)], "width": 2}, meta={"kind": "centroid"},
+            hovertemplate="step %{x}: %{y:.5f}<extra>centroid " + str(rank + 1) + "</extra>",
+        ))
+    fig.update_layout(title=title, template=TEMPLATE, height=360, xaxis_title="fine-tune step",
+                      yaxis_title="centroid value (a weight shared by its cluster)", showlegend=False)
     return fig

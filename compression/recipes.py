@@ -291,6 +291,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.clustering, x, y, epochs=spec.fine_tune_epochs, preserve_sparsity=bool(spec.pruning),
             progress=progress, cancel=cancel, variant=spec.name, fraction_span=tuple(span), **common)))
         info["notes"] += cinfo["notes"]
+        info["centroids"] = cinfo.get("centroids")
         info["history"]["cluster"] = cinfo["history"]
         advance()
     if spec.qat:
@@ -365,6 +366,11 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: Path, refe
         from .results import RunFolder
 
         save_snapshots(RunFolder(out).pruning_steps(stem), info["snapshots"])
+    if info.get("centroids"):
+        from .clustering import save_centroids
+        from .results import RunFolder
+
+        save_centroids(RunFolder(out).cluster_steps(stem), info["centroids"])
     (out / "predictions").mkdir(exist_ok=True)
     np.save(out / "predictions" / f"{stem}.npy", np.asarray(m["predictions"], dtype=np.int16))
     notes = list(info["notes"])

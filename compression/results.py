@@ -618,6 +618,10 @@ class RunFolder:
         own = self.weights(stem)
         return own if own.exists() else self.weights("baseline")
 
+    def cluster_steps(self, stem: str) -> Path:
+        """Cluster centroids after each batch of the variant's fine-tune (npz, see ``clustering.save_centroids``)."""
+        return self.weights_dir / f"{stem}.cluster-steps.npz"
+
     def pruning_steps(self, stem: str) -> Path:
         """Pruned kernels at each mask update of the variant's fine-tune (npz, see ``pruning.save_snapshots``)."""
         return self.weights_dir / f"{stem}.pruning-steps.npz"
