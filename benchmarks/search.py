@@ -165,7 +165,8 @@ def render_section(result: dict[str, Any], meta: dict[str, Any], key: str) -> st
     begin, end = markers(key)
     lines = [begin, f"## {result['title']} — {key}", "",
              f"_Measured {meta['started']} on {meta['machine'].get('cpu', '')} (load average before "
-             f"{meta['load_before']}), `{meta['command']}`, took {result['seconds']:.0f} s._", ""]
+             f"{meta['load_before']}), `{meta['command']}` at commit {meta.get('commit') or '?'}, took "
+             f"{result['seconds']:.0f} s._", ""]
     verdict = {True: "✅ met", False: "❌ missed", None: "— not measured"}
     lines.append(markdown_table(["figure", "measured", "target", "", "note"],
                                 [[t["name"], f"{fmt(t['value'], 2)} {t['unit']}", f"{t['op']} {fmt(t['goal'])} "
@@ -206,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ctx.work.mkdir(parents=True, exist_ok=True)
     log = open(ctx.work / "stderr.log", "ab", buffering=0)  # noqa: SIM115 - TF's noise, for the process' life
     os.dup2(log.fileno(), 2)
-    meta = {"started": now_iso(), "machine": machine_info(), "load_before": load_average(),
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True,
+                            text=True).stdout.strip()
+    meta = {"started": now_iso(), "machine": machine_info(), "load_before": load_average(), "commit": commit,
             "command": "python -m benchmarks.search " + " ".join(argv if argv is not None else sys.argv[1:]),
             "work": str(ctx.work)}
     for model in models:  # each model's figures are written as soon as they are measured

@@ -179,7 +179,8 @@ class Entry:
 # Files of each kind of entry, by role: (role, RunFolder path for a file stem, required).
 def _variant_files(folder: RunFolder, stem: str) -> list[tuple[str, Path, bool]]:
     return [("tflite", folder.tflite_for_stem(stem), True), ("weights", folder.weights(stem), False),
-            ("pruning_steps", folder.pruning_steps(stem), False), ("predictions", folder.predictions(stem), True)]
+            ("pruning_steps", folder.pruning_steps(stem), False), ("cluster_steps", folder.cluster_steps(stem), False),
+            ("predictions", folder.predictions(stem), True)]
 
 
 def _baseline_files(folder: RunFolder) -> list[tuple[str, Path, bool]]:

@@ -27,14 +27,17 @@ from .results import TABLE_COLUMNS, LayerStat, RunResults, results_table
 
 __all__ = [
     "LOG_RANGE",
+    "centroids_over_time",
     "class_counts",
     "confusion_matrix",
     "describe_settings",
     "file_weight_histogram",
+    "format_latency",
     "int8_grid",
     "history_frame",
     "kernel_heatmap",
     "kernel_stats",
+    "latency_unit",
     "latency_vs_accuracy",
     "layer_bars",
     "layer_frame",
@@ -70,12 +73,15 @@ def _layers_suffix(config: dict) -> str:
     return f", layers {', '.join(names)}" if names else ""
 
 
-def describe_settings(settings: dict[str, Any] | None) -> str:
+def describe_settings(settings: dict[str, Any] | None, schedule: dict | None = None) -> str:
     """A variant's settings (a ``VariantSpec`` dict) as short hover lines joined by ``<br>``.
+
+    With the applied pruning ``schedule`` (a result row's ``schedule``), the steps and frequency are
+    the ones that ran, and a frequency the engine changed says so ("every 28 (asked 100)").
 
     Usage::
 
-        describe_settings(row["settings"])   # "prune polynomial 50%→80%, every 100 steps<br>convert int8"
+        describe_settings(row["settings"], row["schedule"])   # "prune polynomial 50%→80%, steps 0→224, every 28 ..."
     """
     if not settings:
         return ""
@@ -91,8 +97,15 @@ def describe_settings(settings: dict[str, Any] | None) -> str:
             what = f"prune constant {p['final_sparsity']:.0%}"
         else:
             what = f"prune polynomial {p['initial_sparsity']:.0%}→{p['final_sparsity']:.0%}"
-        end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
-        what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
+        if schedule:
+            asked = p.get("frequency")
+            every = schedule.get("frequency")
+            what += f", steps {schedule.get('begin_step', 0)}→{schedule.get('end_step')}, every {every}"
+            if asked is not None and every is not None and asked != every:
+                what += f" (asked {asked})"
+        else:
+            end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
+            what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
         what += _layers_suffix(p)
         lines.append(what)
     c = settings.get("clustering")
@@ -129,8 +142,8 @@ def results_frame(results: RunResults | dict | None, run: str | None = None) -> 
     if results is None or not results.variants:
         return pd.DataFrame(columns=[*TABLE_COLUMNS, "settings", "run", "label", "latency_ms"])
     df = results_table(results)
-    settings = {v.name: v.settings for v in results.variants}
-    df["settings"] = [describe_settings(settings.get(n)) for n in df["name"]]
+    rows = {v.name: v for v in results.variants}
+    df["settings"] = [describe_settings(rows[n].settings, rows[n].schedule) if n in rows else "" for n in df["name"]]
     df["run"] = run or ""
     df["label"] = [f"{run} · {n}" if run else n for n in df["name"]]
     df["latency_ms"] = df["latency_median_ms"]
@@ -217,6 +230,14 @@ def _ok(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return df[mask]
 
 
+LOG_AXIS = {"type": "log", "dtick": 1}
+
+
+def _axis(title: str, log: bool) -> dict:
+    """An axis dict: log with ticks at powers of ten only (no '2 5' minor labels), or linear."""
+    return {"title": title, **(LOG_AXIS if log else {"type": "linear"})}
+
+
 def _wide(values) -> bool:
     """Whether positive values span enough orders of magnitude for a log axis."""
     v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
@@ -236,14 +257,32 @@ def _color_of(values: Sequence) -> dict:
     return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
 
 
+def latency_unit(values_ms) -> tuple[float, str]:
+    """``(factor, unit)`` to show latencies given in ms: µs (×1000) when every value is below 1 ms."""
+    v = pd.to_numeric(pd.Series(values_ms, dtype=object), errors="coerce").dropna()
+    return (1000.0, "µs") if len(v) and float(v.max()) < 1.0 else (1.0, "ms")
+
+
+def format_latency(ms: float | None) -> str:
+    """One latency for people: '680 µs' below a millisecond, '1.25 ms' above, '—' when unknown."""
+    if ms is None or not np.isfinite(ms):
+        return "—"
+    if ms < 1.0:
+        us = ms * 1000
+        return f"{us:.0f} µs" if us >= 100 else f"{us:.1f} µs"
+    return f"{ms:.2f} ms"
+
+
 def _hover(df: pd.DataFrame) -> list:
     cols = ["label", "settings", "accuracy", "latency_ms", "size_bytes", "gzip_bytes"]
-    return df.reindex(columns=cols).to_numpy().tolist()
+    data = df.reindex(columns=cols).copy()
+    data["latency_ms"] = [format_latency(v if v is None else float(v)) for v in data["latency_ms"]]
+    return data.to_numpy().tolist()
 
 
 _HOVER = (
     "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
-    "accuracy %{customdata[2]:.2%} · host latency %{customdata[3]:.4f} ms<br>"
+    "accuracy %{customdata[2]:.2%} · host latency %{customdata[3]}<br>"
     "size %{customdata[4]:,} B raw · %{customdata[5]:,} B gzip<extra></extra>"
 )
 
@@ -313,6 +352,7 @@ def _scatter(
                 name=str(key) or "variant",
                 text=part["label"],
                 textposition="top center",
+                cliponaxis=False,  # a label near the plot's edge is drawn whole, not cut ("runed-dynamic")
                 textfont={"size": 10},
                 marker={
                     "size": sizes.loc[part.index].tolist() if sizes is not None else 12,
@@ -354,7 +394,7 @@ def _scatter(
         title=title,
         template=TEMPLATE,
         legend={"orientation": "h", "y": -0.2},
-        xaxis={"title": x_title, "type": "log" if _wide(data[x]) else "linear"},
+        xaxis=_axis(x_title, _wide(data[x])),
         yaxis={"title": "accuracy (test set)", "tickformat": ".1%"},
         height=460,
         margin={"t": 60, "b": 40},
@@ -378,19 +418,26 @@ def size_vs_accuracy(df: pd.DataFrame, size: str = "gzip_bytes", color: str = "q
 
 
 def latency_vs_accuracy(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
-    """Accuracy against median batch-1 host latency (ms, this machine's CPU, not a device's); front outlined."""
-    return _scatter(df, "latency_ms", "Host latency vs accuracy", "median host latency, batch 1 (ms, this CPU)",
-                    ["latency_ms"], color)
+    """Accuracy against median batch-1 host latency (this machine's CPU, not a device's); front outlined.
+
+    The axis is in µs when every latency is below a millisecond (never "680μ" ticks of milliseconds).
+    """
+    factor, unit = latency_unit(df["latency_ms"] if "latency_ms" in df else [])
+    data = df.assign(latency_shown=pd.to_numeric(df["latency_ms"], errors="coerce") * factor) if len(df) else df
+    return _scatter(data, "latency_shown", "Host latency vs accuracy",
+                    f"median host latency, batch 1 ({unit}, this CPU)", ["latency_shown"], color)
 
 
 def tradeoff_bubble(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
     """All three at once: latency (x), accuracy (y), gzip size (bubble area); 3-way Pareto front ringed."""
+    factor, unit = latency_unit(df["latency_ms"] if "latency_ms" in df else [])
+    data = df.assign(latency_shown=pd.to_numeric(df["latency_ms"], errors="coerce") * factor) if len(df) else df
     fig = _scatter(
-        df,
-        "latency_ms",
+        data,
+        "latency_shown",
         "Host latency, accuracy and size (bubble area = gzip size)",
-        "median host latency, batch 1 (ms, this CPU)",
-        ["latency_ms", "gzip_bytes"],
+        f"median host latency, batch 1 ({unit}, this CPU)",
+        ["latency_shown", "gzip_bytes"],
         color,
         size="gzip_bytes",
     )
@@ -427,7 +474,7 @@ def size_bars(df: pd.DataFrame) -> go.Figure:
         return _empty("File size: raw vs gzip")
     wide = _wide(pd.concat([data["size_bytes"], data["gzip_bytes"]]))
     return _raw_and_gzip_bars(data, ("size_bytes", "gzip_bytes"), lambda v: f"{v / 1024:.1f} KiB", "%{y:,} bytes",
-                              "File size: raw vs gzip", {"title": "bytes", "type": "log" if wide else "linear"})
+                              "File size: raw vs gzip", _axis("bytes", wide))
 
 
 def ratio_bars(df: pd.DataFrame) -> go.Figure:
@@ -435,10 +482,9 @@ def ratio_bars(df: pd.DataFrame) -> go.Figure:
     data = _ok(df, ["ratio", "gzip_ratio"])
     if data.empty:
         return _empty("Compression ratio vs float32")
-    scale = "log" if _wide(data["gzip_ratio"]) else "linear"
     fig = _raw_and_gzip_bars(data, ("ratio", "gzip_ratio"), lambda v: f"{v:.2f}×", "%{y:.2f}×",
                              "Compression ratio vs float32 (higher is smaller)",
-                             {"title": "× smaller than float32", "type": scale})
+                             _axis("× smaller than float32", _wide(data["gzip_ratio"])))
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="float32", annotation_position="left")
     return fig
 
@@ -474,7 +520,7 @@ def layer_bars(layers: pd.DataFrame) -> go.Figure:
                 col=col,
             )
     fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(type="log" if _wide(layers["unique_values"]) else "linear", row=1, col=2)
+    fig.update_yaxes(**(LOG_AXIS if _wide(layers["unique_values"]) else {"type": "linear"}), row=1, col=2)
     fig.update_layout(barmode="group", template=TEMPLATE, height=380, title="Per-layer sparsity and unique values")
     return fig
 
@@ -519,7 +565,7 @@ def weight_histograms(
         barmode="overlay",
         template=TEMPLATE,
         xaxis_title="weight value",
-        yaxis={"title": "count (log)", "type": "log"},
+        yaxis={"title": "count (log)", **LOG_AXIS},
         height=380,
         legend={"orientation": "h", "y": -0.25},
     )
@@ -657,7 +703,8 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
     if events is None or events.empty or "loss" not in events:
         return _empty(title, "No training progress yet.")
     data = events[pd.to_numeric(events["loss"], errors="coerce").notna()].copy()
-    if "batch" in data:
+    by_epoch = "epoch" in data and data["epoch"].notna().all()
+    if "batch" in data and not by_epoch:
         data = data[data["batch"].notna()]
     if data.empty:
         return _empty(title, "No training progress yet.")
@@ -665,7 +712,20 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
     variant = data["variant"].fillna("") if "variant" in data else pd.Series("", index=data.index)
     keys = (data["phase"].astype(str) + " " + variant).str.strip()
     for i, (key, part) in enumerate(data.groupby(keys, sort=False)):
-        x = np.arange(1, len(part) + 1)
+        # x in epochs (the store thins batch events, so their count is not a step count): batch b of epoch e
+        # sits at e - 1 + b / (batches per epoch, the largest batch number seen).
+        # An epoch-end row (no batch) sits at its epoch; so does a series of one row per epoch.
+        if by_epoch:
+            epoch = pd.to_numeric(part["epoch"]).to_numpy(dtype=float)
+            batch = (pd.to_numeric(part["batch"], errors="coerce").to_numpy(dtype=float) if "batch" in part
+                     else np.full(len(part), np.nan))
+            if np.isnan(batch).all() or np.unique(epoch).size == len(part):
+                x = epoch
+            else:
+                per_epoch = max(float(np.nanmax(batch)), 1.0)
+                x = np.where(np.isnan(batch), epoch, epoch - 1 + batch / per_epoch)
+        else:
+            x = np.arange(1, len(part) + 1)
         color = PALETTE[i % len(PALETTE)]
         custom = part.reindex(columns=["epoch", "batch"]).to_numpy()
         hover = "%{y:.4f}<br>epoch %{customdata[0]}, batch %{customdata[1]}<extra>" + str(key) + "</extra>"
@@ -697,7 +757,7 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
                 row=1,
                 col=2,
             )
-    fig.update_xaxes(title_text="batch")
+    fig.update_xaxes(title_text="epoch" if by_epoch else "logged batch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(title=title, template=TEMPLATE, height=340, legend={"orientation": "h", "y": -0.3})
     return fig
@@ -753,14 +813,19 @@ def sequence_plots(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], max
     """One line per class (its first sample) for 1-D sequence datasets."""
     x = np.asarray(x)
     y = np.asarray(y)
+    from plotly.colors import qualitative
+
+    colors = qualitative.T10  # ten distinct colours: one per class of a 10-class set (PALETTE has nine)
     fig = go.Figure()
     for c in [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]:
         seq = x[np.flatnonzero(y == c)[0]].reshape(x.shape[1], -1)[:, 0]
         fig.add_trace(
-            go.Scatter(y=seq, mode="lines", name=str(class_names[c]), line={"color": PALETTE[c % len(PALETTE)]})
+            go.Scatter(y=seq, mode="lines", name=str(class_names[c]), line={"color": colors[c % len(colors)]})
         )
+    # A legend below the plot, in rows: every class shows (a side legend of 320 px cut off classes 7-9).
     fig.update_layout(
-        title="One sample per class", template=TEMPLATE, xaxis_title="step", yaxis_title="value", height=320
+        title="One sample per class", template=TEMPLATE, xaxis_title="step", yaxis_title="value", height=380,
+        legend={"orientation": "h", "y": -0.25, "x": 0, "title": {"text": "class "}},
     )
     return fig
 
@@ -864,7 +929,7 @@ def file_weight_histogram(
     fig.add_trace(_file_trace(values, edges, label, FILE_COLOR))
     fig.update_layout(
         title=title, barmode="overlay", template=TEMPLATE, xaxis_title="weight value",
-        yaxis={"title": "count (log)", "type": "log"}, height=400, legend={"orientation": "h", "y": -0.22},
+        yaxis={"title": "count (log)", **LOG_AXIS}, height=400, legend={"orientation": "h", "y": -0.22},
     )
     return fig
 
@@ -927,7 +992,7 @@ def int8_grid(
         row=1, col=2,
     )
     fig.update_xaxes(title_text="integer code q", range=[-129, 128], row=1, col=1)
-    fig.update_yaxes(title_text="count (log)", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="count (log)", **LOG_AXIS, row=1, col=1)
     fig.update_xaxes(title_text="float weight before conversion" if floats is not None else "dequantized",
                      row=1, col=2)
     fig.update_yaxes(title_text="value in the file", row=1, col=2)
@@ -963,7 +1028,7 @@ def variant_comparison(
             fig.add_trace(_file_trace(values, edges, name, color), row=1, col=col)
     fig.update_layout(title=title, barmode="overlay", template=TEMPLATE, height=400,
                       legend={"orientation": "h", "y": -0.22})
-    fig.update_yaxes(type="log", title_text="count (log)", col=1)
+    fig.update_yaxes(**LOG_AXIS, title_text="count (log)", col=1)
     fig.update_xaxes(title_text="weight value")
     return fig
 
@@ -1098,11 +1163,12 @@ def ram_vs_flash(fits: pd.DataFrame, board: Any) -> go.Figure:
     for status, part in data.groupby("fit", sort=False):
         fig.add_trace(
             go.Scatter(
-                x=part["flash_bytes"],
-                y=part["arena_bytes"],
+                # Plain lists (not base64 typed arrays): the browser's figure holds the bytes as numbers.
+                x=[int(v) for v in part["flash_bytes"]],
+                y=[int(v) for v in part["arena_bytes"]],
                 mode="markers+text",
                 name=str(status),
-                text=part["name"],
+                text=list(part["name"]),
                 textposition="top center",
                 textfont={"size": 10},
                 marker={"size": 12, "color": FIT_COLORS.get(status, PALETTE[0]), "line": {"width": 1,
@@ -1125,4 +1191,29 @@ def ram_vs_flash(fits: pd.DataFrame, board: Any) -> go.Figure:
     if refused:
         fig.add_annotation(text=f"Cannot run under TFLM (not plotted): {', '.join(refused)}", showarrow=False,
                            x=0, y=1.02, xref="paper", yref="paper", xanchor="left", font={"size": 11})
+    return fig
+
+
+def centroids_over_time(steps: np.ndarray, centroids: np.ndarray, layer: str = "") -> go.Figure:
+    """Each cluster centroid of one layer across the fine-tune: k lines, one per shared weight value.
+
+    Args:
+        steps: the fine-tune step of each snapshot, shape ``(n,)`` (0 = before training).
+        centroids: the layer's centroids at each snapshot, shape ``(n, k)``.
+    """
+    title = f"{layer}: cluster centroids during the fine-tune".strip(": ")
+    steps = np.asarray(steps)
+    values = np.asarray(centroids, dtype=float)
+    if steps.size < 2 or values.ndim != 2 or values.shape[0] != steps.size:
+        return _empty(title, "No centroids were recorded for this variant.")
+    order = np.argsort(values[0])
+    fig = go.Figure()
+    for rank, j in enumerate(order):
+        fig.add_trace(go.Scatter(
+            x=steps, y=values[:, j], mode="lines", name=f"centroid {rank + 1}",
+            line={"color": PALETTE[rank % len(PALETTE)], "width": 2}, meta={"kind": "centroid"},
+            hovertemplate="step %{x}: %{y:.5f}<extra>centroid " + str(rank + 1) + "</extra>",
+        ))
+    fig.update_layout(title=title, template=TEMPLATE, height=360, xaxis_title="fine-tune step",
+                      yaxis_title="centroid value (a weight shared by its cluster)", showlegend=False)
     return fig

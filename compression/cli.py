@@ -113,6 +113,8 @@ def _print_flags(out: Path) -> None:
     results = RunFolder(out).read_results()
     if results is None:
         return
+    if results.dataset is not None and results.dataset.notes:
+        print(f"data: {'; '.join(results.dataset.notes)}")
     for flag in results.baseline.flags if results.baseline else ():
         print(f"warning: baseline: {flag.message}")
     reused = [v.name for v in results.variants if v.reused_from]

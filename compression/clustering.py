@@ -101,6 +101,85 @@ def cluster(model, config: ClusteringConfig, x, y, *, epochs: int, batch_size: i
     """
     wrapped, chosen, notes = apply_clustering(model, config, preserve_sparsity)
     compile_for_training(wrapped, learning_rate)
-    history = fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, progress=progress, cancel=cancel,
-                  variant=variant, fraction_span=fraction_span)
-    return strip(wrapped), {"layers": chosen, "notes": notes, "history": history}
+    recorder = centroid_recorder(wrapped)
+    history = fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, callbacks=[recorder], progress=progress,
+                  cancel=cancel, variant=variant, fraction_span=fraction_span)
+    return strip(wrapped), {"layers": chosen, "notes": notes, "history": history,
+                            "centroids": recorder.snapshots()}
+
+
+MAX_CENTROID_SNAPSHOTS = 200
+
+
+def centroid_recorder(wrapped, max_snapshots: int = MAX_CENTROID_SNAPSHOTS):
+    """A Keras callback recording each clustered kernel's centroids before training and after every batch.
+
+    Centroids are a few numbers per layer, so this is cheap; past ``max_snapshots`` batches every other
+    snapshot is dropped (the first and the last stay). ``recorder.snapshots()`` returns
+    ``{"step": int array (n,), "centroids": {layer: array (n, k)}}`` or None.
+    """
+    keras = _tf.keras()
+
+    class CentroidSnapshots(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.layers = [layer for layer in wrapped.layers if getattr(layer, "cluster_centroids", None)]
+            self.steps: list[int] = []
+            self.values: dict[str, list[np.ndarray]] = {self._name(layer): [] for layer in self.layers}
+            self.step = 0
+
+        @staticmethod
+        def _name(layer) -> str:
+            return getattr(getattr(layer, "layer", None), "name", layer.name)
+
+        def _record(self) -> None:
+            self.steps.append(self.step)
+            for layer in self.layers:
+                first = next(iter(layer.cluster_centroids.values()))
+                self.values[self._name(layer)].append(np.asarray(first.numpy(), dtype=np.float32).ravel())
+            if len(self.steps) > max_snapshots:
+                keep = [*range(0, len(self.steps) - 1, 2), len(self.steps) - 1]
+                self.steps = [self.steps[i] for i in keep]
+                for name in self.values:
+                    self.values[name] = [self.values[name][i] for i in keep]
+
+        def on_train_begin(self, logs=None):
+            if self.layers:
+                self._record()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if self.layers:
+                self._record()
+
+        def snapshots(self) -> dict | None:
+            if len(self.steps) < 2:
+                return None
+            return {"step": np.asarray(self.steps, dtype=np.int64),
+                    "centroids": {name: np.stack(v) for name, v in self.values.items()}}
+
+    return CentroidSnapshots()
+
+
+def save_centroids(path, snapshots: dict) -> None:
+    """Write :func:`centroid_recorder` snapshots to an ``.npz`` (``step`` and ``centroids:<layer>`` arrays)."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, step=snapshots["step"],
+                            **{f"centroids:{name}": c for name, c in snapshots["centroids"].items()})
+    tmp.replace(path)
+
+
+def load_centroids(path) -> dict | None:
+    """The snapshots saved by :func:`save_centroids` (never unpickles), or None when there is no file."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {"step": data["step"], "centroids": {k.split(":", 1)[1]: data[k] for k in data.files
+                                                    if k.startswith("centroids:")}}

@@ -440,16 +440,20 @@ class DatasetSpec:
         path: the `.npz` file (for "npz") or a folder of IDX files.
         max_train: use at most this many training samples (seeded subsample).
         max_test: use at most this many test samples.
+        layout: for "npz": "image", "sequence" or "tokens"; None infers it (and a chosen model adapts it).
     """
 
     name: str = "digits"
     path: str | None = None
     max_train: int | None = None
     max_test: int | None = None
+    layout: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise CompressionError(f"dataset.name must be a dataset name. Received: {self.name!r}")
+        if self.layout is not None and self.layout not in ("image", "sequence", "tokens"):
+            raise CompressionError(f"dataset.layout must be image, sequence or tokens. Received: {self.layout!r}")
         for key in ("max_train", "max_test"):
             v = getattr(self, key)
             if v is not None:

@@ -99,7 +99,8 @@ class Dataset:
         class_names: one human name per class, index = label.
         input_shape: shape of one sample, channel axis included.
         description: one line for the UI.
-        kind: "image" or "sequence".
+        kind: "image", "sequence" or "tokens" (integer ids, kept as int32).
+        notes: what reading the data did to it (axes added, scaling), for the UI and CLI.
     """
 
     name: str
@@ -111,6 +112,7 @@ class Dataset:
     input_shape: tuple[int, ...]
     description: str
     kind: str
+    notes: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -205,6 +207,7 @@ def load_dataset(
     max_train: int | None = None,
     max_test: int | None = None,
     seed: int = 0,
+    layout: str | None = None,
 ) -> Dataset:
     """Load a dataset by registry name, or a user's file with ``name="npz"``.
 
@@ -216,6 +219,7 @@ def load_dataset(
         max_train: keep at most this many training samples (seeded subsample).
         max_test: keep at most this many test samples (seeded subsample).
         seed: seed of the subsampling.
+        layout: for "npz": "image", "sequence" or "tokens" instead of the inferred layout.
 
     Returns:
         The :class:`Dataset`.
@@ -230,7 +234,7 @@ def load_dataset(
     if name == "npz":
         if not path:
             raise CompressionError("The 'npz' dataset needs a path to a .npz file.")
-        dataset = load_npz(path)
+        dataset = load_npz(path, layout=layout)
     elif name == "digits":
         dataset = _load_digits()
     elif name == "mnist1d":
@@ -252,7 +256,7 @@ def _subsample(ds: Dataset, max_train: int | None, max_test: int | None, seed: i
     x_test, y_test = _take(ds.x_test, ds.y_test, max_test, rng, "max_test")
     if x_train is ds.x_train and x_test is ds.x_test:
         return ds
-    return _make(ds.name, x_train, y_train, x_test, y_test, ds.class_names, ds.description, ds.kind)
+    return _make(ds.name, x_train, y_train, x_test, y_test, ds.class_names, ds.description, ds.kind, ds.notes)
 
 
 def _take(x, y, limit, rng, what):
@@ -265,18 +269,138 @@ def _take(x, y, limit, rng, what):
     return x[keep], y[keep]
 
 
-def _make(name, x_train, y_train, x_test, y_test, class_names, description, kind) -> Dataset:
+def _make(name, x_train, y_train, x_test, y_test, class_names, description, kind, notes=()) -> Dataset:
+    x_dtype = np.int32 if kind == "tokens" else np.float32
     return Dataset(
         name=name,
-        x_train=np.ascontiguousarray(x_train, dtype=np.float32),
+        x_train=np.ascontiguousarray(x_train, dtype=x_dtype),
         y_train=np.ascontiguousarray(y_train, dtype=np.int64),
-        x_test=np.ascontiguousarray(x_test, dtype=np.float32),
+        x_test=np.ascontiguousarray(x_test, dtype=x_dtype),
         y_test=np.ascontiguousarray(y_test, dtype=np.int64),
         class_names=tuple(class_names),
         input_shape=tuple(int(d) for d in x_train.shape[1:]),
         description=description,
         kind=kind,
+        notes=tuple(notes),
     )
+
+
+LAYOUTS = ("image", "sequence", "tokens")
+
+
+def infer_layout(x: np.ndarray) -> str:
+    """What a ``(N, ...)`` input array most likely holds: "image", "sequence" or "tokens".
+
+    Integer (not 8-bit) ``(N, L)`` arrays are token ids; other ``(N, L)`` arrays and float
+    ``(N, T, C)`` arrays with a few channels over many steps (``C <= 16`` and ``T >= 4 C``:
+    (40, 1), (40, 3), (128, 9)) are sequences; 8-bit arrays, ``(N, H, W)`` of similar sides and
+    ``(N, H, W, C)`` are images.
+
+    Usage::
+
+        infer_layout(np.zeros((10, 40, 3), np.float32))  # 'sequence'
+    """
+    x = np.asarray(x)
+    integer = x.dtype.kind in "iub" and x.dtype != np.uint8
+    if x.ndim == 2:
+        return "tokens" if integer else "sequence"
+    if x.ndim == 3 and x.dtype != np.uint8 and x.shape[2] <= 16 and x.shape[1] >= 4 * x.shape[2]:
+        return "sequence"
+    return "image"
+
+
+def arrange(x_train: np.ndarray, x_test: np.ndarray, layout: str | None = None):
+    """Turn raw input arrays into model inputs for a layout (inferred when None), saying what was done.
+
+    Images get a channel axis when they have none and are divided by 255 only when they are 8-bit
+    data (uint8, or whole numbers in 0…255 above 1.5); sequences ``(N, L)`` get a feature axis of
+    size 1 and keep their values; token ids stay integers (int32), unscaled.
+
+    Returns:
+        (x_train, x_test, layout, notes): float32 (int32 for tokens) arrays and one sentence per change.
+
+    Raises:
+        CompressionError: an unknown layout, or token ids that are not whole numbers.
+    """
+    layout = layout or infer_layout(x_train)
+    if layout not in LAYOUTS:
+        raise CompressionError(f"layout must be one of {', '.join(LAYOUTS)}. Received: {layout!r}")
+    raw = tuple(x_train.shape[1:])
+    notes: list[str] = []
+    if layout == "tokens":
+        for x in (x_train, x_test):
+            if x.dtype.kind == "f" and not np.array_equal(x, np.round(x)):
+                raise CompressionError("Token ids must be whole numbers; these inputs hold fractions, so they are "
+                                       "not token ids (read them as a sequence instead).")
+        notes.append(f"read {raw} as integer token ids (int32, not scaled)")
+        return x_train.astype(np.int32), x_test.astype(np.int32), layout, notes
+    eight_bit = x_train.dtype == np.uint8 or (
+        layout == "image" and x_train.dtype.kind in "iuf" and float(min(x_train.min(), x_test.min())) >= 0
+        and 1.5 < float(max(x_train.max(), x_test.max())) <= 255
+        and np.array_equal(x_train[:1000], np.round(x_train[:1000])))
+    x_train, x_test = x_train.astype(np.float32), x_test.astype(np.float32)
+    if layout == "image" and eight_bit:
+        x_train /= np.float32(255)
+        x_test /= np.float32(255)
+        notes.append("divided by 255 (8-bit image data)")
+    if x_train.ndim == 2 or (layout == "image" and x_train.ndim == 3):
+        x_train, x_test = x_train[..., None], x_test[..., None]
+        what = "a channel axis" if layout == "image" else "a feature axis"
+        notes.append(f"added {what} of size 1: {raw} became {tuple(x_train.shape[1:])}")
+    return x_train, x_test, layout, [f"read as {layout}s", *notes]
+
+
+def fit_to_model(ds: Dataset, input_shape, input_dtype: str = "float32") -> Dataset:
+    """The dataset laid out as a model's input wants it: a size-1 axis added or dropped, ids cast to its dtype.
+
+    The model decides: a model that takes ``(40,)`` gets a ``(40, 1)`` sequence without its feature
+    axis; a model that takes ``(8, 8, 1)`` gets ``(8, 8)`` images with a channel; integer token ids
+    stay integers for an integer input. What was changed is appended to ``notes``. A dataset that
+    cannot be made to fit is returned unchanged (the compatibility check then says why).
+
+    Usage::
+
+        ds = fit_to_model(ds, model.input_shape[1:], model.input.dtype.name)
+    """
+    want = tuple(None if d is None else int(d) for d in input_shape)
+    got = tuple(ds.input_shape)
+    notes = list(ds.notes)
+    x_train, x_test = ds.x_train, ds.x_test
+
+    def same(a, b):
+        return len(a) == len(b) and all(w is None or w == g for w, g in zip(a, b, strict=True))
+
+    if not same(want, got):
+        if len(want) == len(got) + 1 and want[-1] in (1, None) and same(want[:-1], got):
+            x_train, x_test = x_train[..., None], x_test[..., None]
+            notes.append(f"added a size-1 last axis because the model takes {_shape(want)}")
+        elif len(want) == len(got) - 1 and got[-1] == 1 and same(want, got[:-1]):
+            x_train, x_test = x_train[..., 0], x_test[..., 0]
+            notes.append(f"dropped the size-1 last axis because the model takes {_shape(want)}")
+        else:
+            return ds
+    integer_input = np.dtype(input_dtype).kind in "iu"
+    kind = ds.kind
+    if integer_input and x_train.dtype.kind == "f":
+        if not (np.array_equal(x_train, np.round(x_train)) and np.array_equal(x_test, np.round(x_test))):
+            raise CompressionError(
+                f"The model takes integer inputs ({input_dtype}, e.g. token ids) but the dataset holds fractional "
+                "values; give it the integer ids it was trained on.")
+        x_train, x_test, kind = x_train.astype(np.int32), x_test.astype(np.int32), "tokens"
+        notes.append(f"cast to int32 because the model's input is {input_dtype}")
+    elif not integer_input and kind == "tokens":
+        x_train, x_test = x_train.astype(np.float32), x_test.astype(np.float32)
+        kind = "sequence"
+        notes.append("token ids fed as float32 because the model's input is float32: int8 and int16x8 will "
+                     "quantize the ids at the input; give the model an integer Input "
+                     "(keras.Input(shape, dtype='int32')) to keep them exact in every mode")
+    if len(notes) == len(ds.notes):
+        return ds
+    return _make(ds.name, x_train, ds.y_train, x_test, ds.y_test, ds.class_names, ds.description, kind, notes)
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("any" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 # ---------------------------------------------------------------- digits and mnist1d (offline)
@@ -581,18 +705,21 @@ def _download_with_keras(name: str):
 # ---------------------------------------------------------------- users' .npz files
 
 
-def load_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_NPZ_MAX_BYTES) -> Dataset:
+def load_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_NPZ_MAX_BYTES, layout: str | None = None) -> Dataset:
     """Load and validate a user's ``.npz`` with ``x_train, y_train, x_test, y_test``.
 
-    Inputs of shape (N, H, W) get a channel axis and become images, (N, L)
-    become sequences of shape (L, 1); (N, H, W, C) images are kept. Images
-    stored as uint8 or with values above 1.5 are divided by 255; sequences
-    keep their values. Labels must be whole numbers from 0; class names are
-    "0" … "k-1".
+    The layout is inferred (:func:`infer_layout`) unless given: integer
+    ``(N, L)`` arrays are token ids (kept int32), float ``(N, L)`` and
+    ``(N, T, C)`` with few channels are sequences (values kept), the rest are
+    images (a channel added to ``(N, H, W)``, divided by 255 only for 8-bit
+    data); :func:`arrange` says what it did in ``Dataset.notes``, and
+    :func:`fit_to_model` then lays it out as a chosen model wants. Labels
+    must be whole numbers from 0; class names are "0" … "k-1".
 
     Args:
         path: the `.npz` file.
         max_bytes: refuse files larger than this (default 200 MB).
+        layout: "image", "sequence" or "tokens" to override the inference.
 
     Returns:
         The validated :class:`Dataset` (name "npz").
@@ -622,7 +749,7 @@ def load_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_NPZ_MAX_BYTES) ->
             "x_test=…, y_test=…))."
         )
     arrays = _read_npz_arrays(path, label, max_bytes * NPZ_EXPANSION_LIMIT)
-    return _validate_arrays(arrays, label)
+    return _validate_arrays(arrays, label, layout)
 
 
 def _read_npz_arrays(path: Path, label: str, max_uncompressed: int) -> dict[str, np.ndarray]:
@@ -651,7 +778,7 @@ def _read_npz_arrays(path: Path, label: str, max_uncompressed: int) -> dict[str,
         raise CompressionError(f"{label!r} is a damaged .npz archive ({exc}).") from None
 
 
-def _validate_arrays(a: dict[str, np.ndarray], label: str) -> Dataset:
+def _validate_arrays(a: dict[str, np.ndarray], label: str, layout: str | None = None) -> Dataset:
     for key, arr in a.items():
         if arr.dtype.kind not in "biuf":
             raise CompressionError(f"Array {key!r} in {label!r} has dtype {arr.dtype}; it must be numeric.")
@@ -699,18 +826,9 @@ def _validate_arrays(a: dict[str, np.ndarray], label: str) -> Dataset:
         raise CompressionError(f"y_train in {label!r} holds a single class; classification needs at least two.")
     num_classes = int(max(y_train.max(), y_test.max())) + 1
 
-    x_train, x_test = a["x_train"], a["x_test"]
-    kind = "sequence" if x_train.ndim == 2 else "image"
-    scale = kind == "image" and (x_train.dtype == np.uint8 or max(float(x_train.max()), float(x_test.max())) > 1.5)
-    if kind == "sequence" and x_train.dtype == np.uint8:
-        scale = True
-    x_train = x_train.astype(np.float32)
-    x_test = x_test.astype(np.float32)
-    if scale:
-        x_train /= np.float32(255)
-        x_test /= np.float32(255)
-    if x_train.ndim in (2, 3):
-        x_train, x_test = x_train[..., None], x_test[..., None]
+    x_train, x_test, kind, notes = arrange(a["x_train"], a["x_test"], layout)
     shape = "×".join(str(d) for d in x_train.shape[1:])
-    description = f"{label}: {len(y_train)} train + {len(y_test)} test {kind}s of {shape}, {num_classes} classes"
-    return _make("npz", x_train, y_train, x_test, y_test, tuple(str(i) for i in range(num_classes)), description, kind)
+    plural = {"image": "images", "sequence": "sequences", "tokens": "token-id sequences"}[kind]
+    description = f"{label}: {len(y_train)} train + {len(y_test)} test {plural} of {shape}, {num_classes} classes"
+    return _make("npz", x_train, y_train, x_test, y_test, tuple(str(i) for i in range(num_classes)), description, kind,
+                 notes)

@@ -13,7 +13,8 @@ def layer_kernels(model) -> dict[str, np.ndarray]:
     Walks the layers and reads each one's variables (a tfmot QuantizeWrapper keeps
     the kernel in its own weight list, not the inner layer's), naming them after
     the original layer; variable names are not used because stripping clustering
-    leaves them without a layer prefix.
+    leaves them without a layer prefix. A Bidirectional layer's two directions are
+    ``<name>/forward_<rnn>`` and ``<name>/backward_<rnn>``.
     """
     out = {}
     for layer in model.layers:
@@ -21,10 +22,14 @@ def layer_kernels(model) -> dict[str, np.ndarray]:
         while hasattr(inner, "layer") and not hasattr(inner, "layers"):
             inner = inner.layer
         for w in layer.weights:
-            short = w.name.split(":")[0].split("/")[-1]
+            parts = w.name.split(":")[0].split("/")
+            short = parts[-1]
             if short not in _KERNEL_NAMES:
                 continue
-            key = inner.name if short in ("kernel", "depthwise_kernel", "embeddings") else f"{inner.name}/{short}"
+            # A Bidirectional layer holds two copies (forward_*/backward_*): keep both directions apart.
+            direction = next((p for p in parts[:-1] if p.startswith(("forward_", "backward_"))), None)
+            base = f"{layer.name}/{direction}" if direction else inner.name
+            key = base if short in ("kernel", "depthwise_kernel", "embeddings") else f"{base}/{short}"
             out[key] = np.asarray(w.numpy())
     return out
 

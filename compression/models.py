@@ -176,8 +176,11 @@ def build_model(name: str, input_shape, num_classes: int, seed: int = 0):
 def outputs_logits(model) -> bool:
     """True when the model's last layer has no softmax (its outputs are logits)."""
     last = model.layers[-1]
+    while hasattr(last, "layer") and not hasattr(last, "layers"):  # tfmot wrappers: prune, cluster, quantize
+        last = last.layer
     act = getattr(last, "activation", None)
-    name = getattr(act, "__name__", "")
+    act = getattr(act, "activation", act)  # QAT wraps the activation in a QuantizeAwareActivation
+    name = getattr(act, "__name__", "") or getattr(act, "name", "")
     return not (name == "softmax" or type(last).__name__ == "Softmax")
 
 
@@ -209,7 +212,13 @@ def check_compatible(input_shape: Sequence[int | None], outputs: int, dataset) -
     want = tuple(input_shape)
     got = tuple(int(d) for d in dataset.input_shape)
     if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
-        raise CompressionError(f"The model expects inputs of shape {want} but dataset {dataset.name!r} gives {got}.")
+        did = "; ".join(getattr(dataset, "notes", ()) or ())
+        did = f" ({did})" if did else ""
+        shown = "(" + ", ".join("any" if w is None else str(w) for w in want) + (",)" if len(want) == 1 else ")")
+        fix = (f"; save the arrays as (N, {shown[1:-1].rstrip(',')}) or change the model's Input shape to match"
+               if dataset.name == "npz" else "")
+        raise CompressionError(
+            f"The model expects inputs of shape {want} but dataset {dataset.name!r} gives {got}{did}{fix}.")
     if outputs != dataset.num_classes:
         raise CompressionError(
             f"The model has {outputs} outputs but dataset {dataset.name!r} has {dataset.num_classes} classes."

@@ -148,7 +148,8 @@ def prune(model, config: PruningConfig, x, y, *, epochs: int, batch_size: int = 
                   callbacks=[_tf.tfmot().sparsity.keras.UpdatePruningStep(), recorder], progress=progress,
                   cancel=cancel, variant=variant, fraction_span=fraction_span)
     stripped = strip(wrapped)
-    notes = dense_layer_notes(model, chosen) + structured_notes(stripped, config, chosen)
+    notes = dense_layer_notes(model, chosen) + structured_notes(stripped, config, chosen) + \
+        unprunable_notes(stripped, chosen)
     return stripped, {"schedule": schedule, "layers": chosen, "history": history, "notes": notes,
                       "snapshots": recorder.snapshots()}
 
@@ -237,6 +238,33 @@ def pruning_recorder(wrapped, schedule: dict, max_snapshots: int = MAX_SNAPSHOTS
                     "kernels": {name: np.stack(values) for name, values in self.kernels.items()}}
 
     return PruningSnapshots()
+
+
+def unprunable_notes(stripped, pruned: list[str]) -> list[str]:
+    """One sentence naming the layers with kernels tfmot cannot prune, and what sparsity the others reached.
+
+    E.g. a Bidirectional LSTM: tfmot 0.8.1's prune registry has no entry for the wrapper, so its
+    kernels stay dense and the model's overall sparsity ends far below the target.
+    """
+    def kernel_sizes(layer) -> tuple[int, int]:
+        ks = [w.numpy() for w in layer.weights if len(w.shape) > 1]
+        return int(sum(k.size for k in ks)), int(sum((k == 0).sum() for k in ks))
+
+    skipped, pruned_total, pruned_zeros, all_total, all_zeros = [], 0, 0, 0, 0
+    for layer in stripped.layers:
+        size, zeros = kernel_sizes(layer)
+        if not size:
+            continue
+        all_total, all_zeros = all_total + size, all_zeros + zeros
+        if layer.name in pruned:
+            pruned_total, pruned_zeros = pruned_total + size, pruned_zeros + zeros
+        elif not _prunable(layer):
+            skipped.append(f"'{layer.name}' ({type(layer).__name__}, {size:,} weights)")
+    if not skipped:
+        return []
+    return [f"could not prune {', '.join(skipped)}: tfmot's prune registry does not support "
+            f"{'it' if len(skipped) == 1 else 'them'}; the pruned layers reached "
+            f"{pruned_zeros / max(1, pruned_total):.0%} sparsity, the whole model {all_zeros / max(1, all_total):.0%}"]
 
 
 def dense_layer_notes(model, pruned: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from . import _tf
 from .config import Preserve, QATConfig
-from .errors import CompressionError
+from .errors import CompressionError, one_line
 from .models import check_layer_names, clone
 from .progress import ProgressFn
 from .train import compile_for_training, fit
@@ -25,12 +25,38 @@ _FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D")
 def _scheme(preserve: Preserve):
     combine = _tf.tfmot().experimental.combine
     if preserve is Preserve.SPARSITY:
-        return combine.Default8BitPrunePreserveQuantizeScheme()
+        return _supports_like_default(combine.Default8BitPrunePreserveQuantizeScheme())
     if preserve is Preserve.CLUSTERS:
-        return combine.Default8BitClusterPreserveQuantizeScheme()
+        return _supports_like_default(combine.Default8BitClusterPreserveQuantizeScheme())
     if preserve is Preserve.BOTH:
-        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+        return _supports_like_default(combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True))
     return _tf.tfmot().quantization.keras.default_8bit.Default8BitQuantizeScheme()
+
+
+def _supports_like_default(scheme):
+    """Make a collaborative scheme claim only the layers tfmot's default 8-bit registry supports.
+
+    tfmot 0.8.1's prune/cluster-preserve registries say they support every layer without
+    kernels (TFOpLambda ``x + 3`` of a hard-swish, Normalization), then ask the default registry
+    for its config, which raises "get_quantize_config() called on an unsupported layer" while
+    ``quantize_apply`` adds output quantizers before such a layer. With the default registry's
+    answer, those layers stay float exactly as under plain QAT.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E501
+        Default8BitQuantizeRegistry,
+    )
+
+    default = Default8BitQuantizeRegistry()
+    get_registry = scheme.get_quantize_registry
+
+    def registry():
+        inner = get_registry()
+        claims = inner.supports
+        inner.supports = lambda layer: claims(layer) and default.supports(layer)
+        return inner
+
+    scheme.get_quantize_registry = registry
+    return scheme
 
 
 def plan_annotation(model, layers: tuple[str, ...] | None = None) -> tuple[list[str], list[dict]]:
@@ -89,8 +115,13 @@ def apply_qat(model, config: QATConfig, preserve: Preserve = Preserve.NONE):
         return qk.quantize_annotate_layer(layer) if layer.name in chosen else layer
 
     annotated = keras.models.clone_model(clone(model), clone_function=annotate)
-    with qk.quantize_scope():
-        quantized = qk.quantize_apply(annotated, _scheme(preserve))
+    try:
+        with qk.quantize_scope():
+            quantized = qk.quantize_apply(annotated, _scheme(preserve))
+    except (ValueError, TypeError, RuntimeError) as exc:  # tfmot's refusals: one sentence, not a traceback
+        name = {Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT",
+                Preserve.BOTH: "PCQAT"}[preserve]
+        raise CompressionError(f"tfmot's {name} cannot quantize this model: {one_line(exc)}") from exc
     return quantized, chosen, float_layers
 
 

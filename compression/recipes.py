@@ -152,10 +152,18 @@ def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any],
     emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
     _tf.set_seed(recipe.seed)
     d = recipe.dataset
-    ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed)
+    ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed,
+                      layout=d.layout)
+    if recipe.model.path is not None:  # the uploaded model decides the layout (axes, integer ids)
+        from .data import fit_to_model
+        from .safe_load import model_input_spec
+
+        spec = model_input_spec(recipe.model.path)
+        if spec is not None:
+            ds = fit_to_model(ds, *spec)
     _record(results, dataset=DatasetInfo(
         name=ds.name, input_shape=tuple(ds.input_shape), num_classes=ds.num_classes, n_train=int(len(ds.x_train)),
-        n_test=int(len(ds.x_test)), class_names=tuple(ds.class_names), kind=ds.kind))
+        n_test=int(len(ds.x_test)), class_names=tuple(ds.class_names), kind=ds.kind, notes=tuple(ds.notes)))
     return ds
 
 
@@ -343,6 +351,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.clustering, x, y, epochs=spec.fine_tune_epochs, preserve_sparsity=bool(spec.pruning),
             progress=progress, cancel=cancel, variant=spec.name, fraction_span=tuple(span), **common)))
         info["notes"] += cinfo["notes"]
+        info["centroids"] = cinfo.get("centroids")
         info["history"]["cluster"] = cinfo["history"]
         advance()
     if spec.qat:
@@ -420,6 +429,10 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
         from .pruning import save_snapshots
 
         save_snapshots(folder.pruning_steps(stem), info["snapshots"])
+    if info.get("centroids"):
+        from .clustering import save_centroids
+
+        save_centroids(folder.cluster_steps(stem), info["centroids"])
     folder.save_predictions(stem, m["predictions"])
     notes = list(info["notes"])
     if spec.quantization is QuantizationMode.INT16X8:

@@ -303,10 +303,13 @@ class DatasetInfo(_Record):
     n_test: int | None = None
     class_names: tuple = ()
     kind: str | None = None
+    notes: tuple[str, ...] = ()  # what reading the data did (axes added, scaling, ids kept integer)
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def _convert(cls, name, value):
+        if name == "notes":
+            return tuple(str(x) for x in (value or ()))
         if name in ("input_shape", "class_names"):
             return tuple(value or ())
         if name in ("num_classes", "n_train", "n_test"):
@@ -669,6 +672,10 @@ class RunFolder:
         """
         own = self.weights(stem)
         return own if own.exists() else self.weights("baseline")
+
+    def cluster_steps(self, stem: str) -> Path:
+        """Cluster centroids after each batch of the variant's fine-tune (npz, see ``clustering.save_centroids``)."""
+        return self.weights_dir / f"{stem}.cluster-steps.npz"
 
     def pruning_steps(self, stem: str) -> Path:
         """Pruned kernels at each mask update of the variant's fine-tune (npz, see ``pruning.save_snapshots``)."""

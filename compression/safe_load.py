@@ -103,6 +103,55 @@ def load_user_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES):
     return _load_zipped_savedmodel(path, label, max_bytes)
 
 
+def model_input_spec(path: str | Path) -> tuple[tuple[int | None, ...], str] | None:
+    """A model file's input shape (without the batch axis) and dtype, read from its config without loading it.
+
+    Only parses JSON (``config.json`` of a ``.keras``, the ``model_config`` attribute of an ``.h5``);
+    nothing is deserialized. None when the file does not say (a SavedModel, several inputs, a damaged
+    file: loading it later reports the problem).
+
+    Usage::
+
+        model_input_spec("lstm.keras")  # ((40, 1), 'float32')
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".keras":
+            with zipfile.ZipFile(path) as zf:
+                info = zf.getinfo("config.json")
+                if info.file_size > MAX_CONFIG_BYTES:
+                    return None
+                config = json.loads(zf.read(info))
+        elif path.suffix.lower() in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                raw = f.attrs.get("model_config")
+            if raw is None or len(raw) > MAX_CONFIG_BYTES:
+                return None
+            config = json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+        else:
+            return None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    layers = (config.get("config") or {}).get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list):
+        return None
+    inputs = [x for x in layers if isinstance(x, dict) and x.get("class_name") == "InputLayer"]
+    candidates = inputs or [x for x in layers[:1] if isinstance(x, dict)]
+    if len(candidates) != 1:
+        return None
+    layer_config = candidates[0].get("config") or {}
+    shape = layer_config.get("batch_input_shape") or layer_config.get("batch_shape")
+    if not isinstance(shape, list) or len(shape) < 2:
+        return None
+    dtype = layer_config.get("dtype")
+    dtype = dtype if isinstance(dtype, str) else "float32"
+    if not all(d is None or (isinstance(d, int) and d > 0) for d in shape[1:]):
+        return None
+    return tuple(shape[1:]), dtype
+
+
 # ---------------------------------------------------------------- config checks
 
 

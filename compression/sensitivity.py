@@ -312,8 +312,8 @@ def _layers_of(model) -> list[LayerSensitivity]:
 
 def analyze(baseline, dataset, *, sparsities: Sequence[float] = DEFAULT_SPARSITIES,
             clusters: Sequence[int] = DEFAULT_CLUSTERS, int8: bool = True, calibration_samples: int = 200,
-            seed: int = 0, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
-            fraction_span=(0.0, 1.0)) -> SensitivityResult:
+            max_test: int | None = None, seed: int = 0, progress: ProgressFn | None = None,
+            cancel: Callable[[], bool] | None = None, fraction_span=(0.0, 1.0)) -> SensitivityResult:
     """Measure every layer × setting on copies of ``baseline`` (left untouched), in Keras, without fine-tuning.
 
     Args:
@@ -323,6 +323,7 @@ def analyze(baseline, dataset, *, sparsities: Sequence[float] = DEFAULT_SPARSITI
         clusters: cluster counts (≥ 2).
         int8: measure the int8 cells too.
         calibration_samples: training samples for an int8 cell's activation range.
+        max_test: measure on a seeded sample of at most this many test samples (None: all of them).
         seed: seeds the clustering initialisation and the calibration sample.
         progress: receives ``Progress(phase="sensitivity", ...)`` per cell.
         cancel: polled between cells; True raises :class:`Cancelled`.
@@ -348,6 +349,9 @@ def analyze(baseline, dataset, *, sparsities: Sequence[float] = DEFAULT_SPARSITI
         raise CompressionError(f"Sensitivity cluster counts must be at least 2. Received: {list(clusters)}")
     started = time.perf_counter()
     x, y = dataset.x_test, dataset.y_test
+    if max_test is not None and len(x) > max_test:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:max_test])
+        x, y = x[keep], y[keep]
     model = clone(baseline)
     layers = _layers_of(model)
     if not layers:

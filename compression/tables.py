@@ -30,6 +30,9 @@ __all__ = [
     "variant_status_rows",
 ]
 
+# What the monitor says a variant is doing (the progress phases are internal names).
+PHASE_WORDS = {"variant_start": "starting", "fine_tune": "fine-tuning", "convert": "converting",
+               "measure": "measuring", "variant_done": "finishing"}
 HISTORY_COLUMNS = [
     "date", "title", "dataset", "model", "variants", "best ratio (≤1 pt lost)", "status", "duration", "size (MB)",
     "mine", "id",
@@ -122,7 +125,7 @@ def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunR
                     error=v.error,
                 )
         elif status == RunStatus.RUNNING and name == current:
-            row = {"variant": name, "status": f"running: {progress.get('phase') or 'running'}"}
+            row = {"variant": name, "status": PHASE_WORDS.get(progress.get("phase") or "", "running")}
         elif status in (RunStatus.QUEUED, RunStatus.RUNNING):
             row = {"variant": name, "status": "waiting"}
         else:

@@ -138,3 +138,43 @@ def train_baseline(model, dataset, *, epochs: int = 5, batch_size: int = 64, lea
     return fit(model, dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size,
                validation_split=validation_split, progress=progress, cancel=cancel, phase="baseline",
                fraction_span=fraction_span)
+
+
+def uploaded_baseline_flags(path, dataset, max_samples: int = 2000) -> list[dict[str, str]]:
+    """Warnings about an uploaded model used as it is (at chance on this data?), before any run starts.
+
+    Loads the file safely, lays the data out as the model wants (:func:`~compression.data.fit_to_model`)
+    and predicts up to ``max_samples`` test samples.
+
+    Usage::
+
+        for flag in uploaded_baseline_flags("model.keras", ds):
+            print(flag["message"])
+
+    Raises:
+        CompressionError: the file cannot be loaded or does not fit the data.
+    """
+    from .data import fit_to_model
+    from .measure import baseline_flags
+    from .models import check_compatible
+    from .safe_load import load_user_model
+
+    model = load_user_model(path)
+    fitted = fit_to_model(dataset, model.input_shape[1:], model.inputs[0].dtype.name)
+    check_compatible(model.input_shape[1:], model.output_shape[-1], fitted)
+    x, y = fitted.x_test[:max_samples], fitted.y_test[:max_samples]
+    return baseline_flags(predict_classes(model, x), y)
+
+
+def uploaded_baseline_check(path, data: dict) -> list[dict[str, str]]:
+    """:func:`uploaded_baseline_flags` for a dataset given as its spec (``name``, ``path``, ``max_train``,
+    ``layout``): what a caller without TensorFlow runs in the isolation child.
+
+    Usage::
+
+        shared_pool().call(uploaded_baseline_check, "model.keras", {"name": "digits"})
+    """
+    from .data import load_dataset
+
+    ds = load_dataset(data["name"], path=data.get("path"), max_train=data.get("max_train"), layout=data.get("layout"))
+    return uploaded_baseline_flags(path, ds)

@@ -50,6 +50,15 @@ if ss["dataset_name"] == "npz":
         state.accept_upload(upload, load_npz, "npz")
     if ss["npz_path"]:
         st.caption(f"Using **{ss['npz_label']}**.")
+        st.radio(
+            "Read the arrays as",
+            ["inferred", "image", "sequence", "tokens"],
+            key="npz_layout",
+            horizontal=True,
+            help="Inferred: integer (N, L) arrays are token ids, float (N, L) and (N, T, C) with few channels are "
+            "sequences, the rest images (only 8-bit images are divided by 255). A chosen model's input then "
+            "decides the axes.",
+        )
 
 st.number_input(
     "Use at most this many training samples (0 = all)",
@@ -65,6 +74,10 @@ if ds is None:
     st.info("Upload a .npz file above (arrays x_train, y_train, x_test, y_test)." if no_upload else problem)
 else:
     st.caption(ds.description)
+    if ds.notes:
+        changes = [n for n in ds.notes if not n.startswith("read as")]
+        st.caption(f"Read as **{ds.kind}**" + (": " + "; ".join(changes) if changes else "; values kept as they are")
+                   + ".")
     m = st.columns(4)
     m[0].metric("training samples", f"{len(ds.x_train):,}")
     m[1].metric("test samples", f"{len(ds.x_test):,}")
@@ -134,10 +147,10 @@ else:
         help="Checked before loading: Lambda layers and custom code are refused, nothing is unpickled.",
     )
     if upload is not None and upload.file_id != ss.get("model_file_id"):
-        from compression.safe_load import load_user_model
+        from compression.model_cards import check_model_file  # in a child process: no TensorFlow here
 
         with st.spinner("Checking and loading the model…"):
-            state.accept_upload(upload, load_user_model, "model")
+            state.accept_upload(upload, check_model_file, "model")
     if ss["model_upload_path"]:
         st.caption(f"Using **{ss['model_upload_label']}**.")
 
@@ -166,10 +179,22 @@ if (
             key="model_layers",
             column_config={"params": st.column_config.NumberColumn("parameters", format="%d")},
         )
+        from compression.data import fit_to_model
+        from compression.safe_load import model_input_spec
+
         try:
-            check_compatible(summary["input_shape"], summary["outputs"], ds)
+            # An uploaded model decides the layout (axes, integer ids), as the run will.
+            spec = model_input_spec(model_path) if model_path else None
+            fitted = fit_to_model(ds, *spec) if spec else ds
+            if fitted is not ds:
+                st.caption("For this model the data is " + "; ".join(fitted.notes[len(ds.notes):]) + ".")
+            check_compatible(summary["input_shape"], summary["outputs"], fitted)
         except CompressionError as exc:
             st.error(str(exc))
+        else:
+            if model_path and ss["baseline_mode"] == "pretrained":
+                for flag in state.uploaded_baseline_flags(model_path):
+                    st.warning(flag["message"])
 
 # ---------------------------------------------------------------- 3. baseline
 

@@ -67,7 +67,7 @@ def controls() -> dict:
 
 
 def layer_names() -> list[str]:
-    """Weighted layers of the chosen model (builds it: imports TensorFlow the first time)."""
+    """Weighted layers of the chosen model (from its summary: no TensorFlow in the server)."""
     ds, problem = state.current_dataset()
     if ds is None:
         st.warning(problem)

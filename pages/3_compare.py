@@ -33,8 +33,8 @@ run = store.get_run(run_id)
 if run["status"] not in FINAL_STATUSES:
     widgets.run_monitor(run_id, key="compare")
 results = widgets.results_of(run_id)
-if not results or not results.variants:
-    st.info("No variant has finished yet; this page fills in as they do.")
+if not results or not results.ok_variants:
+    widgets.no_finished_variant(run, results)
     st.stop()
 
 df = charts.results_frame(results)
@@ -130,7 +130,14 @@ except CompressionError as exc:
 if board.note:
     st.caption(f"{board.name}: {board.note}")
 fits = fit_table(results, board)
-st.dataframe(
+fit_box = st.container(key="compare_fit")
+counts = fits["fit"].value_counts()
+fit_box.markdown(
+    f"On **{board.name}**: {counts.get('fits', 0)} of {len(fits)} finished variants fit"
+    + "".join(f"; {n} {status}" for status, n in counts.items() if status != "fits")
+    + "."
+)
+fit_box.dataframe(
     fits,
     column_order=["name", "tflm", "arena_bytes", "flash_bytes", "fit_label", "tflm_accuracy", "tflm_agreement",
                   "reason"],

@@ -48,7 +48,7 @@ run = store.get_run(run_id)
 results = widgets.results_of(run_id)
 rows = results.ok_variants if results else ()
 if not rows:
-    st.info("No finished variant in this run yet.")
+    widgets.no_finished_variant(run, results)
     st.stop()
 
 names = [v.name for v in rows]
@@ -74,7 +74,7 @@ m[2].metric("sparsity", f"{row.sparsity or 0:.1%}")
 latency = row.latency.median if row.latency.median is not None else float("nan")
 m[3].metric(
     "host latency (median)",
-    f"{latency:.4f} ms",
+    charts.format_latency(row.latency.median),
     help="Batch 1 on this machine's CPU (LiteRT, XNNPACK when it takes the model): not a microcontroller's latency.",
 )
 m[4].metric(
@@ -84,7 +84,10 @@ m[4].metric(
     f"{row.output_dtype}. 'none' means the builtin kernels ran it (no XNNPACK).",
 )
 st.caption(
-    "Techniques: " + " + ".join(row.techniques) + " — " + charts.describe_settings(row.settings).replace("<br>", "; ")
+    "Techniques: "
+    + " + ".join(row.techniques)
+    + " — "
+    + charts.describe_settings(row.settings, row.schedule).replace("<br>", "; ")
 )
 
 # ---------------------------------------------------------------- on a microcontroller

@@ -58,6 +58,7 @@ if runs:
         hide_index=True,
         width="stretch",
         key="history_table",
+        placeholder="—",  # no best ratio (yet): a dash, not "None"
         column_config={
             "best ratio (≤1 pt lost)": st.column_config.NumberColumn(
                 format="%.2f×", help="float32 gzip size / the smallest variant's that lost at most one accuracy point."
@@ -145,11 +146,11 @@ if finished:
         except CompressionError as exc:
             st.error(str(exc))
             continue
-        frames.append(
-            charts.results_frame(
-                results, run=f"#{i} {(next(r for r in finished if r['id'] == rid)['title'] or rid)[:24]}"
-            )
+        frame = charts.results_frame(
+            results, run=f"#{i} {(next(r for r in finished if r['id'] == rid)['title'] or rid)[:40]}"
         )
+        # Points carry a short label ("#1 · int8"); the legend (colour = run) names the run in full.
+        frames.append(frame.assign(label=[f"#{i} · {n}" for n in frame["name"]]))
     if frames:
         df = pd.concat(frames, ignore_index=True)
         options = list(df.loc[df["status"] == "ok", "label"])

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from compression import charts
+from compression.clustering import load_centroids
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.lessons import LESSONS, main_layer
@@ -124,6 +125,13 @@ elif lesson.view == "schedule":
 else:
     fig = charts.file_weight_histogram(real, base, layer, label=f"{row.name} in the .tflite")
 st.plotly_chart(big(fig), width="stretch", key="lesson_chart")
+if lesson.view == "histogram" and row.settings.get("clustering"):
+    moves = load_centroids(folder.cluster_steps(row.stem))
+    if moves and layer in moves["centroids"]:
+        st.plotly_chart(big(charts.centroids_over_time(moves["step"], moves["centroids"][layer], layer)),
+                        width="stretch", key="lesson_centroids")
+        st.caption("The 8 shared values move while the model fine-tunes: every weight of a cluster moves with its "
+                   "centroid.")
 
 ref = results.reference
 facts = [f"{w.dtype} in the file", f"{np.mean(real == 0):.0%} zeros", f"{np.unique(w.values).size} distinct values"]

@@ -81,3 +81,21 @@ def test_schedule_lesson_run_stores_its_steps_in_the_run_folder(tmp_path):
     assert main_layer(weights) == "logits"
     assert np.mean(weights["logits"].dequantized() == 0) == pytest.approx(0.9, abs=0.01)
     assert isinstance(RunResults.from_json(folder.results_file.read_text()), RunResults)
+
+
+def test_clustering_lesson_records_its_centroids_and_the_file_holds_the_last_ones(tmp_path):
+    from compression.clustering import load_centroids
+
+    run_recipe(lesson_recipe("clustering", DIGITS, SEED_CNN), tmp_path)
+    folder = RunFolder(tmp_path)
+    row = folder.read_results().variants[0]
+    assert row.ok, row.error
+    moves = load_centroids(folder.cluster_steps(row.stem))
+    assert moves is not None and set(moves["centroids"]) == {"conv", "logits"}
+    logits = moves["centroids"]["logits"]
+    assert logits.shape == (len(moves["step"]), 8) and moves["step"][0] == 0
+    assert not np.allclose(logits[0], logits[-1])  # the fine-tune moved them
+    stored = np.unique(tflite_weights_by_layer(folder.tflite(row).read_bytes(), ["conv", "logits"])["logits"].values)
+    assert np.all(np.min(np.abs(stored[:, None] - logits[-1][None, :]), axis=1) < 1e-6)
+    fig = charts.centroids_over_time(moves["step"], logits, "logits")
+    assert len([t for t in fig.data if t.meta["kind"] == "centroid"]) == 8

@@ -34,7 +34,8 @@ def quick(**kw) -> SearchSpec:
 def test_same_seed_same_trials_and_every_trial_is_a_stored_variant(recipe, tmp_path):
     a = search(recipe, tmp_path / "a", quick(trials=4, seed=7))
     b = search(recipe, tmp_path / "b", quick(trials=4, seed=7))
-    assert [t.source for t in a.trials] == ["int8 anchor", "prior", "prior, bolder", "sampled"]
+    assert [t.source for t in a.trials][:3] == ["int8 anchor", "prior", "prior, bolder"]
+    assert [t.source for t in a.trials] == [t.source for t in b.trials]
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     assert [(t.state, t.gzip_bytes, t.accuracy) for t in a.trials] == [(t.state, t.gzip_bytes, t.accuracy)
                                                                        for t in b.trials]
@@ -168,3 +169,14 @@ def test_cli_search_prints_the_chosen_variant(recipe, tmp_path, capsys):
     assert main(["search", str(path), "--budget", "-1", "--trials", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: The accuracy budget")
+
+
+def test_a_new_best_is_followed_one_sparsity_step_further():
+    from compression.search import _bolder, _Space
+
+    space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
+                   max_epochs=2, default_epochs=1, modes=("int8",))
+    params = {"sparsity/conv": 0.0, "sparsity/logits": 0.8, "clusters": 8, "qat": True, "epochs": 2}
+    assert _bolder(params, space) == {**params, "sparsity/logits": 0.85}
+    assert _bolder({**params, "sparsity/logits": 0.95}, space) is None  # nothing can go further
+    assert _bolder({"sparsity/conv": 0.0, "sparsity/logits": 0.0, "qat": False, "mode": "int8"}, space) is None

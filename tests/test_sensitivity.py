@@ -77,6 +77,12 @@ def test_result_round_trips_through_json_and_charts(fragile_and_robust, digits):
     assert bars.data[0].y[-1].startswith("fragile")  # most sensitive on top
 
 
+def test_a_test_subsample_is_measured_when_asked(fragile_and_robust, digits):
+    result = analyze(fragile_and_robust, digits, sparsities=(0.5,), clusters=(8,), int8=False, max_test=100)
+    assert result.n_test == 100
+    assert result.cell("fragile", Technique.PRUNE, 0.5).drop_points > 30
+
+
 def test_bad_settings_are_refused(fragile_and_robust, digits):
     with pytest.raises(CompressionError, match="sparsities"):
         analyze(fragile_and_robust, digits, sparsities=(1.2,))

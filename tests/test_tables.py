@@ -61,7 +61,7 @@ def test_variant_status_join_while_running():
     assert rows.loc["float32", "ratio"] == pytest.approx(1.0)
     assert rows.loc["float32", "latency_ms"] == 0.5 and rows.loc["float32", "seconds"] == 1.5
     assert rows.loc["int8", "status"] == "failed" and rows.loc["int8", "error"] == "no luck"
-    assert rows.loc["int16x8", "status"] == "running: convert"
+    assert rows.loc["int16x8", "status"] == "converting"
     assert rows.loc["dynamic", "status"] == "waiting"
 
 

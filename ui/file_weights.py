@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from compression import charts
+from compression.clustering import load_centroids
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.pruning import load_snapshots, sparsity_curve
@@ -101,6 +102,7 @@ def section(folder: RunFolder | str | Path, results: RunResults | dict, chosen: 
     )
 
     pruning_steps(folder, row, layer, key)
+    centroid_steps(folder, row, layer, key)
 
     names = [v.name for v in results.ok_variants]
     if len(names) < 2:
@@ -125,6 +127,17 @@ def section(folder: RunFolder | str | Path, results: RunResults | dict, chosen: 
                                   (first, second), cmp_layer, baseline=baseline.get(cmp_layer)),
         width="stretch", key=f"{key}_compare",
     )
+
+
+def centroid_steps(folder: RunFolder, row: VariantResult, layer: str, key: str = "inspect") -> None:
+    """The clustered layer's centroids across the fine-tune, when the run recorded them."""
+    moves = load_centroids(folder.cluster_steps(row.stem))
+    if not moves or not moves["centroids"]:
+        return
+    shown = layer if layer in moves["centroids"] else next(iter(moves["centroids"]))
+    st.subheader("Cluster centroids over the fine-tune")
+    st.plotly_chart(charts.centroids_over_time(moves["step"], moves["centroids"][shown], shown),
+                    width="stretch", key=f"{key}_centroids")
 
 
 def pruning_steps(folder: RunFolder, row: VariantResult, layer: str, key: str = "inspect") -> None:

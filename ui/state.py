@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "dataset_name": "digits",
     "npz_path": None,  # the saved upload when dataset_name == "npz"
     "npz_label": None,
+    "npz_layout": "inferred",  # or image / sequence / tokens: the user's correction of the inferred layout
     "max_train": 0,  # 0 = every training sample
     # model
     "model_source": "Pretrained sample",
@@ -223,15 +224,37 @@ def _stamp(path: str | None) -> tuple | None:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def _dataset(name: str, path: str | None, max_train: int | None, stamp: tuple | None):
+def _dataset(name: str, path: str | None, max_train: int | None, stamp: tuple | None, layout: str | None = None):
     from compression.data import load_dataset
 
-    return load_dataset(name, path=path, max_train=max_train or None)
+    return load_dataset(name, path=path, max_train=max_train or None, layout=layout)
 
 
-def dataset(name: str, path: str | None = None, max_train: int | None = None):
+def dataset(name: str, path: str | None = None, max_train: int | None = None, layout: str | None = None):
     """The Dataset (shared object: never mutate its arrays)."""
-    return _dataset(name, path, max_train, _stamp(path))
+    return _dataset(name, path, max_train, _stamp(path), layout)
+
+
+@st.cache_data(show_spinner="Checking the uploaded model on the test set…", max_entries=8)
+def _uploaded_flags(path: str, stamp: tuple | None, data: str) -> tuple[list[dict], str | None]:
+    import json
+
+    from compression.errors import CompressionError
+    from compression.isolation import ChildError, shared_pool
+    from compression.train import uploaded_baseline_check
+
+    try:  # in the engine's child process: the server never imports TensorFlow
+        return shared_pool().call(uploaded_baseline_check, path, json.loads(data),
+                                  what="Checking the uploaded model"), None
+    except (CompressionError, ChildError) as exc:
+        return [], str(exc)
+
+
+def uploaded_baseline_flags(path: str) -> list[dict]:
+    """Warnings about an uploaded model used as it is on the current data (e.g. at chance), cached per file."""
+    import json
+
+    return _uploaded_flags(path, _stamp(path), json.dumps(data_key(), sort_keys=True))[0]
 
 
 @st.cache_data(show_spinner=False)
@@ -258,7 +281,7 @@ def pretrained_cards() -> list[dict]:
 def model_summary(
     source: str, name: str | None, path: str | None, input_shape: tuple, num_classes: int, dataset_name: str = ""
 ) -> dict:
-    """Layers, parameters and float size of the chosen model (imports TensorFlow on first use).
+    """Layers, parameters and float size of the chosen model (a precomputed card, or a child process).
 
     Raises:
         CompressionError: the model cannot be built for this data or the upload is refused.
@@ -266,7 +289,7 @@ def model_summary(
     return _model_summary(source, name, path, tuple(input_shape), int(num_classes), dataset_name, _stamp(path))
 
 
-@st.cache_data(show_spinner="Loading TensorFlow and building the model…", max_entries=16)
+@st.cache_data(show_spinner="Summarising the model…", max_entries=16)
 def _model_summary(
     source: str,
     name: str | None,
@@ -276,23 +299,12 @@ def _model_summary(
     dataset_name: str,
     stamp: tuple | None,
 ) -> dict:
-    from compression.models import build_model
-    from compression.models import model_summary as summarize
+    # Never TensorFlow in the server: a precomputed card, else a child process (compression.model_cards).
+    from compression.model_cards import model_summary as summarize
 
-    if path:
-        from compression.safe_load import load_user_model
-
-        model = load_user_model(path)
-    elif source == "Pretrained sample" and _has_pretrained(dataset_name, name):
-        from compression.pretrained import load_pretrained
-
-        model = load_pretrained(dataset_name, name)
-    else:
-        model = build_model(name, input_shape, num_classes)
-    summary = summarize(model)
-    summary["input_shape"] = [d for d in model.input_shape[1:]]
-    summary["outputs"] = int(model.output_shape[-1])
-    return summary
+    kind = "pretrained" if not path and source == "Pretrained sample" and _has_pretrained(dataset_name, name) \
+        else "zoo"
+    return summarize(kind, name, path, input_shape, num_classes, dataset_name)
 
 
 def _has_pretrained(dataset_name: str, name: str | None) -> bool:
@@ -315,6 +327,7 @@ def data_key() -> dict:
         "name": ss["dataset_name"],
         "path": ss["npz_path"] if ss["dataset_name"] == "npz" else None,
         "max_train": int(ss["max_train"]) or None,
+        "layout": ss["npz_layout"] if ss["dataset_name"] == "npz" and ss["npz_layout"] != "inferred" else None,
     }
 
 
@@ -333,7 +346,7 @@ def current_dataset():
     if d["name"] == "npz" and not d["path"]:
         return None, "Upload a .npz file on the Data & model page first."
     try:
-        return dataset(d["name"], d["path"], d["max_train"]), None
+        return dataset(d["name"], d["path"], d["max_train"], d["layout"]), None
     except CompressionError as exc:
         return None, str(exc)
 
@@ -372,7 +385,7 @@ def recipe_parts() -> dict:
 
     ss = st.session_state
     d = data_key()
-    dataset_spec = {"name": d["name"], "path": d["path"], "max_train": d["max_train"]}
+    dataset_spec = {"name": d["name"], "path": d["path"], "max_train": d["max_train"], "layout": d["layout"]}
     model = model_key()
     epochs, batch, lr = int(ss["baseline_epochs"]), int(ss["baseline_batch"]), float(ss["baseline_lr"])
     train = {"pretrained": False, "epochs": epochs, "batch_size": batch, "learning_rate": lr}

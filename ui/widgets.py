@@ -84,8 +84,9 @@ def results_of(run_id: str) -> RunResults | None:
 
 
 TABLE_CONFIG = {
-    "name": st.column_config.TextColumn("variant"),
-    "techniques": st.column_config.TextColumn("techniques"),
+    # The variant stays in view while a wide table scrolls sideways to sparsity, delegate and input.
+    "name": st.column_config.TextColumn("variant", pinned=True),
+    "techniques": st.column_config.TextColumn("techniques", width="medium"),
     "accuracy": st.column_config.NumberColumn(
         "accuracy", format="percent", help="Top-1 accuracy of the .tflite on the test set (LiteRT interpreter)."
     ),
@@ -146,7 +147,15 @@ def results_table(df: pd.DataFrame, key: str | None = None) -> None:
         "status": (df["status"] != "ok").any() if "status" in df else False,
     }
     order = [c for c in TABLE_ORDER if c in df.columns and optional.get(c, True)]
-    st.dataframe(df, column_order=order, column_config=TABLE_CONFIG, hide_index=True, key=key, width="stretch")
+    config = TABLE_CONFIG
+    if "latency_median_ms" in df:
+        factor, unit = charts.latency_unit(df["latency_median_ms"])
+        df = df.assign(latency_median_ms=pd.to_numeric(df["latency_median_ms"], errors="coerce") * factor)
+        config = {**TABLE_CONFIG, "latency_median_ms": st.column_config.NumberColumn(
+            f"host latency {unit}", format="%.1f" if unit == "µs" else "%.3f",
+            help=TABLE_CONFIG["latency_median_ms"].get("help"))}
+    st.dataframe(df, column_order=order, column_config=config, hide_index=True, key=key, width="stretch",
+                 placeholder="—")
 
 
 # ---------------------------------------------------------------- the live run monitor
@@ -231,6 +240,8 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
         if len(rows):
             if rows["error"].isna().all():
                 rows = rows.drop(columns="error")
+            factor, unit = charts.latency_unit(rows["latency_ms"])
+            rows = rows.assign(latency_ms=pd.to_numeric(rows["latency_ms"], errors="coerce") * factor)
             st.dataframe(
                 rows,
                 hide_index=True,
@@ -240,10 +251,12 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
                     "delta_accuracy": TABLE_CONFIG["delta_accuracy"],
                     "gzip_bytes": TABLE_CONFIG["gzip_bytes"],
                     "ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
-                    "latency_ms": st.column_config.NumberColumn("host latency ms", format="%.4f"),
+                    "latency_ms": st.column_config.NumberColumn(
+                        f"host latency {unit}", format="%.1f" if unit == "µs" else "%.3f"),
                     "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
                 },
                 key=f"{key}_rows_{run_id}",
+                placeholder="—",
             )
         if live and status in FINAL_STATUSES:
             st.rerun()  # redraw the whole page once: downloads and links appear, polling stops
@@ -281,3 +294,24 @@ def c_pair_buttons(columns, tflite_path: Path, key: str) -> None:
         on_click="ignore",
         help="Defines the `alignas(16) const` array (linked into flash, not RAM): compile it once into the firmware.",
     )
+
+
+def no_finished_variant(run: dict, results) -> None:
+    """Why a run shows nothing: still on its way, or failed / cancelled, with its reason and each variant's."""
+    from compression.results import RunResults
+
+    if isinstance(results, dict):
+        results = RunResults.from_dict(results)
+    status = str(run["status"])
+    if status not in FINAL_STATUSES:
+        st.info("No variant has finished yet; this page fills in as they do.")
+        return
+    reason = run.get("error") or (results.error if results is not None else None)
+    if status == "ok":
+        head = "No variant of this run finished: every one failed (the reasons are below)."
+    else:
+        head = f"This run {status} before any variant finished" + (f": {reason}" if reason else ".")
+    (st.error if status in ("failed", "ok") else st.warning)(head)
+    for v in (results.variants if results is not None else ())[:12]:
+        if v.error:
+            st.caption(f"{v.name}: {v.status} — {v.error}")

@@ -21,6 +21,7 @@ def lab(tmp_path, monkeypatch):
     """An empty store under tmp_path (COMPRESSION_LAB_DATA); its runner is stopped afterwards."""
     root = tmp_path / "lab"
     monkeypatch.setenv("COMPRESSION_LAB_DATA", str(root))
+    monkeypatch.setenv("COMPRESSION_LAB_WARM_WORKER", "0")  # no spare importing TensorFlow per test
     yield root
     _stop_runner(root)
 
@@ -35,6 +36,7 @@ def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     mp = pytest.MonkeyPatch()
     mp.setenv("COMPRESSION_LAB_DATA", str(root))
+    mp.setenv("COMPRESSION_LAB_WARM_WORKER", "0")
     recipe = Recipe.from_dict(
         {
             "title": "Page test run",

@@ -73,3 +73,17 @@ def test_stop_keeps_the_finished_trials(lab):
     assert not at.exception
     assert any("Cancelled" in w.value for w in at.warning)
     assert at.success and result.chosen in at.success[0].value  # the best so far is kept and shown
+
+
+def test_sensitivity_only_shows_the_heatmap_and_ranking(lab):
+    at = app_test(PAGE, max_train=300)
+    at.run()
+    at.button(key="fs_sensitivity").click().run()
+    run_id = at.session_state["search_run_id"]
+    run = wait_for_run(at, run_id)
+    assert run["status"] == "ok", run["error"]
+    assert_clean(at)
+    titles = [figure(c)["layout"]["title"]["text"] for c in plotly_charts(at)]
+    assert titles == ["Accuracy drop when one layer alone is compressed (points, no fine-tune)",
+                      "Layers ranked by sensitivity (mean drop over the tested settings)"]
+    assert any(b.key == f"fs_dl_sens_{run_id}" for b in at.download_button)

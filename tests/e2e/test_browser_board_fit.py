@@ -30,10 +30,14 @@ READ_BOARD_CHART = """() => {
 
 
 def fit_cells(page) -> str:
-    """The text of the fit table (Streamlit's data grid draws on a canvas: read the cells' accessible copy)."""
-    table = by_key(page, "compare_fit_table")
-    table.wait_for()
-    return table.text_content() or ""
+    """The fit table's cells, one per line (the data grid draws on a canvas; its cells' accessible copy is read)."""
+    section = by_key(page, "compare_fit")
+    section.wait_for()
+    return "\n".join(section.locator('[role="gridcell"]').all_text_contents())
+
+
+def fit_summary(page) -> str:
+    return by_key(page, "compare_fit").locator('[data-testid="stMarkdownContainer"]').first.inner_text()
 
 
 def test_compare_shows_the_fit_column_and_the_board_box_for_the_default_run(server, page, artifacts):
@@ -69,11 +73,14 @@ def test_compare_shows_the_fit_column_and_the_board_box_for_the_default_run(serv
     cells = poll(lambda: (text := fit_cells(page)) and "fits (RAM +" in text and text, 60, "the fit column")
     assert cells.count("fits (RAM +") == len(measured)
     assert cells.count("cannot run under TFLM") == len(refused)
+    assert f"{len(measured)} of {len(tflm)} finished variants fit" in fit_summary(page)
     screenshot(page, artifacts / "board-fit-nano33.png")
 
     # A custom board smaller than the int8 arena: that variant no longer fits, and the box moves.
     int8 = measured["int8"]
-    by_key(page, "compare_board").get_by_role("combobox").click()
+    box_input = by_key(page, "compare_board").get_by_role("combobox")
+    box_input.click()
+    box_input.fill("custom")  # the select filters its options by what is typed (the list is virtualised)
     page.get_by_role("option", name="custom (your numbers)").click()
     wait_idle(page)
     ram_input = by_key(page, "compare_ram_kb").get_by_role("spinbutton")
@@ -82,14 +89,18 @@ def test_compare_shows_the_fit_column_and_the_board_box_for_the_default_run(serv
     ram_input.press("Enter")
     wait_idle(page)
 
+    ram_bytes = round(float(typed) * 1024)
+    assert ram_bytes < int8.arena_bytes
+
     def custom_box():
         fig = page.evaluate(READ_BOARD_CHART)
         if not fig or "custom" not in (fig["title"] or ""):
             return None
-        return next(t for t in fig["data"] if t["fill"] == "toself")
+        box = next(t for t in fig["data"] if t["fill"] == "toself")
+        return box if max(box["y"]) == ram_bytes else None
 
-    box = poll(custom_box, 60, "the chart redrawn for the custom board")
-    assert max(box["y"]) == round(float(typed) * 1024) < int8.arena_bytes
+    box = poll(custom_box, 60, f"the chart's box redrawn at the custom board's {ram_bytes} B of RAM")
+    assert max(box["x"]) == 1024 * 1024  # the custom board's default flash, 1024 KB
     cells = poll(lambda: (text := fit_cells(page)) and "does not fit" in text and text, 60, "a 'does not fit' cell")
     assert "RAM" in cells and "over" in cells
     assert exceptions(page) == []
