@@ -174,6 +174,11 @@ def render(data: dict) -> str:
         f"| Ray (local, 2 CPUs) | {ray['status']} | {ray['wall_seconds']:.1f} | "
         f"{sum(r['seconds'] or 0 for r in ray['rows'].values()):.1f} |",
         "",
+        f"Engine: commit {data.get('commit') or 'not recorded'}." if data.get("commit") else
+        "Engine: measured on the ray branch at 20:48–20:53 UTC, before main's conversion isolation "
+        "(compression/isolation.py) and result cache were merged in; rerun `python -m benchmarks.ray_bench` "
+        "for current figures.",
+        "",
         f"**Ratio Ray / local wall time: {data['ratio']:.2f}** (below 1 is faster on Ray). Per-task overhead "
         f"(a task's seconds minus its stages: baseline load, and the TensorFlow import that the first task of "
         f"each Ray worker process pays): median "
@@ -206,6 +211,16 @@ def render(data: dict) -> str:
                   "estimate is pessimistic for idle cluster nodes.", ""]
     lines.append(END)
     return "\n".join(lines)
+
+
+def _commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=BENCH_DIR, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def write_section(path: Path, text: str) -> None:
@@ -247,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     slowdown = ratios[len(ratios) // 2] if ratios else 1.0
     suite_file = BENCH_DIR / "results.json"
     suite = json.loads(suite_file.read_text()) if suite_file.is_file() else {}
-    data = {"finished": now_iso(), "machine": machine_info(), "recipe": recipe.to_dict(), "local": local, "ray": ray,
+    data = {"finished": now_iso(), "commit": _commit(),
+            "machine": machine_info(), "recipe": recipe.to_dict(), "local": local, "ray": ray,
             "ratio": ray["wall_seconds"] / local["wall_seconds"], "same": same, "different": different,
             "overhead_per_task_s": overhead, "slowdown": slowdown,
             "simulated": simulate(suite, overhead, slowdown),

@@ -216,7 +216,7 @@ def run_variant_task(spec: dict, recipe: dict, baseline_keras: bytes, ds, refere
     """
     started = time.perf_counter()
     threads = _match_threads(cpus)
-    from .recipes import _StageCache, run_variant
+    from .recipes import RUN_BASELINE_MAX_BYTES, _StageCache, run_variant
     from .results import RunFolder, file_stem
     from .safe_load import load_user_model
     from .train import compile_for_training
@@ -228,7 +228,7 @@ def run_variant_task(spec: dict, recipe: dict, baseline_keras: bytes, ds, refere
         with tempfile.TemporaryDirectory(prefix="compression-task-") as tmp:
             model_file = Path(tmp) / "baseline.keras"
             model_file.write_bytes(baseline_keras)
-            baseline = load_user_model(model_file)
+            baseline = load_user_model(model_file, max_bytes=RUN_BASELINE_MAX_BYTES)  # the run's own baseline
             compile_for_training(baseline, recipe_obj.baseline.learning_rate)
             folder = RunFolder(Path(tmp) / "run")
             folder.path.mkdir()

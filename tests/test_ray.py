@@ -100,7 +100,7 @@ def test_four_variants_on_ray_give_the_local_table(local_run, ray_run):
         assert RunFolder(out).tflite(v).stat().st_size == v.size_bytes
         assert np.array_equal(np.load(RunFolder(out).predictions(v.stem)),
                               np.load(RunFolder(local_run).predictions(v.stem)))
-        assert set(np.load(RunFolder(out).weights(v.stem)).files) == {"conv", "logits"}
+        assert set(np.load(RunFolder(out).kernels(v.stem)).files) == {"conv", "logits"}
         assert v.latency.runs == 10 and v.seconds > 0
     done = [e for e in events if e.phase == "variant_done"]
     assert sorted(e.variant for e in done) == sorted(local)
