@@ -192,6 +192,22 @@ def preload() -> None:
     from .isolation import shared_pool
 
     shared_pool().warm()
+    warm_up()
+
+
+def warm_up() -> None:
+    """Pay the first call's one-time costs (scikit-learn's import, Keras' first predict, the first SavedModel
+    export of a conversion) on the default data and pretrained model, before any run is waiting for them."""
+    from .convert import convert_to_tflite
+    from .data import load_dataset
+    from .pretrained import has_pretrained, load_pretrained
+    from .train import predict_classes
+
+    ds = load_dataset("digits")
+    if has_pretrained("digits", "seed_cnn"):
+        model = load_pretrained("digits", "seed_cnn")
+        predict_classes(model, ds.x_test[:32])
+        convert_to_tflite(model, "float32")
 
 
 def wait_for_run(sock_fd: int) -> tuple[str, int] | None:
