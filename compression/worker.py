@@ -192,7 +192,6 @@ def preload() -> None:
     from .isolation import shared_pool
 
     shared_pool().warm()
-    warm_up()
 
 
 def warm_up() -> None:
@@ -208,6 +207,12 @@ def warm_up() -> None:
         model = load_pretrained("digits", "seed_cnn")
         predict_classes(model, ds.x_test[:32])
         convert_to_tflite(model, "float32")
+
+
+def _run_waiting(sock_fd: int) -> bool:
+    import select
+
+    return bool(select.select([sock_fd], [], [], 0)[0])
 
 
 def wait_for_run(sock_fd: int) -> tuple[str, int] | None:
@@ -264,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             preload()
+            if not _run_waiting(args.spare_fd):  # a run already waiting is not kept waiting for the warm-up
+                warm_up()
             log.info("spare worker ready (TensorFlow imported) in %.1f s", time.perf_counter() - started)
         except Exception:  # a run handed over still runs (and reports the same failure with its sentence)
             log.exception("spare worker: preloading failed")
