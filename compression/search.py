@@ -12,7 +12,8 @@ The search explores, per trial, one ordinary :class:`~compression.config.Variant
 Every trial is built, converted and measured by :func:`compression.recipes.run_variant`
 (the same code as any recipe), its `.tflite` written in the run folder and its row
 stored in ``results.json`` as it finishes. Optuna 5 drives it in ask-and-tell form:
-a seeded :class:`optuna.samplers.TPESampler` with ``constraints_func`` minimises the
+a seeded :class:`optuna.samplers.TPESampler` with constraints (``Trial.set_constraint``; Optuna 5
+deprecated ``constraints_func``) minimises the
 size (gzip or raw bytes) under the constraints "accuracy drop ≤ budget" and, with a
 board, "flash ≤ board flash" and "arena ≤ board RAM" (single objective under
 constraints: ``trial.report`` — the pruner — does not work in multi-objective
@@ -630,8 +631,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     reference_bytes = ref["gzip_bytes"] if spec.objective is SizeObjective.GZIP else ref["size_bytes"]
     seed = recipe.seed if spec.seed is None else spec.seed
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=lambda t: t.user_attrs.get("constraints", [1.0]),
-                                         n_startup_trials=STARTUP_TRIALS)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
     pruner = optuna.pruners.ThresholdPruner(upper=budget_points + spec.hopeless_points, n_warmup_steps=1)
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     for params in spec.enqueue:
@@ -711,7 +711,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             if board is not None:
                 _measure_board(row, out)
             value, constraints, reasons, arena = _judge(row, budget_points, base_acc, spec.objective, board)
-            trial.set_user_attr("constraints", constraints)
+            for key, value in zip(("accuracy", "flash", "ram"), constraints, strict=False):
+                trial.set_constraint(key, value)  # feasible when ≤ 0
             study.tell(trial, value)
             record.update(state=TrialState.OK, accuracy=row["accuracy"],
                           drop_points=(base_acc - row["accuracy"]) * 100, size_bytes=row["size_bytes"],
