@@ -33,6 +33,8 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 BASELINE_EPOCHS, BASELINE_BATCH = 80, 32
 FINE_TUNE_EPOCHS, BATCH = 10, 64
 LATENCY_RUNS = 200
+PRUNE_FREQUENCY = None  # None: steps // 8 (digits); the Fashion-MNIST comparison uses the engine's 100
+SHAPE = (8, 8, 1)
 
 
 def data():
@@ -41,9 +43,20 @@ def data():
     return train_test_split(x, d.target, test_size=0.2, stratify=d.target, random_state=0)
 
 
+def fashion(folder):
+    """Fashion-MNIST from its four IDX .gz files, scaled to [0, 1] (what a plain script does)."""
+    def read(name, offset):
+        with gzip.open(os.path.join(folder, name)) as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+    x_train = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
+    x_test = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
+    return x_train, x_test, read("train-labels-idx1-ubyte.gz", 8).astype(np.int64), \
+        read("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
+
+
 def seed_cnn():
     return keras.Sequential([
-        keras.layers.Input((8, 8, 1)),
+        keras.layers.Input(SHAPE),
         keras.layers.Conv2D(12, 3, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Flatten(),
@@ -102,7 +115,7 @@ def clone(model):
 def main(out_path):
     tf.random.set_seed(0)
     np.random.seed(0)
-    x_train, x_test, y_train, y_test = data()
+    x_train, x_test, y_train, y_test = fashion(FASHION) if FASHION else data()
     base = seed_cnn()
     compile_(base)
     base.fit(x_train, y_train, epochs=BASELINE_EPOCHS, batch_size=BASELINE_BATCH, validation_split=0.1, verbose=0)
@@ -110,7 +123,7 @@ def main(out_path):
 
     steps = int(np.ceil(len(x_train) / BATCH)) * FINE_TUNE_EPOCHS
     schedule = tfmot.sparsity.keras.PolynomialDecay(0.5, 0.8, begin_step=0, end_step=steps - 1,
-                                                    frequency=max(1, steps // 8))
+                                                    frequency=PRUNE_FREQUENCY or max(1, steps // 8))
     pruned = tfmot.sparsity.keras.prune_low_magnitude(clone(base), pruning_schedule=schedule)
     compile_(pruned)
     pruned.fit(x_train, y_train, epochs=FINE_TUNE_EPOCHS, batch_size=BATCH, verbose=0,
@@ -141,5 +154,12 @@ def main(out_path):
         json.dump(result, f, indent=1)
 
 
+FASHION = None
+
 if __name__ == "__main__":
+    # python benchmarks/plain_script.py OUT.json [FASHION_DIR BASELINE_EPOCHS FINE_TUNE_EPOCHS BATCH]
+    if len(sys.argv) > 2:
+        FASHION, SHAPE, PRUNE_FREQUENCY = sys.argv[2], (28, 28, 1), 100
+        BASELINE_EPOCHS, FINE_TUNE_EPOCHS = int(sys.argv[3]), int(sys.argv[4])
+        BASELINE_BATCH = BATCH = int(sys.argv[5])
     main(sys.argv[1])

@@ -67,6 +67,8 @@ def _load_recipe(arg: str) -> Recipe:
 def cmd_run(args) -> int:
     import pandas as pd
 
+    from .executors import executor_from_environment, make_executor
+
     recipe = _load_recipe(args.recipe)
     if args.recompute:
         import dataclasses
@@ -77,20 +79,22 @@ def cmd_run(args) -> int:
         from .boards import get_board
 
         board = get_board(args.board, args.ram_kb, args.flash_kb)  # refused before the run, not after
+    executor = make_executor(args.ray) if args.ray else executor_from_environment()
     bar = TerminalProgress()
     try:
         if args.store is not None:
             from .store import Store
 
             store = Store(args.store or None)
-            table, out = _run_into_store(store, recipe, bar)
+            table, out = _run_into_store(store, recipe, bar, executor)
         else:
             from .recipes import run_recipe
 
             out = Path(args.out)
-            table = run_recipe(recipe, out, progress=bar)
+            table = run_recipe(recipe, out, progress=bar, executor=executor)
     finally:
         bar.close()
+        executor.close()
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         cols = ["name", "status", "accuracy", "delta_accuracy", "latency_median_ms", "size_bytes", "gzip_bytes",
                 "ratio", "gzip_ratio", "sparsity", "delegate", "arena_bytes", "flags"]
@@ -127,7 +131,7 @@ def _print_flags(out: Path) -> None:
             print(f"warning: variant {variant.name!r}: {flag.message}")
 
 
-def _run_into_store(store, recipe: Recipe, bar):
+def _run_into_store(store, recipe: Recipe, bar, executor=None):
     """Run in this process but record it in the store, so it shows up in the app's History.
 
     The run is created "running" (no app runner can claim it) and holds the run's
@@ -146,7 +150,7 @@ def _run_into_store(store, recipe: Recipe, bar):
         writer(event)
 
     try:
-        table = run_recipe(recipe, out, progress=progress, cancel=CancelCheck(store, run_id))
+        table = run_recipe(recipe, out, progress=progress, cancel=CancelCheck(store, run_id), executor=executor)
     except Cancelled:
         store.set_status(run_id, RunStatus.CANCELLED, error="Cancelled.")
         raise
@@ -313,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print whether each variant fits this board's RAM and flash (see the boards command)")
     run.add_argument("--ram-kb", type=float, default=None, help="RAM of --board custom, in KB")
     run.add_argument("--flash-kb", type=float, default=None, help="flash of --board custom, in KB")
+    run.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="run each variant as a Ray task: 'local' (Ray on this machine), 'auto' or "
+                          "'ray://host:10001' (a cluster); default: $COMPRESSION_LAB_RAY_ADDRESS, else in this process")
     run.set_defaults(func=cmd_run)
     sens = sub.add_parser("sensitivity", help="per-layer sensitivity of a recipe's baseline (no fine-tune)")
     sens.add_argument("recipe", help="recipe JSON file, or a preset (its dataset, model and baseline are used)")

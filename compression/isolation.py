@@ -77,8 +77,23 @@ class ChildError(Exception):
         return type(self), (self.kind, str(self))
 
 
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """End this child when its parent is gone (killed workers must not leave TensorFlow children behind).
+
+    A thread polling ``getppid`` rather than ``PR_SET_PDEATHSIG``: the latter fires when the *thread* that
+    spawned the child ends, and the pool spawns from short-lived threads (Streamlit's script threads).
+    """
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
 def _child_initializer(preload: tuple[str, ...]) -> None:
     """Runs once in each new child: import (or call, for "module:function") what every call needs."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="exit-with-parent").start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import importlib
 

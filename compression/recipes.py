@@ -242,9 +242,10 @@ class _StageCache:
     returns exactly what recomputing would.
     """
 
-    def __init__(self):
+    def __init__(self, isolate: bool = True):
         self._models: dict[str, tuple[Any, dict]] = {}
         self.converted: dict[tuple, bytes] = {}  # (model id, mode, sparse, calibration size) → .tflite
+        self.isolate = isolate  # False in a Ray task: the task's process is the isolation (executors.py)
 
     def convert(self, model, mode: QuantizationMode, ds, sparse: bool = False, samples: int = 200,
                 seed: int = 0) -> bytes:
@@ -255,7 +256,8 @@ class _StageCache:
         key = (id(model), mode, sparse, samples if calibrated else None, seed if calibrated else None)
         if key not in self.converted:
             self.converted[key] = convert_to_tflite(model, mode, representative=ds.x_train, sparse=sparse,
-                                                    representative_samples=samples, seed=seed)
+                                                    representative_samples=samples, seed=seed,
+                                                    isolate=self.isolate)
         return self.converted[key]
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
@@ -458,7 +460,7 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
 
 
 def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn | None = None,
-               cancel: Callable[[], bool] | None = None, cache=None):
+               cancel: Callable[[], bool] | None = None, cache=None, executor=None):
     """Run every variant of a recipe and write results.json plus one `.tflite` per variant.
 
     Args:
@@ -469,6 +471,8 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         cache: a :class:`compression.cache.ResultCache` to reuse identical earlier work from and record this
             run's into; None takes the cache of the store holding ``out_dir`` (none outside a store), False
             uses none. ``recipe.evaluation.recompute`` forces fresh work (still recorded).
+        executor: where the variants run (:mod:`compression.executors`): None takes
+            ``COMPRESSION_LAB_RAY_ADDRESS`` (unset: in this process, in order; set: Ray tasks).
 
     Returns:
         The results table (:func:`results_table`).
@@ -504,8 +508,24 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         run.save()
         raise
 
+    if executor is None:
+        from .executors import executor_from_environment
+
+        with executor_from_environment() as chosen:
+            return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages,
+                                        reuse, base_weight, weights, total, progress, cancel, chosen)
+    return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse,
+                                base_weight, weights, total, progress, cancel, executor)
+
+
+def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
+                         base_weight, weights, total, progress, cancel, executor):
+    folder = run.folder
+    if not executor.in_process:
+        _run_remote_variants(executor, recipe, run, ds, reference_predictions, reuse, base_weight,
+                             weights, total, progress, cancel)
     done = base_weight
-    for i, spec in enumerate(recipe.variants):
+    for i, spec in enumerate(recipe.variants if executor.in_process else ()):
         span = (done / total, (done + weights[i]) / total)
         done += weights[i]
         if cancel is not None and cancel():
@@ -546,6 +566,70 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
     emit(progress, Progress(phase="done", fraction=1.0,
                             message=f"finished in {run.results.elapsed_seconds:.1f} s"))
     return results_table(run.results)
+
+
+def _run_remote_variants(executor, recipe, run: ResultsWriter, ds, reference_predictions, reuse, base_weight,
+                         weights, total, progress, cancel) -> None:
+    """The variants as tasks of ``executor`` (Ray); each row and its files are written as it finishes.
+
+    Variants the result cache holds are restored here, as in a local run; the others become tasks.
+    """
+    from .executors import write_outcome_files
+
+    folder = run.folder
+    order = {spec.name: i for i, spec in enumerate(recipe.variants)}
+    done = [base_weight]
+
+    def in_order() -> None:
+        run.update(variants=tuple(sorted(run.results.variants, key=lambda v: order.get(v.name, len(order)))))
+
+    def record(spec, row: VariantResult):
+        run.add(row)
+        in_order()
+        run.save()
+        done[0] += weights[order[spec.name]]
+        emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=done[0] / total,
+                                message=f"{spec.name}: {row.status.value}", data={"row": row.to_dict()}))
+
+    def on_start(spec):
+        emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=done[0] / total,
+                                message=f"variant {order[spec.name] + 1}/{len(recipe.variants)}: {spec.name} "
+                                        "(submitted)"))
+
+    def on_done(outcome):
+        write_outcome_files(folder, outcome)
+        row = VariantResult.from_dict({**_variant_row(outcome.spec).to_dict(), **outcome.row,
+                                       "seconds": outcome.seconds})
+        if reuse is not None and row.ok:
+            reuse.record_variant(outcome.spec, row)
+        record(outcome.spec, row)
+
+    remote = []
+    for spec in recipe.variants:
+        reused = reuse.restore_variant(spec) if reuse is not None else None
+        if reused is None:
+            remote.append(spec)
+        else:
+            record(spec, reused)
+    try:
+        if remote:
+            executor.run_variants(recipe, remote, folder.baseline_model, ds, reference_predictions, on_done, cancel,
+                                  on_start)
+    except Cancelled:
+        finished = {v.name for v in run.results.variants}
+        _mark_cancelled(run, [s for s in recipe.variants if s.name not in finished])
+        in_order()
+        run.save()
+        raise
+    except CompressionError as exc:
+        finished = {v.name for v in run.results.variants}
+        for spec in recipe.variants:
+            if spec.name not in finished:
+                run.add(_variant_row(spec, RunStatus.FAILED, str(exc)))
+        in_order()
+        run.update(status=RunStatus.FAILED, error=str(exc))
+        run.save()
+        raise
 
 
 def _open_reuse(recipe: Recipe, out: Path, cache):

@@ -12,7 +12,8 @@ The search explores, per trial, one ordinary :class:`~compression.config.Variant
 Every trial is built, converted and measured by :func:`compression.recipes.run_variant`
 (the same code as any recipe), its `.tflite` written in the run folder and its row
 stored in ``results.json`` as it finishes. Optuna 5 drives it in ask-and-tell form:
-a seeded :class:`optuna.samplers.TPESampler` with ``constraints_func`` minimises the
+a seeded :class:`optuna.samplers.TPESampler` with constraints (``Trial.set_constraint``; Optuna 5
+deprecated ``constraints_func``) minimises the
 size (gzip or raw bytes) under the constraints "accuracy drop ≤ budget" and, with a
 board, "flash ≤ board flash" and "arena ≤ board RAM" (single objective under
 constraints: ``trial.report`` — the pruner — does not work in multi-objective
@@ -531,7 +532,8 @@ def _choose(trials: list[TrialRecord], budget_points: float) -> tuple[str | None
 
 
 def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict | None = None,
-           progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None) -> SearchResult:
+           progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+           executor=None) -> SearchResult:
     """Search the smallest variant within the accuracy (and board) budget; write a stored-run folder.
 
     Args:
@@ -541,6 +543,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         spec: budgets and options (:class:`SearchSpec`).
         progress: receives the engine's events plus ``trial_done`` (``data["trial"]``) per trial.
         cancel: polled between batches; True stops the search, keeping every finished trial.
+        executor: where trials run (:mod:`compression.executors`); None takes ``COMPRESSION_LAB_RAY_ADDRESS``
+            (unset: one after another in this process; Ray: as many trials at once as the cluster has slots).
 
     Returns:
         The :class:`SearchResult` (also in results.json under ``"search"``).
@@ -549,9 +553,15 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         CompressionError: bad settings, or the data/model cannot be loaded.
         Cancelled: cancel() returned True — after results.json holds every finished trial.
     """
+    if executor is None:
+        from .executors import executor_from_environment
+
+        with executor_from_environment() as chosen:
+            return search(recipe, out_dir, spec, progress, cancel, chosen)
     import optuna
 
     from ._io import atomic_write_json, atomic_write_text
+    from .executors import write_outcome_files
     from .recipes import _now, _StageCache, load_recipe_dataset, one_line, prepare_baseline, run_variant
     from .results import RunFolder, RunKind
     from .sensitivity import analyze
@@ -622,8 +632,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     reference_bytes = ref["gzip_bytes"] if spec.objective is SizeObjective.GZIP else ref["size_bytes"]
     seed = recipe.seed if spec.seed is None else spec.seed
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=lambda t: t.user_attrs.get("constraints", [1.0]),
-                                         n_startup_trials=STARTUP_TRIALS)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
     pruner = optuna.pruners.ThresholdPruner(upper=budget_points + spec.hopeless_points, n_warmup_steps=1)
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     for params in spec.enqueue:
@@ -666,16 +675,9 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         return result
 
     publish()
-    while True:
-        if spec.trials is not None and len(trials) >= spec.trials:
-            stopped = "trials"
-            break
-        if out_of_time():
-            stopped = "minutes"
-            break
-        if trial_cancel():
-            stopped = "cancelled"
-            break
+
+    def start_trial():
+        """Ask Optuna for the next trial and announce it; None when it was recorded failed at once."""
         trial = study.ask()
         number = trial.number
         source = str(trial.user_attrs.get("source", "sampled"))
@@ -691,23 +693,27 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             results["variants"].append({"name": name, "status": "failed", "settings": {"name": name},
                                         "error": f"outside the search space: {bad}"})
             publish()
-            continue
+            return None  # recorded failed; ask again
         t0 = time.perf_counter() - t_search
-        fraction = 0.1 + 0.9 * (len(trials) / spec.trials if spec.trials else min(1.0, t0 / (spec.minutes * 60)))
+        done = len(trials) + len(in_flight)
+        fraction = 0.1 + 0.9 * (done / spec.trials if spec.trials else min(1.0, t0 / (spec.minutes * 60)))
         emit(progress, Progress(phase="trial_start", variant=name, fraction=min(fraction, 0.99),
                                 message=f"{name} ({source}): {_describe(params)}"))
         record: dict[str, Any] = {"number": number, "name": name, "params": params, "source": source,
                                   "started_s": round(t0, 3)}
+        return trial, record, fraction
+
+    def finish_trial(trial, record, fraction, run_trial) -> None:
+        """Run (or collect) one trial with ``run_trial() -> row``, tell Optuna, record and publish it."""
+        name, params, t0 = record["name"], record["params"], record["started_s"]
         row: dict[str, Any]
         try:
-            variant = variant_of(params, name, layers, space.default_epochs, space.cluster_layers)
-            row = run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
-                              _trial_progress(trial, progress, base_acc, name), trial_cancel,
-                              fraction_span=(fraction, fraction)).to_dict()
+            row = run_trial()
             if board is not None:
                 _measure_board(row, out)
             value, constraints, reasons, arena = _judge(row, budget_points, base_acc, spec.objective, board)
-            trial.set_user_attr("constraints", constraints)
+            for key, value in zip(("accuracy", "flash", "ram"), constraints, strict=False):
+                trial.set_constraint(key, value)  # feasible when ≤ 0
             study.tell(trial, value)
             record.update(state=TrialState.OK, accuracy=row["accuracy"],
                           drop_points=(base_acc - row["accuracy"]) * 100, size_bytes=row["size_bytes"],
@@ -733,7 +739,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             row = _failed_row(name, params, layers, space, "failed", one_line(exc))
         record["finished_s"] = round(time.perf_counter() - t_search, 3)
         row["seconds"] = round(record["finished_s"] - t0, 3)
-        row["trial"] = {"number": number, "source": source, "params": params}
+        row["trial"] = {"number": record["number"], "source": record["source"], "params": params}
         results["variants"].append(row)
         trials.append(TrialRecord(**record))
         tried.add(json.dumps(params, sort_keys=True))
@@ -747,9 +753,70 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
                                 message=f"{name}: {_trial_line(trials[-1])}; best {_best_line(result)}",
                                 data={"trial": asdict(trials[-1]) | {"state": trials[-1].state.value},
                                       "row": row}))
-        if record["state"] is TrialState.CANCELLED:
+
+    in_flight: dict[str, tuple] = {}  # trials running as Ray tasks, by variant name
+    pool = None if executor.in_process else executor.open_pool(recipe, folder.baseline_model, ds,
+                                                                 reference_predictions)
+    slots = 1 if pool is None else executor.slots(recipe)
+    while True:
+        if spec.trials is not None and len(trials) + len(in_flight) >= spec.trials:
+            stopped = "trials"
+        elif out_of_time():
+            stopped = "minutes"
+        elif trial_cancel():
+            stopped = "cancelled"
+        if pool is None:
+            if stopped != "running":
+                break
+            started_trial = start_trial()
+            if started_trial is None:
+                continue
+            trial, record, fraction = started_trial
+
+            def run_here(trial=trial, record=record, fraction=fraction):
+                variant = variant_of(record["params"], record["name"], layers, space.default_epochs,
+                                     space.cluster_layers)
+                return run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
+                                   _trial_progress(trial, progress, base_acc, record["name"]), trial_cancel,
+                                   fraction_span=(fraction, fraction)).to_dict()
+
+            finish_trial(trial, record, fraction, run_here)
+            if record["state"] is TrialState.CANCELLED:
+                stopped = "cancelled" if user_cancelled else "minutes"
+                break
+            continue
+        # On Ray: keep every slot busy, collect trials as they end (no pruning mid-trial: a task runs to the end).
+        while stopped == "running" and len(in_flight) < slots:
+            if spec.trials is not None and len(trials) + len(in_flight) >= spec.trials:
+                break
+            started_trial = start_trial()
+            if started_trial is None:
+                continue
+            trial, record, fraction = started_trial
+            try:
+                pool.submit(variant_of(record["params"], record["name"], layers, space.default_epochs,
+                                       space.cluster_layers))
+            except CompressionError as exc:
+                finish_trial(trial, record, fraction, lambda exc=exc: _raise(exc))
+                continue
+            in_flight[record["name"]] = (trial, record, fraction)
+        if not in_flight:
+            break
+        try:
+            outcome = pool.next_done(trial_cancel)
+        except Cancelled:
+            pool.cancel_all()
+            for trial, record, fraction in in_flight.values():
+                finish_trial(trial, record, fraction, lambda: _raise(Cancelled("cancelled")))
+            in_flight.clear()
             stopped = "cancelled" if user_cancelled else "minutes"
             break
+        except CompressionError:
+            pool.cancel_all()
+            raise
+        if outcome is not None:
+            write_outcome_files(folder, outcome)
+            finish_trial(*in_flight.pop(outcome.spec.name), lambda outcome=outcome: _remote_row(outcome))
     result = publish()
     result = replace(result, stopped=stopped)
     results["search"] = result.to_dict()
@@ -762,6 +829,20 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     if stopped == "cancelled":
         raise Cancelled("search cancelled")
     return result
+
+
+def _raise(exc: BaseException):
+    raise exc
+
+
+def _remote_row(outcome) -> dict[str, Any]:
+    """A Ray task's row, or its failure raised as the trial's error."""
+    row = outcome.row
+    if row.get("status") == "cancelled":
+        raise Cancelled("cancelled")
+    if row.get("status") != "ok":
+        raise CompressionError(str(row.get("error") or "the trial failed"))
+    return dict(row)
 
 
 def _failed_row(name, params, layers, space, status, error) -> dict[str, Any]:

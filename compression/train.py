@@ -8,6 +8,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +32,9 @@ def steps_per_epoch(n_samples: int, batch_size: int, validation_split: float = 0
     return max(1, math.ceil(n_fit / batch_size))
 
 
+BATCH_EVENT_INTERVAL_S = 0.05  # batch-level events at most 20 per second (the worker stores at most 5)
+
+
 def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] | None, *, phase: str,
                        variant: str, epochs: int, fraction_span: tuple[float, float]):
     keras = _tf.keras()
@@ -43,6 +47,10 @@ def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] |
             self.epoch = 0
             self.cancelled = False
             self.history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+            # Keras then hands the logs over as tensors instead of converting them to numpy every batch (which
+            # cost more than a small model's batch); they are read only when an event is due.
+            self._supports_tf_logs = True
+            self._next_batch_event = float("-inf")
 
         def _fraction(self, epoch_progress: float) -> float:
             lo, hi = fraction_span
@@ -52,10 +60,14 @@ def _progress_callback(progress: ProgressFn | None, cancel: Callable[[], bool] |
             self.epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
-            logs = logs or {}
             if cancel is not None and cancel():
                 self.cancelled = True
                 self.model.stop_training = True
+            now = time.monotonic()
+            if now < self._next_batch_event:
+                return
+            self._next_batch_event = now + BATCH_EVENT_INTERVAL_S
+            logs = logs or {}
             steps = self.params.get("steps") or 1
             emit(progress, Progress(
                 phase=phase, variant=variant, fraction=self._fraction(self.epoch + (batch + 1) / steps),

@@ -194,6 +194,27 @@ def preload() -> None:
     shared_pool().warm()
 
 
+def warm_up() -> None:
+    """Pay the first call's one-time costs (scikit-learn's import, Keras' first predict, the first SavedModel
+    export of a conversion) on the default data and pretrained model, before any run is waiting for them."""
+    from .convert import convert_to_tflite
+    from .data import load_dataset
+    from .pretrained import has_pretrained, load_pretrained
+    from .train import predict_classes
+
+    ds = load_dataset("digits")
+    if has_pretrained("digits", "seed_cnn"):
+        model = load_pretrained("digits", "seed_cnn")
+        predict_classes(model, ds.x_test[:32])
+        convert_to_tflite(model, "float32")
+
+
+def _run_waiting(sock_fd: int) -> bool:
+    import select
+
+    return bool(select.select([sock_fd], [], [], 0)[0])
+
+
 def wait_for_run(sock_fd: int) -> tuple[str, int] | None:
     """Block until the runner hands this spare a run: (run id, the run's worker lock fd, already held).
 
@@ -248,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             preload()
+            if not _run_waiting(args.spare_fd):  # a run already waiting is not kept waiting for the warm-up
+                warm_up()
             log.info("spare worker ready (TensorFlow imported) in %.1f s", time.perf_counter() - started)
         except Exception:  # a run handed over still runs (and reports the same failure with its sentence)
             log.exception("spare worker: preloading failed")

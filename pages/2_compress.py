@@ -7,6 +7,7 @@ import streamlit as st
 from compression import charts
 from compression.config import CentroidInit, Preserve, ScheduleKind
 from compression.errors import CompressionError
+from compression.executors import describe_setting
 from compression.results import RunFolder
 from ui import builder, state, widgets
 
@@ -156,6 +157,8 @@ right.toggle(
     help="Compute every variant afresh. Off: variants (and the baseline) whose settings, data and model are "
     "unchanged since an earlier run are reused from it at once, and their rows say so.",
 )
+right.caption(f"Executor — {describe_setting()}.", help="Set COMPRESSION_LAB_RAY_ADDRESS before starting the app "
+              "to run variants on Ray (see docs/ray.md).")
 if run_clicked:
     try:
         base = ss.get("variant_title") or builder.PRESET_TITLES.get(ss["preset"], "Custom")

@@ -164,3 +164,36 @@ def test_the_apps_worker_survives_a_segfault_in_one_variants_conversion(tmp_path
         runner.shutdown(cancel=True, timeout=10)
     assert run["status"] == "ok", run["error"]
     _assert_one_variant_crashed(store.results(run_id))
+
+
+def test_the_child_ends_when_its_parent_is_killed(tmp_path):
+    """A worker killed by the runner (cancel, crash) must not leave its warm child behind (they filled 24 GB)."""
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import os, sys, time\n"
+        "from compression.isolation import IsolatedPool\n"
+        "pool = IsolatedPool()\n"
+        f"open({str(pid_file)!r}, 'w').write(str(pool.call(os.getpid)))\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        os.kill(child, 0)  # alive while the parent is
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, 9)
+            pytest.fail("the isolation child outlived its killed parent")
+    finally:
+        parent.kill()

@@ -135,3 +135,13 @@ def test_a_run_survives_reruns_and_can_be_cancelled(lab):
     at.run()
     assert not at.exception
     assert "cancelled" in " ".join(m.value for m in at.markdown)
+
+
+def test_the_page_says_which_executor_runs_the_variants(lab, monkeypatch):
+    monkeypatch.setenv("COMPRESSION_LAB_RAY_ADDRESS", "ray://head:10001")
+    at = compress(lab)
+    assert_clean(at)
+    assert any("Ray cluster at ray://head:10001" in c.value for c in at.caption)
+    monkeypatch.delenv("COMPRESSION_LAB_RAY_ADDRESS")
+    at.run()
+    assert any(c.value.startswith("Executor — local:") for c in at.caption)
