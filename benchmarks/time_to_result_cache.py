@@ -253,6 +253,8 @@ def write_section(out_dir: Path, data: dict[str, Any]) -> None:
                   "AppTest script time (no browser): the browser's own rendering is benchmark 6.", "",
                   markdown_table(["page", "slowest render (s)"], [[k, round(v, 2)] for k, v in p["by_page"].items()]),
                   ""]
+    for note in data.get("notes", []):
+        lines += [f"- {note}"]
     lines.append(END)
     section = "\n".join(lines)
     md = out_dir / "RESULTS.md"
