@@ -53,7 +53,7 @@ def test_open_run_compare_download_int8(lab, downloads):
 
     at.switch_page("pages/3_compare.py").run()  # click 2: the Compare page
     assert_clean(at)
-    assert len(plotly_charts(at)) == 5
+    assert len(plotly_charts(at)) == 6  # size, latency, bubble, ratio, size bars and the board's RAM-vs-flash
     table = next(d.value for d in at.dataframe if "delta_accuracy" in d.value.columns)
     assert list(table["status"]) == ["ok"] * 6
     int8_button = at.download_button(key="dl_int8")  # click 3 downloads this
