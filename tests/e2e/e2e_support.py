@@ -21,7 +21,7 @@ APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
 ALERT = '[data-testid="stAlert"]'
 TITLES = {"data": "Data & model", "compress": "Compress", "compare": "Compare", "find_smallest": "Find smallest",
-          "inspect": "Inspect", "history": "History"}
+          "inspect": "Inspect", "history": "History", "lessons": "Lessons"}  # the sidebar's order (app.py)
 
 T = TypeVar("T")
 

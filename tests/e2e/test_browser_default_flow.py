@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from e2e_support import by_key, exceptions, navigate, open_page, poll, screenshot, selectbox_value
 
+from compression.results import RunFolder
+
 pytestmark = pytest.mark.e2e
 
 RUN_DEADLINE_S = 420  # experiment E on the 2-core machine takes 1-3 min; other developers share the cores
@@ -111,13 +113,13 @@ def test_default_flow_run_leave_come_back_download_and_verify(server, page, arti
     hover = first.locator(".hoverlayer .hovertext")
     hover.first.wait_for()
     hover_text = hover.first.text_content()
-    names = [v["name"] for v in results["variants"]]
+    names = [v.name for v in results.variants]
     assert any(name in hover_text for name in names), hover_text
     page.screenshot(path=str(shots / "4-compare-hover.png"))
 
     tflite = download(page, "dl_int8", tmp_path)
-    int8 = next(v for v in results["variants"] if v["name"] == "int8")
-    on_disk = (finished["dir"] / int8["tflite"]).read_bytes()
+    int8 = results.variant("int8")
+    on_disk = RunFolder(finished["dir"]).tflite(int8).read_bytes()
     assert hashlib.sha256(tflite).digest() == hashlib.sha256(on_disk).digest()
     table = list(csv.DictReader(io.StringIO(download(page, "dl_csv", tmp_path).decode())))
     table_accuracy = float(next(r for r in table if r["name"] == "int8")["accuracy"])

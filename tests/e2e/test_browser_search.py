@@ -44,8 +44,9 @@ def test_short_search_runs_trials_arrive_and_the_chosen_variant_downloads(server
     assert chosen
     wait_idle(page)
     results = store.results(run["id"])
-    chosen_name = results["search"]["chosen"]
-    assert [t["name"] for t in results["search"]["trials"]] == ["trial-000", "trial-001"]
+    search = results.extra["search"]
+    chosen_name = search["chosen"]
+    assert [t["name"] for t in search["trials"]] == ["trial-000", "trial-001"]
     assert any(f"Best so far: {chosen_name}" in a for a in alerts(page))
     assert page.locator('[data-testid="stDataFrame"]').count() >= 1
     assert exceptions(page) == []
@@ -57,5 +58,4 @@ def test_short_search_runs_trials_arrive_and_the_chosen_variant_downloads(server
     data = path.read_bytes()
     assert path.suffix == ".tflite" and data[4:8] == b"TFL3"
     assert path.stem == chosen_name
-    row = next(v for v in results["variants"] if v["name"] == chosen_name)
-    assert len(data) == row["size_bytes"]
+    assert len(data) == results.variant(chosen_name).size_bytes

@@ -70,11 +70,11 @@ def test_an_lstm_and_its_sequences_run_and_a_chance_level_upload_is_warned(serve
     finished = poll(lambda: (r := store.get_run(run["id"]))["status"] in FINAL and r, RUN_DEADLINE_S,
                     "the LSTM run to finish")
     results = store.results(run["id"])
-    status = {v["name"]: v["status"] for v in results["variants"]}
+    status = {v.name: v.status for v in results.variants}
     assert finished["status"] == "ok", (finished["error"], status)
     assert status["float32"] == "ok" and status["dynamic"] == "ok", status
-    assert tuple(results["dataset"]["input_shape"]) == (40, 1) and results["dataset"]["kind"] == "sequence"
-    assert results["baseline"]["flags"][0]["code"] == "baseline_at_chance"
+    assert tuple(results.dataset.input_shape) == (40, 1) and results.dataset.kind == "sequence"
+    assert results.baseline.flags[0].code == "baseline_at_chance"
 
     navigate(page, "compare")
     page.locator(ALERT).filter(has_text="Baseline: The baseline's accuracy").first.wait_for(timeout=120_000)
