@@ -52,3 +52,24 @@ def json_default(value: Any):
     if hasattr(value, "to_dict"):
         return value.to_dict()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_step_arrays(path: str | Path, step, arrays: dict, prefix: str) -> Path:
+    """Write a recording (``step`` plus one array per layer, named ``<prefix><layer>``) to an ``.npz``, atomically."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, step=step, **{prefix + name: a for name, a in arrays.items()})
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_step_arrays(path: str | Path, prefix: str) -> tuple[Any, dict] | None:
+    """``(step, {layer: array})`` saved by :func:`save_step_arrays` (never unpickles), or None without a file."""
+    import numpy as np
+
+    if not Path(path).is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return data["step"], {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}

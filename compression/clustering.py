@@ -163,23 +163,14 @@ def centroid_recorder(wrapped, max_snapshots: int = MAX_CENTROID_SNAPSHOTS):
 
 def save_centroids(path, snapshots: dict) -> None:
     """Write :func:`centroid_recorder` snapshots to an ``.npz`` (``step`` and ``centroids:<layer>`` arrays)."""
-    from pathlib import Path
+    from ._io import save_step_arrays
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, step=snapshots["step"],
-                            **{f"centroids:{name}": c for name, c in snapshots["centroids"].items()})
-    tmp.replace(path)
+    save_step_arrays(path, snapshots["step"], snapshots["centroids"], "centroids:")
 
 
 def load_centroids(path) -> dict | None:
     """The snapshots saved by :func:`save_centroids` (never unpickles), or None when there is no file."""
-    from pathlib import Path
+    from ._io import load_step_arrays
 
-    if not Path(path).is_file():
-        return None
-    with np.load(path, allow_pickle=False) as data:
-        return {"step": data["step"], "centroids": {k.split(":", 1)[1]: data[k] for k in data.files
-                                                    if k.startswith("centroids:")}}
+    loaded = load_step_arrays(path, "centroids:")
+    return None if loaded is None else {"step": loaded[0], "centroids": loaded[1]}

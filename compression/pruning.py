@@ -289,23 +289,14 @@ _KERNEL_PREFIX = "kernel:"
 
 def save_snapshots(path, snapshots: dict) -> None:
     """Write :func:`pruning_recorder` snapshots to an ``.npz`` (``step`` and ``kernel:<layer>`` arrays)."""
-    from pathlib import Path
+    from ._io import save_step_arrays
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, step=snapshots["step"],
-                            **{_KERNEL_PREFIX + name: k for name, k in snapshots["kernels"].items()})
-    tmp.replace(path)
+    save_step_arrays(path, snapshots["step"], snapshots["kernels"], _KERNEL_PREFIX)
 
 
 def load_snapshots(path) -> dict | None:
     """The snapshots saved by :func:`save_snapshots` (never unpickles), or None when there is no file."""
-    from pathlib import Path
+    from ._io import load_step_arrays
 
-    if not Path(path).is_file():
-        return None
-    with np.load(path, allow_pickle=False) as data:
-        return {"step": data["step"],
-                "kernels": {k[len(_KERNEL_PREFIX):]: data[k] for k in data.files if k.startswith(_KERNEL_PREFIX)}}
+    loaded = load_step_arrays(path, _KERNEL_PREFIX)
+    return None if loaded is None else {"step": loaded[0], "kernels": loaded[1]}
