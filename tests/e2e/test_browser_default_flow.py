@@ -126,7 +126,7 @@ def test_default_flow_run_leave_come_back_download_and_verify(server, page, arti
 
     # 5. The downloaded file, in LiteRT, gives the accuracy the table shows.
     accuracy = evaluate_int8_tflite(tflite)
-    assert accuracy == pytest.approx(int8["accuracy"], abs=1e-9)
+    assert accuracy == pytest.approx(int8.accuracy, abs=1e-9)
     assert accuracy == pytest.approx(table_accuracy, abs=1e-6)
 
     navigate(page, "inspect")
