@@ -14,6 +14,7 @@ import pytest
 
 from compression.errors import CompressionError
 from compression.isolation import ChildError, IsolatedPool, NativeCrash, crash_reason
+from compression.results import RunFolder, RunResults
 from tests import isolation_jobs as jobs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,11 +129,11 @@ def _gru_recipe(tmp_path: Path) -> dict:
     }
 
 
-def _assert_one_variant_crashed(results: dict) -> None:
-    assert results["status"] == "ok"
-    status = {v["name"]: v["status"] for v in results["variants"]}
+def _assert_one_variant_crashed(results: RunResults) -> None:
+    assert results.status == "ok"
+    status = {v.name: v.status for v in results.variants}
     assert status == {"float32": "ok", "int8": "failed", "dynamic": "ok"}
-    error = next(v["error"] for v in results["variants"] if v["name"] == "int8")
+    error = results.variant("int8").error
     assert error.startswith("TFLite's int8 calibration crashed (SIGSEGV) on this model (it has GRU layer 'gru')")
 
 
@@ -145,7 +146,7 @@ def test_cli_run_survives_a_segfault_in_one_variants_conversion(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     print(f"\nCLI run with a crashing variant: {time.perf_counter() - t0:.1f} s")
     assert done.returncode == 0, done.stderr[-3000:]
-    _assert_one_variant_crashed(json.loads((out / "results.json").read_text()))
+    _assert_one_variant_crashed(RunFolder(out).read_results())
     assert "Fatal Python error" not in done.stderr
     assert not (out / "int8.tflite").exists() and (out / "dynamic.tflite").is_file()
 
