@@ -53,6 +53,9 @@ def test_an_lstm_and_its_sequences_run_and_a_chance_level_upload_is_warned(serve
     by_key(page, "model_source").get_by_text("Upload", exact=True).click()
     wait_idle(page)
     by_key(page, "model_upload").locator("input[type=file]").set_input_files(str(model_file))
+    wait_idle(page)
+    # npz + the zoo had no weights, so the page had switched to training; this user keeps the upload's weights.
+    by_key(page, "baseline_mode").get_by_text("Use the uploaded weights as they are", exact=True).click()
     warning = page.locator(ALERT).filter(has_text="about chance")
     warning.first.wait_for(timeout=180_000)
     assert "BatchNormalization" in warning.first.inner_text() and "untrained" in warning.first.inner_text()
