@@ -220,11 +220,12 @@ def cmd_search(args) -> int:
         stop["asked"] = True
         print("\nstopping after this trial (Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
+    from .results import RunFolder
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = search(recipe, out, spec, progress=progress, cancel=lambda: stop["asked"])
     except Cancelled:
-        from .results import RunFolder
         from .search import read_search
 
         result = read_search(RunFolder(out).read_results())

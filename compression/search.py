@@ -712,8 +712,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             if board is not None:
                 _measure_board(row, out)
             value, constraints, reasons, arena = _judge(row, budget_points, base_acc, spec.objective, board)
-            for key, value in zip(("accuracy", "flash", "ram"), constraints, strict=False):
-                trial.set_constraint(key, value)  # feasible when ≤ 0
+            for key, bound in zip(("accuracy", "flash", "ram"), constraints, strict=False):
+                trial.set_constraint(key, bound)  # feasible when ≤ 0
             study.tell(trial, value)
             record.update(state=TrialState.OK, accuracy=row["accuracy"],
                           drop_points=(base_acc - row["accuracy"]) * 100, size_bytes=row["size_bytes"],

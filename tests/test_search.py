@@ -51,6 +51,8 @@ def test_same_seed_same_trials_and_every_trial_is_a_stored_variant(recipe, tmp_p
     inside = [t for t in a.trials if t.within_budget]
     assert a.chosen == min(inside, key=lambda t: t.value).name
     assert a.chosen_trial.drop_points <= a.budget_points
+    # each trial's objective is its file's gzip bytes (a constraint once overwrote it with -1)
+    assert all(t.value == t.gzip_bytes > 0 for t in a.trials if t.state is TrialState.OK)
     assert all(t.drop_points <= a.budget_points for t in inside)
     assert set(a.front) <= {t.name for t in a.trials if t.state is TrialState.OK}
     history = a.history()
