@@ -48,7 +48,6 @@ __all__ = [
     "results_frame",
     "sample_grid",
     "schedule_curve",
-    "sequence_plots",
     "size_bars",
     "size_vs_accuracy",
     "tradeoff_bubble",
@@ -805,27 +804,6 @@ def sample_grid(
         height=110 * per_class + 60,
         margin={"t": 40, "b": 10, "l": 10, "r": 10},
         title="Samples (one column per class)",
-    )
-    return fig
-
-
-def sequence_plots(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], max_classes: int = 10) -> go.Figure:
-    """One line per class (its first sample) for 1-D sequence datasets."""
-    x = np.asarray(x)
-    y = np.asarray(y)
-    from plotly.colors import qualitative
-
-    colors = qualitative.T10  # ten distinct colours: one per class of a 10-class set (PALETTE has nine)
-    fig = go.Figure()
-    for c in [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]:
-        seq = x[np.flatnonzero(y == c)[0]].reshape(x.shape[1], -1)[:, 0]
-        fig.add_trace(
-            go.Scatter(y=seq, mode="lines", name=str(class_names[c]), line={"color": colors[c % len(colors)]})
-        )
-    # A legend below the plot, in rows: every class shows (a side legend of 320 px cut off classes 7-9).
-    fig.update_layout(
-        title="One sample per class", template=TEMPLATE, xaxis_title="step", yaxis_title="value", height=380,
-        legend={"orientation": "h", "y": -0.25, "x": 0, "title": {"text": "class "}},
     )
     return fig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compression import charts
+from compression import charts, charts_data
 from compression.errors import CompressionError
 from compression.models import check_compatible
 from compression.pretrained import has_pretrained
@@ -83,11 +83,7 @@ else:
     m[1].metric("test samples", f"{len(ds.x_test):,}")
     m[2].metric("classes", ds.num_classes)
     m[3].metric("input shape", "×".join(str(d) for d in ds.input_shape))
-    preview = (
-        charts.sample_grid(ds.x_train, ds.y_train, ds.class_names, per_class=2)
-        if ds.kind == "image"
-        else charts.sequence_plots(ds.x_train, ds.y_train, ds.class_names)
-    )
+    preview = charts_data.dataset_preview(ds.kind, ds.x_train, ds.y_train, ds.class_names)
     a, b = st.columns([3, 2])
     a.plotly_chart(preview, width="stretch", key="dataset_preview")
     b.plotly_chart(charts.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch", key="class_counts")
@@ -95,10 +91,19 @@ else:
 # ---------------------------------------------------------------- 2. model
 
 st.subheader("2 · Model")
+
+
+def use_uploaded_weights() -> None:
+    """An uploaded model brings its own weights: they are the default baseline (not training it afresh)."""
+    if ss["model_source"] == "Upload" and ss.get("model_upload_path"):
+        ss["baseline_mode"] = "pretrained"
+
+
 st.radio(
     "Source",
     state.MODEL_SOURCES,
     key="model_source",
+    on_change=use_uploaded_weights,
     horizontal=True,
     help="A zoo architecture (trained here), a pretrained sample shipped with the app, or your own Keras file.",
 )
@@ -151,6 +156,7 @@ else:
 
         with st.spinner("Checking and loading the model…"):
             state.accept_upload(upload, check_model_file, "model")
+        use_uploaded_weights()  # also after npz + a weightless zoo model had switched the baseline to training
     if ss["model_upload_path"]:
         st.caption(f"Using **{ss['model_upload_label']}**.")
 

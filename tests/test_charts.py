@@ -237,8 +237,6 @@ def test_dataset_previews():
     y = np.arange(20) % 10
     grid = charts.sample_grid(x, y, [str(i) for i in range(10)])
     assert len(grid.data) == 10
-    seq = charts.sequence_plots(np.random.default_rng(0).random((20, 40, 1)), y, [str(i) for i in range(10)])
-    assert len(seq.data) == 10
     counts = charts.class_counts(y, y[:10], [str(i) for i in range(10)])
     assert list(counts.data[0].y) == [2] * 10
 

@@ -67,15 +67,6 @@ def test_the_settings_line_shows_the_pruning_frequency_that_ran():
     assert "every 100" in charts.describe_settings(settings)  # without a result: the settings as asked
 
 
-def test_a_ten_class_sequence_preview_shows_every_class_in_its_own_colour():
-    x = np.random.default_rng(0).normal(size=(50, 40, 1)).astype(np.float32)
-    y = np.arange(50) % 10
-    fig = charts.sequence_plots(x, y, [str(c) for c in range(10)])
-    assert [t.name for t in fig.data] == [str(c) for c in range(10)]
-    assert len({t.line.color for t in fig.data}) == 10
-    assert fig.layout.legend.orientation == "h"
-
-
 def test_scatter_labels_are_not_clipped_at_the_plot_edge():
     fig = charts.size_vs_accuracy(frame([0.0007, 0.0021, 0.05]))
     assert all(t.cliponaxis is False for t in fig.data if t.mode == "markers+text")

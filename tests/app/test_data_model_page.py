@@ -124,3 +124,27 @@ def test_npz_without_an_upload_says_upload_above_and_the_summary_names_no_none(l
     assert not any("Data & model page" in i.value for i in at.info)  # this IS the Data & model page
     summary = next(m.value for m in at.markdown if m.value.startswith("**The Compress page will use:**"))
     assert "None" not in summary and "no dataset yet" in summary
+
+
+def test_an_uploaded_model_defaults_to_its_own_weights_after_a_weightless_zoo_model(lab, tmp_path):
+    from compression import _tf
+
+    keras = _tf.keras()
+    inputs = keras.Input((8, 8, 1))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(tmp_path / "mine.keras")
+    at = data_page(lab, model_source="Model zoo", model_name="qat_cnn", baseline_mode="pretrained")
+    assert at.radio(key="baseline_mode").value == "train"  # the zoo model has no weights: training only
+    at.radio(key="model_source").set_value("Upload").run()
+    assert at.radio(key="baseline_mode").value == "train"  # nothing uploaded yet
+    at.file_uploader(key="model_upload").upload("mine.keras", (tmp_path / "mine.keras").read_bytes())
+    at.run()
+    assert_clean(at)
+    radio = at.radio(key="baseline_mode")
+    assert radio.value == "pretrained"
+    assert radio.options == ["Use the uploaded weights as they are", "Train it (now, or in the Compress run)"]
+    assert "baseline: uploaded weights as they are" in at.markdown[-1].value
+    # Back to the zoo and to the upload again: the upload's weights are the default again.
+    at.radio(key="model_source").set_value("Model zoo").run()
+    assert at.radio(key="baseline_mode").value == "train"
+    at.radio(key="model_source").set_value("Upload").run()
+    assert at.radio(key="baseline_mode").value == "pretrained"
