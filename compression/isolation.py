@@ -90,9 +90,16 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
     os._exit(1)
 
 
-def _child_initializer(preload: tuple[str, ...]) -> None:
-    """Runs once in each new child: import (or call, for "module:function") what every call needs."""
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+def _child_initializer(parent: int, preload: tuple[str, ...]) -> None:
+    """Runs once in each new child: import (or call, for "module:function") what every call needs.
+
+    ``parent`` is the pid that created the pool, passed in rather than read here: a spawned child imports
+    its parent's main module before this runs (seconds, with TensorFlow), and a parent killed meanwhile
+    would leave ``getppid()`` already pointing at init, so the watchdog would wait on the wrong pid.
+    """
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
                      name="exit-with-parent").start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import importlib
@@ -181,7 +188,7 @@ class IsolatedPool:
                 mp_context=multiprocessing.get_context("spawn"),
                 max_tasks_per_child=self.max_tasks_per_child,
                 initializer=_child_initializer,
-                initargs=(self.preload,),
+                initargs=(os.getpid(), self.preload),
             )
         return self._executor
 

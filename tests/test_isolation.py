@@ -167,6 +167,37 @@ def test_the_apps_worker_survives_a_segfault_in_one_variants_conversion(tmp_path
     _assert_one_variant_crashed(store.results(run_id))
 
 
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_child_whose_parent_died_while_it_started_ends_too(tmp_path):
+    """The parent dies right after starting the child, before the child's initializer runs (a spare worker
+    killed at server shutdown): the child must not take init for its parent and live on."""
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import os\n"
+        "from compression.isolation import IsolatedPool\n"
+        "pool = IsolatedPool(preload=('json',))\n"
+        "pool.warm()\n"
+        f"open({str(pid_file)!r}, 'w').write(str(next(iter(pool._executor._processes))))\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], timeout=120,
+                   check=True)
+    child = int(pid_file.read_text())
+    if not _wait_gone(child, 20):
+        os.kill(child, 9)
+        pytest.fail("the isolation child outlived a parent that died while it started")
+
+
 def test_the_child_ends_when_its_parent_is_killed(tmp_path):
     """A worker killed by the runner (cancel, crash) must not leave its warm child behind (they filled 24 GB)."""
     pid_file = tmp_path / "child.pid"
@@ -186,14 +217,7 @@ def test_the_child_ends_when_its_parent_is_killed(tmp_path):
         os.kill(child, 0)  # alive while the parent is
         parent.kill()
         parent.wait(10)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                os.kill(child, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
+        if not _wait_gone(child, 15):
             os.kill(child, 9)
             pytest.fail("the isolation child outlived its killed parent")
     finally:
