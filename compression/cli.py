@@ -68,6 +68,7 @@ def cmd_run(args) -> int:
     import pandas as pd
 
     from .executors import executor_from_environment, make_executor
+    from .tables import FLAGGED
 
     recipe = _load_recipe(args.recipe)
     if args.recompute:
@@ -99,6 +100,8 @@ def cmd_run(args) -> int:
         cols = ["name", "status", "accuracy", "delta_accuracy", "latency_median_ms", "size_bytes", "gzip_bytes",
                 "ratio", "gzip_ratio", "sparsity", "delegate", "arena_bytes", "flags"]
         shown = table[cols].rename(columns={"latency_median_ms": "host_latency_ms", "arena_bytes": "tflm_arena_B"})
+        flagged = (shown["status"] == "ok") & (shown["flags"].fillna("") != "")
+        shown.loc[flagged, "status"] = FLAGGED  # its figures mislead alone: the warning lines below say why
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if board is not None:
             _print_fit(out, board)
@@ -113,22 +116,25 @@ def cmd_run(args) -> int:
 def _print_flags(out: Path) -> None:
     """One "warning:" line per flag of the baseline and of each variant (a figure that would mislead alone)."""
     from .results import RunFolder
+    from .tables import flag_lines
 
     results = RunFolder(out).read_results()
     if results is None:
         return
     if results.dataset is not None and results.dataset.notes:
         print(f"data: {'; '.join(results.dataset.notes)}")
-    for flag in results.baseline.flags if results.baseline else ():
-        print(f"warning: baseline: {flag.message}")
+    lines = flag_lines(results)
+    for who, sentence in lines:
+        if who is None:
+            print(f"warning: baseline: {sentence}")
     reused = [v.name for v in results.variants if v.reused_from]
     if reused:
         origins = sorted({v.reused_from for v in results.variants if v.reused_from})
         print(f"reused from run {', '.join(origins)} (unchanged settings): {', '.join(reused)}; "
               "--recompute computes them afresh")
-    for variant in results.variants:
-        for flag in variant.flags:
-            print(f"warning: variant {variant.name!r}: {flag.message}")
+    for who, sentence in lines:
+        if who is not None:
+            print(f"warning: variant {who!r}: {sentence}")
 
 
 def _run_into_store(store, recipe: Recipe, bar, executor=None):

@@ -3,11 +3,14 @@
 * :func:`history_table` — the History page: one row per run of the store.
 * :func:`variant_status_rows` — the live run monitor: one line per variant of the recipe,
   finished ones from results.json joined with the queued/running ones still to come.
+* :func:`flag_lines` — every flag of a run (baseline first) as ``(who, sentence)``: what the pages and the
+  CLI print beside their tables, so a flagged row never reads as plain "ok".
 
 Usage::
 
     history_table(store.list_runs(), session="tab-1")
     variant_status_rows(recipe_names, store.get_run(run_id), store.results(run_id))
+    flag_lines(store.results(run_id))    # [(None, "The baseline's accuracy ..."), ("int8", "predicts class 3 ...")]
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from .results import RunResults, RunStatus, results_table
+from .results import Flag, RunResults, RunStatus, results_table
 
 __all__ = [
+    "FLAGGED",
     "HISTORY_COLUMNS",
     "VARIANT_STATUS_COLUMNS",
+    "flag_labels",
+    "flag_lines",
     "format_duration",
     "format_when",
     "history_table",
@@ -38,8 +44,32 @@ HISTORY_COLUMNS = [
     "mine", "id",
 ]
 VARIANT_STATUS_COLUMNS = [
-    "variant", "status", "accuracy", "delta_accuracy", "gzip_bytes", "ratio", "latency_ms", "seconds", "error",
+    "variant", "status", "flags", "accuracy", "delta_accuracy", "gzip_bytes", "ratio", "latency_ms", "seconds", "error",
 ]
+
+
+# The status a finished variant shows when its figures would mislead alone (results.json keeps "ok").
+FLAGGED = "ok, flagged"
+
+
+def flag_labels(flags: Iterable[Flag]) -> str:
+    """Short words for a row's flags: "near chance, one class" ("" when none)."""
+    return ", ".join(f.code.replace("_", " ") for f in flags)
+
+
+def flag_lines(results: RunResults | None) -> list[tuple[str | None, str]]:
+    """Every flag of a run as ``(who, sentence)``: the baseline's first (``who`` None), then each variant's (its name).
+
+    Usage::
+
+        for who, sentence in flag_lines(results):
+            print(f"warning: {who or 'baseline'}: {sentence}")
+    """
+    if results is None:
+        return []
+    baseline = results.baseline.flags if results.baseline else ()
+    lines: list[tuple[str | None, str]] = [(None, f.message) for f in baseline]
+    return lines + [(v.name, f.message) for v in results.variants for f in v.flags]
 
 
 def format_when(iso: str | None) -> str:
@@ -101,7 +131,8 @@ def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunR
         results: the run's results so far (None before it has any).
 
     Returns:
-        A frame with :data:`VARIANT_STATUS_COLUMNS` (``ratio`` is the gzip ratio vs the float32 `.tflite`).
+        A frame with :data:`VARIANT_STATUS_COLUMNS` (``ratio`` is the gzip ratio vs the float32 `.tflite`); an
+        ok variant with flags has the status :data:`FLAGGED` and its flags' short words in ``flags``.
     """
     done = {v.name: v for v in results.variants} if results else {}
     table = results_table(results).set_index("name") if done else None
@@ -112,7 +143,8 @@ def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunR
     for name in names:
         if name in done:
             v = done[name]
-            row = {"variant": name, "status": v.status.value}
+            flagged = v.ok and bool(v.flags)
+            row = {"variant": name, "status": FLAGGED if flagged else v.status.value, "flags": flag_labels(v.flags)}
             if table is not None and name in table.index:
                 t = table.loc[name]
                 row.update(

@@ -71,11 +71,7 @@ widgets.results_table(df, key="compare_table")
 failed = df[df["status"] != "ok"]
 for _, row in failed.iterrows():
     st.error(f"{row['name']}: {row['status']} — {row['error']}")
-for flag in baseline.flags:
-    st.warning(f"Baseline: {flag.message}")
-for v in results.variants:
-    for flag in v.flags:
-        st.warning(f"{v.name}: {flag.message}")
+widgets.flag_warnings(results)
 notes = [(v.name, n) for v in results.variants for n in v.notes]
 if notes:
     with st.expander(f"Notes ({len(notes)})"):

@@ -60,6 +60,7 @@ stem = row.stem
 baseline = results.baseline or BaselineInfo()
 reference = results.reference or Reference()
 
+widgets.flag_warnings(results, variant=chosen)  # before the figures they qualify
 m = st.columns(5)
 acc, base_acc = row.accuracy, baseline.accuracy
 m[0].metric("accuracy", f"{acc:.2%}", delta=f"{(acc - base_acc) * 100:+.2f} points" if base_acc is not None else None)

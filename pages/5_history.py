@@ -113,6 +113,11 @@ if runs:
         )
     if run.get("error"):
         st.caption(f"{run['status']}: {run['error']}")
+    if run["status"] in FINAL_STATUSES:
+        try:
+            widgets.flag_warnings(store.results(run_id))
+        except CompressionError as exc:
+            st.caption(str(exc))
 
 # ---------------------------------------------------------------- import
 

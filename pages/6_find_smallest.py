@@ -173,6 +173,7 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
             "arena_bytes": st.column_config.NumberColumn("arena bytes", format="%d"),
         })
         size = "gzip_bytes" if result.spec.objective.value == "gzip" else "size_bytes"
+        widgets.flag_warnings(results)
         st.plotly_chart(charts_search.trials_front(frame, size=size, budget_accuracy=result.budget_accuracy,
                                                    chosen=result.chosen), width="stretch", key=f"fs_front_{run_id}")
         st.plotly_chart(charts_search.search_history(result.history(), result.reference_bytes), width="stretch",

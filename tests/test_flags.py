@@ -71,3 +71,24 @@ def test_an_untrained_model_is_flagged_at_chance_and_its_variant_against_a_train
     assert "near_chance" in codes(m["flags"])
     row = VariantResult.from_dict(json.loads(json.dumps({"name": "v", "status": "ok", "flags": m["flags"]})))
     assert row.flags[0].code == "near_chance" and row.to_dict()["flags"] == m["flags"]
+
+
+def test_the_cli_table_marks_a_flagged_variant_and_prints_why(tmp_path):
+    import subprocess
+    import sys
+
+    from flagged_model import save_constant_model
+
+    model = save_constant_model(tmp_path / "constant.keras")
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({
+        "dataset": {"name": "digits"}, "model": {"path": str(model)}, "baseline": {"pretrained": True},
+        "variants": [{"name": "float32"}], "evaluation": {"latency_runs": 3, "tflm": False}}))
+    done = subprocess.run([sys.executable, "-m", "compression", "run", str(recipe), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = next(line for line in done.stdout.splitlines() if line.lstrip().startswith("float32"))
+    assert "ok, flagged" in row and "one_class" in row
+    assert "warning: baseline: The baseline's accuracy" in done.stdout
+    assert "warning: variant 'float32': predicts class 3 for 100% of the test set" in done.stdout
+    assert "warning: variant 'float32': agreement 100.0% means nothing here" in done.stdout

@@ -8,8 +8,10 @@ import pytest
 from compression.charts import history_frame
 from compression.results import RunResults
 from compression.tables import (
+    FLAGGED,
     HISTORY_COLUMNS,
     VARIANT_STATUS_COLUMNS,
+    flag_lines,
     format_duration,
     format_when,
     history_table,
@@ -77,3 +79,21 @@ def test_history_frame_pads_accuracy_and_skips_empty_stages():
     assert list(frame["phase"]) == ["prune", "prune"] and list(frame["epoch"]) == [1, 2]
     assert frame.loc[0, "accuracy"] == 0.7 and pd.isna(frame.loc[1, "accuracy"])
     assert history_frame({}).empty and list(history_frame(None).columns) == list(frame.columns)
+
+
+def test_a_flagged_variant_does_not_read_ok_and_its_flags_are_sentences_naming_it():
+    one_class = {"code": "one_class", "message": "predicts class 3 for 100% of the test set"}
+    results = RunResults.from_dict({
+        "baseline": {"flags": [{"code": "baseline_at_chance", "message": "The baseline is at chance."}]},
+        "variants": [
+            {"name": "float32", "status": "ok", "accuracy": 0.9},
+            {"name": "int16x8", "status": "ok", "accuracy": 0.1, "flags": [
+                {"code": "near_chance", "message": "accuracy 10.0% is near chance"}, one_class]},
+        ],
+    })
+    rows = variant_status_rows(["float32", "int16x8"], run_record(), results).set_index("variant")
+    assert rows.loc["float32", "status"] == "ok" and rows.loc["float32", "flags"] == ""
+    assert rows.loc["int16x8", "status"] == FLAGGED and rows.loc["int16x8", "flags"] == "near chance, one class"
+    assert flag_lines(results) == [(None, "The baseline is at chance."),
+                                   ("int16x8", "accuracy 10.0% is near chance"), ("int16x8", one_class["message"])]
+    assert flag_lines(None) == [] and flag_lines(RESULTS) == []

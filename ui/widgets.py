@@ -11,7 +11,7 @@ from streamlit.errors import StreamlitAPIException
 from compression import charts, export
 from compression.errors import CompressionError
 from compression.results import FINAL_STATUSES, RunResults
-from compression.tables import format_duration, format_when, variant_status_rows
+from compression.tables import FLAGGED, flag_lines, format_duration, format_when, variant_status_rows
 
 from . import state
 
@@ -117,12 +117,17 @@ TABLE_CONFIG = {
         "delegate", help="XNNPACK, or none when the model runs on the builtin kernels (int16x8, sparse dynamic-range)."
     ),
     "input_dtype": st.column_config.TextColumn("input"),
-    "status": st.column_config.TextColumn("status"),
+    "status": st.column_config.TextColumn("status", help="'ok, flagged': it converted and ran, but its figures "
+                                          "mislead alone (the warnings below the table say why)."),
+    "flags": st.column_config.TextColumn(
+        "flags", help="near chance / one class / agreement meaningless: the warnings below the table say why."
+    ),
     "error": st.column_config.TextColumn("error"),
 }
 TABLE_ORDER = [
     "name",
     "status",
+    "flags",
     "techniques",
     "accuracy",
     "delta_accuracy",
@@ -142,9 +147,14 @@ TABLE_ORDER = [
 
 def results_table(df: pd.DataFrame, key: str | None = None) -> None:
     """The reference-experiment table: one row per variant."""
+    if "flags" in df and "status" in df:  # a flagged row must not read "ok": say so in its status and flags
+        flags = df["flags"].fillna("").astype(str)
+        df = df.assign(flags=flags.str.replace("_", " ").str.replace(";", ","),
+                       status=df["status"].where((df["status"] != "ok") | (flags == ""), FLAGGED))
     optional = {
         "error": df["error"].notna().any() if "error" in df else False,
         "status": (df["status"] != "ok").any() if "status" in df else False,
+        "flags": (df["flags"] != "").any() if "flags" in df else False,
     }
     order = [c for c in TABLE_ORDER if c in df.columns and optional.get(c, True)]
     config = TABLE_CONFIG
@@ -240,6 +250,8 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
         if len(rows):
             if rows["error"].isna().all():
                 rows = rows.drop(columns="error")
+            if not rows["flags"].fillna("").astype(bool).any():
+                rows = rows.drop(columns="flags")
             factor, unit = charts.latency_unit(rows["latency_ms"])
             rows = rows.assign(latency_ms=pd.to_numeric(rows["latency_ms"], errors="coerce") * factor)
             st.dataframe(
@@ -258,10 +270,18 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
                 key=f"{key}_rows_{run_id}",
                 placeholder="—",
             )
+        flag_warnings(results)
         if live and status in FINAL_STATUSES:
             st.rerun()  # redraw the whole page once: downloads and links appear, polling stops
 
     body()
+
+
+def flag_warnings(results: RunResults | None, variant: str | None = None) -> None:
+    """One warning per flag, naming the baseline or the variant and the reason (only ``variant``'s when given)."""
+    for who, sentence in flag_lines(results):
+        if variant is None or who in (None, variant):
+            st.warning(f"{who or 'Baseline'}: {sentence}", icon=":material/warning:")
 
 
 def c_pair_buttons(columns, tflite_path: Path, key: str) -> None:
