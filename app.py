@@ -4,6 +4,10 @@ Start it with ``make run`` (or ``python3 -m streamlit run app.py``). This file
 only routes: every page is a short script in ``pages/``. The first page load
 does not import TensorFlow; runs execute in worker processes (see
 ``compression/runner.py``), so a rerun or a page change never stops them.
+
+The runner is started once the first page has drawn (not before: its warm spare worker imports
+TensorFlow, which would compete with that page for the CPU), so the spare is ready by the time
+the user presses Run instead of the first run paying TensorFlow's import.
 """
 
 from __future__ import annotations
@@ -32,3 +36,4 @@ with st.sidebar:
     )
     lessons.sidebar()
 page.run()
+state.start_runner()

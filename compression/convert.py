@@ -68,6 +68,7 @@ def convert_to_tflite(
     representative_samples: int = 200,
     seed: int = 0,
     isolate: bool = True,
+    export_dir: str | Path | None = None,
 ) -> bytes:
     """Convert a tf_keras model to TFLite bytes in the given quantization mode.
 
@@ -91,6 +92,10 @@ def convert_to_tflite(
         seed: seed of the representative sample.
         isolate: convert in the shared child process (a native crash fails
             this call only); False converts in this process.
+        export_dir: a folder (kept by the caller) for the model's SavedModel
+            export; a later conversion of the SAME, unchanged model with the
+            same folder (another mode) reuses the export instead of saving it
+            again. None exports into a temporary folder.
 
     Returns:
         The ``.tflite`` flatbuffer.
@@ -119,7 +124,7 @@ def convert_to_tflite(
         if rows is not None:
             np.save(folder / "representative.npy", rows, allow_pickle=False)
         try:
-            return _convert_in(folder, model, mode, sparse, static, isolate)
+            return _convert_in(folder, model, mode, sparse, static, isolate, export_dir)
         except CompressionError:
             raise
         except Exception as exc:  # noqa: BLE001 - every converter failure becomes one readable line
@@ -127,7 +132,7 @@ def convert_to_tflite(
                 raise _conversion_error(mode, exc) from exc
         # A recurrent layer the layer scan missed (e.g. inside a custom layer): retry with a static batch.
         try:
-            return _convert_in(folder, model, mode, sparse, True, isolate)
+            return _convert_in(folder, model, mode, sparse, True, isolate, export_dir)
         except CompressionError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -234,11 +239,14 @@ def gzip_size(data: bytes) -> int:
 
 
 def _convert_in(folder: Path, model, mode: QuantizationMode, sparse: bool, static_batch: bool,
-                isolate: bool) -> bytes:
-    """Export the model into ``folder`` and convert the export (in the child process if ``isolate``)."""
-    saved = folder / ("static" if static_batch else "dynamic")
+                isolate: bool, export_dir: str | Path | None = None) -> bytes:
+    """Export the model into ``folder`` (or reuse its export in ``export_dir``) and convert the export (in the
+    child process if ``isolate``)."""
+    saved = Path(export_dir or folder) / ("static" if static_batch else "dynamic")
     started = time.perf_counter()
-    _export(model, saved, static_batch)
+    if not (export_dir is not None and (saved / "saved_model.pb").is_file()):
+        shutil.rmtree(saved, ignore_errors=True)  # a half-written export of a failed attempt
+        _export(model, saved, static_batch)
     exported = time.perf_counter()
     rows = folder / "representative.npy"
     args = (str(saved), mode.value, sparse, str(rows) if rows.exists() else None)

@@ -169,12 +169,13 @@ def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any],
 
 def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: ResultsWriter | dict[str, Any],
                      progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
-                     fraction_span=(0.0, 0.1), reuse=None):
+                     fraction_span=(0.0, 0.1), reuse=None, keep_exports: bool = False):
     """Get the baseline, save it with its predictions and kernels, convert the float32 reference.
 
     Fills the results' ``baseline`` and ``reference``; shared by recipes, sensitivity and search runs.
     With ``reuse`` (a :class:`compression.cache.Reuse`) an identical earlier baseline is restored instead
-    (no training, no reference conversion), and a fresh one is recorded for later runs.
+    (no training, no reference conversion), and a fresh one is recorded for later runs. With
+    ``keep_exports`` the returned stage cache keeps its last SavedModel export (close it at the end).
 
     Returns:
         (baseline model, its test-set predictions, the stage cache holding the reference conversion).
@@ -188,7 +189,7 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
     folder = out if isinstance(out, RunFolder) else RunFolder(out)
     entry = reuse.lookup_baseline() if reuse is not None else None
     if entry is not None:
-        return _restored_baseline(recipe, folder, results, reuse, entry, progress, fraction_span)
+        return _restored_baseline(recipe, folder, results, reuse, entry, progress, fraction_span, keep_exports)
     baseline, base_info = get_baseline(recipe, ds, progress, cancel, fraction_span=fraction_span)
     # Without the optimizer state (it doubles a trained model's file and is never read back): the .keras format
     # has no include_optimizer, so save an uncompiled copy.
@@ -197,7 +198,7 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
     folder.save_predictions("labels", ds.y_test)
     folder.save_predictions("baseline", reference_predictions)
     folder.save_weights("baseline", layer_kernels(baseline))
-    cache = _StageCache()
+    cache = _StageCache(keep_exports=keep_exports)
     ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
     accuracy = float(np.mean(reference_predictions == ds.y_test))
     info = BaselineInfo(source=base_info["source"], history=base_info["history"], accuracy=accuracy,
@@ -215,7 +216,7 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
 
 
 def _restored_baseline(recipe: Recipe, folder: RunFolder, results: ResultsWriter | dict[str, Any], reuse, entry,
-                       progress, fraction_span):
+                       progress, fraction_span, keep_exports: bool = False):
     """The cached baseline of an identical earlier run: its files copied here, its model loaded from them."""
     from .safe_load import load_user_model
     from .train import compile_for_training
@@ -228,7 +229,7 @@ def _restored_baseline(recipe: Recipe, folder: RunFolder, results: ResultsWriter
     emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
                             message=f"baseline accuracy {info.accuracy:.4f} (reused from run {entry.run_id})",
                             data={"baseline": info.to_dict()}))
-    return model, folder.load_predictions("baseline").astype(np.int64), _StageCache()
+    return model, folder.load_predictions("baseline").astype(np.int64), _StageCache(keep_exports=keep_exports)
 
 
 # ---------------------------------------------------------------- variants
@@ -242,14 +243,21 @@ class _StageCache:
     returns exactly what recomputing would.
     """
 
-    def __init__(self, isolate: bool = True):
+    def __init__(self, isolate: bool = True, keep_exports: bool = False):
         self._models: dict[str, tuple[Any, dict]] = {}
         self.converted: dict[tuple, bytes] = {}  # (model id, mode, sparse, calibration size) → .tflite
         self.isolate = isolate  # False in a Ray task: the task's process is the isolation (executors.py)
+        self.keep_exports = keep_exports  # True: the owner calls close() at the end
+        self._export: tuple[Any, Path] | None = None  # the last converted model and its SavedModel export
 
     def convert(self, model, mode: QuantizationMode, ds, sparse: bool = False, samples: int = 200,
                 seed: int = 0) -> bytes:
-        """Convert once per model and settings (the float32 reference and a plain float32 variant share it)."""
+        """Convert once per model and settings (the float32 reference and a plain float32 variant share it).
+
+        The last model's SavedModel export is kept, so the next mode of the same model (the baseline's
+        float32 and int8, ``pruned`` and ``pruned-dynamic``: adjacent variants) converts without saving it
+        again; one export at a time bounds the disk it takes.
+        """
         from .convert import convert_to_tflite
 
         calibrated = mode in (QuantizationMode.INT8, QuantizationMode.INT16X8)
@@ -257,8 +265,26 @@ class _StageCache:
         if key not in self.converted:
             self.converted[key] = convert_to_tflite(model, mode, representative=ds.x_train, sparse=sparse,
                                                     representative_samples=samples, seed=seed,
-                                                    isolate=self.isolate)
+                                                    isolate=self.isolate, export_dir=self._export_dir(model))
         return self.converted[key]
+
+    def _export_dir(self, model) -> Path | None:
+        import tempfile
+
+        if not self.keep_exports:
+            return None
+        if self._export is None or self._export[0] is not model:  # the model itself is held: its id stays its own
+            self.close()
+            self._export = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
+        return self._export[1]
+
+    def close(self) -> None:
+        """Delete the kept export (the run's end)."""
+        import shutil
+
+        if self._export is not None:
+            shutil.rmtree(self._export[1], ignore_errors=True)
+            self._export = None
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
         k = json.dumps(key, sort_keys=True, default=str)
@@ -383,8 +409,11 @@ def _variant_row(spec: VariantSpec, status: RunStatus = RunStatus.RUNNING, error
 def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path | RunFolder,
                 reference_predictions: np.ndarray, cache: _StageCache | None = None,
                 progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
-                fraction_span=(0.0, 1.0)) -> VariantResult:
+                fraction_span=(0.0, 1.0), later: _Later | None = None) -> VariantResult:
     """Build, convert and measure one variant; write its `.tflite`, kernels and predictions. Raises on failure.
+
+    With ``later`` the TensorFlow Lite Micro measurement (a child process) is handed to it instead of
+    awaited: the row comes back with ``measuring=("tflm",)`` and ``later`` fills it in.
 
     Returns:
         The variant's :class:`VariantResult` (status ok).
@@ -416,14 +445,20 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
     m = measure_tflite(data, ds.x_test, ds.y_test, reference_predictions=reference_predictions, threads=ev.threads,
                        latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch)
     t3 = time.perf_counter()
-    tflm = None
+    tflm, measuring = None, ()
     if ev.tflm:  # in a child process: a TFLM crash fails this measurement only
         from .tflm import measure_tflm
 
-        emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.96,
-                                message="measuring under TensorFlow Lite Micro (arena, flash)"))
-        tflm = measure_tflm(data, ds.x_test, ds.y_test, litert_predictions=m["predictions"],
-                            max_samples=ev.tflm_max_samples, seed=recipe.seed)
+        tflm_args = (data, ds.x_test, ds.y_test)
+        tflm_kwargs = {"litert_predictions": m["predictions"], "max_samples": ev.tflm_max_samples,
+                       "seed": recipe.seed}
+        if later is not None:
+            later.submit(spec.name, measure_tflm, *tflm_args, **tflm_kwargs)
+            measuring = ("tflm",)
+        else:
+            emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.96,
+                                    message="measuring under TensorFlow Lite Micro (arena, flash)"))
+            tflm = measure_tflm(*tflm_args, **tflm_kwargs)
     stats = layer_weight_stats(model)
     if model is not baseline:  # a post-training variant's kernels are the baseline's: RunFolder.kernels refers there
         folder.save_weights(stem, layer_kernels(model))
@@ -452,8 +487,53 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
         delegate_note=m["delegate_note"], ops=tuple(m["ops"]), params=int(model.count_params()),
         float_layers=tuple(info["float_layers"]), notes=tuple(notes), schedule=info["schedule"],
         history=info["history"], distillation=info.get("distillation"), scheme=info.get("scheme"), tflm=tflm,
+        measuring=measuring,
         timings=Timings(fine_tune=round(t1 - t0, 3), convert=round(t2 - t1, 3), measure=round(t3 - t2, 3)),
     )
+
+
+class _Later:
+    """Slow measurements of finished rows (TFLite Micro: a child process each) running beside the next variant.
+
+    The run writes a variant's row as soon as its accuracy and size are known, with ``measuring`` naming
+    what is still to come; :meth:`collect` (called between variants, and waiting at the end of the run)
+    puts each result into its row, rewrites results.json (the rows' source; no progress event, which would
+    move the monitor's "current variant" back) and records the completed row in the result cache. One
+    measurement at a time, in a thread that only waits on the child process.
+    """
+
+    def __init__(self, run: ResultsWriter, reuse):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.run, self.reuse = run, reuse
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compression-tflm")
+        self._pending: dict[str, Any] = {}  # variant name → future
+        self.specs: dict[str, VariantSpec] = {}
+
+    def submit(self, name: str, function, *args, **kwargs) -> None:
+        self._pending[name] = self._pool.submit(function, *args, **kwargs)
+
+    def collect(self, wait: bool = False) -> None:
+        """Fill in the rows whose measurement finished (all of them with ``wait``)."""
+        for name, future in list(self._pending.items()):
+            if not (wait or future.done()):
+                continue
+            del self._pending[name]
+            row = next(v for v in self.run.results.variants if v.name == name)
+            try:
+                row = row.replace(tflm=future.result(), measuring=())
+            except Exception as exc:  # noqa: BLE001 - measure_tflm reports TFLM's failures itself; this is a bug
+                log.exception("variant %s: the TFLite Micro measurement failed", name)
+                row = row.replace(measuring=(), notes=(*row.notes, f"TFLite Micro measurement failed: "
+                                                                    f"{one_line(exc)}"))
+            self.run.add(row)
+            self.run.save()
+            if self.reuse is not None and name in self.specs:
+                self.reuse.record_variant(self.specs[name], row)
+
+    def close(self) -> None:
+        self.collect(wait=True)
+        self._pool.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------- the whole recipe
@@ -491,13 +571,19 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
     reuse = _open_reuse(recipe, folder.path, cache)
     if reuse is not None and reuse.complete():
         return _replay(recipe, reuse, run, progress)
+    from .isolation import shared_pool
+
+    # The conversion child imports TensorFlow while this process loads the data and trains the baseline,
+    # instead of at the first conversion (a no-op when it is already warm, as in the app's spare worker).
+    shared_pool().warm()
     try:
         ds = load_recipe_dataset(recipe, run, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
         total = base_weight + sum(weights)
         base_end = base_weight / total
         baseline, reference_predictions, stages = prepare_baseline(recipe, ds, folder, run, progress, cancel,
-                                                                   fraction_span=(0.0, base_end), reuse=reuse)
+                                                                   fraction_span=(0.0, base_end), reuse=reuse,
+                                                                   keep_exports=True)
         run.save()
     except Cancelled:
         run.update(status=RunStatus.CANCELLED)
@@ -508,24 +594,40 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         run.save()
         raise
 
-    if executor is None:
-        from .executors import executor_from_environment
+    try:
+        if executor is None:
+            from .executors import executor_from_environment
 
-        with executor_from_environment() as chosen:
-            return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages,
-                                        reuse, base_weight, weights, total, progress, cancel, chosen)
-    return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse,
-                                base_weight, weights, total, progress, cancel, executor)
+            with executor_from_environment() as chosen:
+                return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages,
+                                            reuse, base_weight, weights, total, progress, cancel, chosen)
+        return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse,
+                                    base_weight, weights, total, progress, cancel, executor)
+    finally:
+        stages.close()
 
 
 def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
                          base_weight, weights, total, progress, cancel, executor):
-    folder = run.folder
     if not executor.in_process:
         _run_remote_variants(executor, recipe, run, ds, reference_predictions, reuse, base_weight,
                              weights, total, progress, cancel)
+        return _finish(run, progress)
+    later = _Later(run, reuse)
+    try:
+        _run_local_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse, base_weight, weights,
+                            total, progress, cancel, later)
+    finally:
+        later.close()
+    return _finish(run, progress)
+
+
+def _run_local_variants(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
+                        base_weight, weights, total, progress, cancel, later: _Later) -> None:
+    folder = run.folder
     done = base_weight
-    for i, spec in enumerate(recipe.variants if executor.in_process else ()):
+    for i, spec in enumerate(recipe.variants):
+        later.collect()
         span = (done / total, (done + weights[i]) / total)
         done += weights[i]
         if cancel is not None and cancel():
@@ -539,8 +641,10 @@ def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_pre
             row = reuse.restore_variant(spec) if reuse is not None else None
             if row is None:
                 row = run_variant(spec, baseline, ds, recipe, folder, reference_predictions, stages, progress,
-                                  cancel, span)
-                if reuse is not None:
+                                  cancel, span, later=later)
+                if row.measuring:  # recorded in the cache once complete (_Later.collect)
+                    later.specs[spec.name] = spec
+                elif reuse is not None:
                     reuse.record_variant(spec, row)
         except Cancelled:
             _mark_cancelled(run, recipe.variants[i:])
@@ -556,6 +660,10 @@ def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_pre
         run.save()
         emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=span[1],
                                 message=f"{spec.name}: {row.status.value}", data={"row": row.to_dict()}))
+
+
+def _finish(run: ResultsWriter, progress):
+    """The run's final status from its rows; the results table."""
     variants = run.results.variants
     if any(v.ok for v in variants):
         run.update(status=RunStatus.OK)

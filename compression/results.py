@@ -380,6 +380,9 @@ class VariantResult(_Record):
     seconds: float | None = None
     tflm: TflmResult | None = None
     reused_from: str | None = None  # the run that computed this row, when it came from the cache
+    # Measurements still running when the row was written (e.g. ("tflm",)): the row shows its accuracy and
+    # size first, and is rewritten without them once they are filled in. Empty in a finished run.
+    measuring: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     _renames = {"latency_ms": "latency"}
@@ -396,7 +399,7 @@ class VariantResult(_Record):
             return TflmResult.from_dict(value) if isinstance(value, dict) else None
         if name == "layers":
             return tuple(LayerStat.from_dict(x) for x in (value or ()) if isinstance(x, dict))
-        if name in ("techniques", "ops", "notes"):
+        if name in ("techniques", "ops", "notes", "measuring"):
             return tuple(str(x) for x in (value or ()))
         if name == "float_layers":
             return tuple(dict(x) for x in (value or ()) if isinstance(x, dict))
@@ -535,10 +538,13 @@ class RunResults(_Record):
         return best
 
 
+MEASUREMENT_WORDS = {"tflm": "TFLite Micro"}  # VariantResult.measuring entries, as the tables say them
+
 TABLE_COLUMNS = [
     "name", "status", "techniques", "quantization", "accuracy", "delta_accuracy", "agreement",
     "latency_median_ms", "latency_p90_ms", "throughput_sps", "size_bytes", "gzip_bytes", "ratio", "gzip_ratio",
     "sparsity", "delegate", "input_dtype", "tflite", "error", "flags", "tflm_runs", "arena_bytes", "flash_bytes",
+    "measuring",
 ]
 
 
@@ -568,6 +574,7 @@ def results_table(results: RunResults | dict | None):
             "tflm_runs": v.tflm.runnable if v.tflm else None,
             "arena_bytes": v.tflm.arena_bytes if v.tflm else None,
             "flash_bytes": v.tflm.flash_bytes if v.tflm else None,
+            "measuring": ", ".join(MEASUREMENT_WORDS.get(m, m) for m in v.measuring),
         }
         for v in results.variants
     ]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results import Flag, RunResults, RunStatus, results_table
+from .results import MEASUREMENT_WORDS, Flag, RunResults, RunStatus, results_table
 
 __all__ = [
     "FLAGGED",
@@ -145,6 +145,9 @@ def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunR
             v = done[name]
             flagged = v.ok and bool(v.flags)
             row = {"variant": name, "status": FLAGGED if flagged else v.status.value, "flags": flag_labels(v.flags)}
+            if v.measuring:  # accuracy and size are in; a slow measurement still runs beside the next variant
+                row["status"] = f"{row['status']}, measuring " + ", ".join(MEASUREMENT_WORDS.get(m, m)
+                                                                          for m in v.measuring)
             if table is not None and name in table.index:
                 t = table.loc[name]
                 row.update(

@@ -167,6 +167,18 @@ def runner():
     return get_runner()
 
 
+def start_runner() -> None:
+    """Start the process-wide runner (and its warm spare worker) if it is not running yet; app.py calls it
+    after every page so the spare is ready before the first Run. A store that cannot be opened is left to
+    the page that submits a run to report (with its sentence)."""
+    from compression.errors import CompressionError
+
+    try:
+        runner()
+    except CompressionError:
+        pass
+
+
 def uploads_dir() -> Path:
     """Where uploaded datasets and models are kept (under the store root)."""
     folder = store().root / "uploads"
