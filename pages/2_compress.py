@@ -69,7 +69,7 @@ def controls() -> dict:
 
 def layer_names() -> list[str]:
     """Weighted layers of the chosen model (from its summary: no TensorFlow in the server)."""
-    ds, problem = state.current_dataset()
+    ds, problem = state.current_dataset_info()
     if ds is None:
         st.warning(problem)
         return []
@@ -86,7 +86,7 @@ def layer_names() -> list[str]:
 
 def student_choices() -> tuple[list[str], dict[str, int], str | None]:
     """Zoo students built for this data's kind and smaller than the baseline (smallest first), or why none."""
-    ds, problem = state.current_dataset()
+    ds, problem = state.current_dataset_info()
     if ds is None:
         return [], {}, problem
     shape, classes = tuple(ds.input_shape), ds.num_classes
@@ -316,12 +316,12 @@ with t_prune:
         help="Masks are updated every this many steps. Short fine-tunes get a smaller frequency "
         "automatically so the final sparsity is still reached (the preview shows what really happens).",
     )
-    ds, problem = state.current_dataset()
+    ds, problem = state.current_dataset_info()
     if ds is not None:
         from compression.pruning import applied_schedule, sparsity_curve
         from compression.train import steps_per_epoch
 
-        total = steps_per_epoch(len(ds.x_train), int(ss["b_batch"])) * max(1, int(ss["b_epochs"]))
+        total = steps_per_epoch(ds.n_train, int(ss["b_batch"])) * max(1, int(ss["b_epochs"]))
         try:
             config = builder.pruning_config({**controls(), "b_prune_some": False})
             steps, target = sparsity_curve(config, total)

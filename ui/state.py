@@ -363,6 +363,22 @@ def current_dataset():
         return None, str(exc)
 
 
+def current_dataset_info():
+    """The chosen dataset's shape, classes and split sizes (a ``DatasetInfo``), or None with the reason.
+
+    From the built-in dataset's card when it has one (the default digits: no scikit-learn import in the
+    server for the first page), else from the loaded dataset.
+    """
+    from compression.dataset_cards import dataset_card, describe_dataset
+
+    d = data_key()
+    card = dataset_card(d["name"], d["path"], d["max_train"], layout=d["layout"])
+    if card is not None:
+        return card, None
+    ds, problem = current_dataset()
+    return (describe_dataset(ds) if ds is not None else None), problem
+
+
 def trained_baseline() -> dict | None:
     """The finished "train now" run for the current data and model, if any.
 
