@@ -2,15 +2,17 @@
 
 Each architecture is built with tf_keras at a tiny size, saved as an uploaded ``.keras``, fed
 random data of its input shape (an ``.npz``), trained one epoch and run through ``run_recipe``
-with every post-training mode and the QAT schemes. A cell is "ok" or the variant's one-line
-reason. Run::
+with every post-training mode, pruning, clustering and the QAT schemes. A cell is "ok" or the
+variant's one-line reason; a second table says which ``.tflite`` TensorFlow Lite Micro runs. Run::
 
-    python -m benchmarks.architectures [--only gru,lstm] [--out DIR]
+    nice python -m benchmarks.architectures            # all eight, rewrites docs/architectures.md
+    python -m benchmarks.architectures --only gru,lstm --doc ''   # a few, print only
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import tempfile
@@ -27,6 +29,23 @@ SCHEMES = {
     "pqat": {"pruning": {"final_sparsity": 0.5}, "qat": {}},
     "cqat": {"clustering": {"clusters": 8}, "qat": {}},
     "pcqat": {"pruning": {"final_sparsity": 0.5}, "clustering": {"clusters": 8}, "qat": {}},
+}
+TECHNIQUES = {  # float32 conversion, so the cell is about the technique, not the mode
+    "pruned": {"pruning": {"final_sparsity": 0.8}},
+    "clustered": {"clustering": {"clusters": 8}},
+}
+DOC = Path(__file__).resolve().parents[1] / "docs" / "architectures.md"
+DESCRIPTIONS = {
+    "mobilenet_v2": "MobileNetV2-style inverted residual: Conv–BN–ReLU6, expand 1×1, depthwise 3×3, linear "
+                    "bottleneck, Add",
+    "hard_swish": "MobileNetV3-style hard-swish: `x * ReLU6(x + 3) / 6` (TFOpLambda `+`, `/`, Multiply)",
+    "squeeze_excite": "EfficientNet-style: Rescaling + Normalization, swish conv, squeeze-excite (pool, 1×1 convs, "
+                      "sigmoid, Multiply)",
+    "residual_cnn": "ResNet-style block: Conv–BN–ReLU twice, Add, ReLU",
+    "embedding": "int32 token ids (N, 20) → Embedding(100, 8) → GlobalAveragePooling1D → Dense",
+    "gru": "float sequence (N, 20, 3) → GRU(8) → Dense",
+    "lstm": "float sequence (N, 20, 3) → LSTM(8) → Dense",
+    "bilstm": "float sequence (N, 20, 3) → Bidirectional(LSTM(8)) → Dense",
 }
 
 
@@ -111,13 +130,21 @@ def _data(model, n_train=96, n_test=32, seed=0) -> dict[str, np.ndarray]:
             "x_test": make(n_test), "y_test": np.arange(n_test) % 4}
 
 
-def run(names, out: Path, schemes=tuple(SCHEMES)) -> dict[str, dict[str, str]]:
+def _one_line(text: str, limit: int = 320) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def run(names, out: Path, schemes=tuple(SCHEMES)) -> tuple[dict, dict, dict]:
+    """Run each architecture's recipe; returns (engine cells, TFLM cells, notes) by architecture, then column."""
     from compression.config import Recipe
     from compression.recipes import run_recipe
     from compression.results import RunFolder
 
     builders = _builders()
     table: dict[str, dict[str, str]] = {}
+    tflm: dict[str, dict[str, str]] = {}
+    notes: dict[str, list[str]] = {}
     for name in names:
         model = builders[name]()
         folder = out / name
@@ -127,25 +154,95 @@ def run(names, out: Path, schemes=tuple(SCHEMES)) -> dict[str, dict[str, str]]:
         variants = [{"name": m, "quantization": m, "representative_samples": 16} for m in MODES]
         variants += [{"name": s, "quantization": "int8", "representative_samples": 16, "fine_tune_epochs": 1,
                       **spec} for s, spec in SCHEMES.items() if s in schemes]
-        variants.append({"name": "pruned", "pruning": {"final_sparsity": 0.8}, "fine_tune_epochs": 1})
+        variants += [{"name": t, "fine_tune_epochs": 1, **spec} for t, spec in TECHNIQUES.items()]
         recipe = Recipe.from_dict({
             "title": f"architecture {name}", "dataset": {"name": "npz", "path": str(folder / "data.npz")},
             "model": {"path": str(folder / "model.keras")}, "baseline": {"epochs": 1},
-            "variants": variants, "evaluation": {"latency_runs": 5, "throughput_batch": 8}})
+            "variants": variants, "evaluation": {"latency_runs": 5, "throughput_batch": 8, "tflm_max_samples": 32}})
         started = time.perf_counter()
         try:
             run_recipe(recipe, folder / "run")
         except Exception as exc:  # noqa: BLE001 - a refused baseline is a row of the table too
-            table[name] = {v["name"]: f"baseline: {exc}" for v in variants}
+            table[name] = {v["name"]: _one_line(f"baseline: {exc}") for v in variants}
             continue
         results = RunFolder(folder / "run").read_results()
-        table[name] = {v.name: ("ok" if v.ok else (v.error or v.status.value)) for v in results.variants}
-        notes = {n for v in results.variants for n in v.notes if "could not" in n or "skipped" in n}
+        table[name] = {v.name: ("ok" if v.ok else _one_line(v.error or v.status.value)) for v in results.variants}
+        tflm[name] = {
+            v.name: "runs" if v.tflm.runnable else _one_line(v.tflm.reason or "not measured")
+            for v in results.variants if v.ok and v.tflm is not None
+        }
+        found = {n for v in results.variants for n in v.notes if "could not" in n or "skipped" in n}
+        # Flags are left out: on random labels every variant is near chance, that says nothing here.
+        found |= {f"{v.name}: the .tflite takes {v.input_dtype} input" for v in results.variants
+                  if v.ok and v.input_dtype and v.input_dtype not in ("float32", "int8")}
+        found |= {f"{v.name}: QAT left {len(v.float_layers)} layer(s) float ("
+                  + ", ".join(sorted({str(f.get('reason', '?')) for f in v.float_layers}))[:200] + ")"
+                  for v in results.variants if v.name == "qat" and v.float_layers}
+        if results.dataset is not None:
+            found |= {f"data: {n}" for n in results.dataset.notes if not n.startswith("read as")}
+        notes[name] = sorted(_one_line(n) for n in found)
         print(f"{name}: {time.perf_counter() - started:.0f} s; " + "; ".join(
             f"{k}={'ok' if s == 'ok' else 'FAILED'}" for k, s in table[name].items()), flush=True)
-        for note in sorted(notes):
+        for note in notes[name]:
             print(f"    note: {note}", flush=True)
-    return table
+    return table, tflm, notes
+
+
+def _grid(table: dict[str, dict[str, str]], columns: list[str], good: str, reasons: list[str]) -> list[str]:
+    """A Markdown table: ``good`` cells as they are, others "failed [n]" with the reason appended to ``reasons``."""
+    lines = ["| architecture | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in table.items():
+        cells = []
+        for c in columns:
+            cell = row.get(c, "—")
+            if cell not in (good, "—"):
+                if cell not in reasons:
+                    reasons.append(cell)
+                cell = f"{'failed' if good == 'ok' else 'no'} [{reasons.index(cell) + 1}]"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(table, tflm, notes, command: str, seconds: float) -> str:
+    """docs/architectures.md: what was run, the arch × mode table, the TFLM table, reasons and notes."""
+    import tensorflow as tf
+
+    from compression import _tf
+
+    columns = [*MODES, *SCHEMES, *TECHNIQUES]
+    reasons: list[str] = []
+    lines = [
+        "# Real architectures × modes, measured",
+        "",
+        f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `{command}` in {seconds / 60:.1f} min "
+        f"(TensorFlow {tf.__version__}, tf_keras {_tf.keras().__version__}). Do not edit by hand: rerun it.",
+        "",
+        "Each architecture is a tiny tf_keras model saved as an uploaded `.keras`, given random data of its input "
+        "shape as an `.npz` (96 train / 32 test, 4 classes; accuracy is not the point), trained 1 epoch as the "
+        "baseline, then run through the engine (`run_recipe`, as the app's worker and the CLI do) with every "
+        "post-training mode, the four QAT schemes (int8) and pruning / clustering alone (float32). A cell is "
+        "**ok** (converted and measured by LiteRT) or **failed [n]** with the variant's one-line reason below.",
+        "",
+        "| architecture | what |",
+        "|---|---|",
+        *[f"| {n} | {DESCRIPTIONS.get(n, '')} |" for n in table],
+        "",
+        "## Converted and measured (LiteRT)",
+        "",
+        *_grid(table, columns, "ok", reasons),
+        "",
+    ]
+    lines += [f"[{i}] {r}  " for i, r in enumerate(reasons, 1)] or ["Every cell converted and measured."]
+    lines += ["", "## Runs under TensorFlow Lite Micro (reference kernels)", "",
+              "Only the variants that converted; **runs** = TFLM allocates and invokes the `.tflite`.", ""]
+    tflm_reasons: list[str] = []
+    lines += _grid(tflm, columns, "runs", tflm_reasons)
+    lines += [""] + [f"[{i}] {r}  " for i, r in enumerate(tflm_reasons, 1)]
+    lines += ["", "## Notes the runs gave (data reading, skipped layers, layers left float, input types)", ""]
+    for name, found in notes.items():
+        lines += [f"- **{name}**: {n}" for n in found]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -153,25 +250,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="comma-separated architecture names")
     parser.add_argument("--out", default=None, help="folder for the models, data and runs (default: a temp dir)")
     parser.add_argument("--schemes", default=",".join(SCHEMES), help="comma-separated QAT schemes to run")
+    parser.add_argument("--doc", default=str(DOC), help="Markdown file to write ('' = print only)")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(_builders())
     out = Path(args.out or tempfile.mkdtemp(prefix="architectures-"))
-    table = run(names, out, tuple(s for s in args.schemes.split(",") if s))
-    columns = [*MODES, *SCHEMES, "pruned"]
-    print("\n| architecture | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    reasons: list[str] = []
-    for name, row in table.items():
-        cells = []
-        for c in columns:
-            cell = row.get(c, "—")
-            if cell != "ok":
-                reasons.append(f"{name} × {c}: {cell}")
-                cell = f"failed [{len(reasons)}]"
-            cells.append(cell)
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    for i, reason in enumerate(reasons, 1):
-        print(f"[{i}] {reason}")
+    started = time.perf_counter()
+    table, tflm, notes = run(names, out, tuple(s for s in args.schemes.split(",") if s))
+    command = "python -m benchmarks.architectures" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    text = report(table, tflm, notes, command, time.perf_counter() - started)
+    print("\n" + text)
+    if args.doc:
+        Path(args.doc).write_text(text, encoding="utf-8")
+        print(f"wrote {args.doc}")
     return 0
 
 
