@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 from e2e_support import ALERT, alerts, by_key, exceptions, navigate, open_page, poll, screenshot, wait_idle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
@@ -54,8 +55,10 @@ def test_an_lstm_and_its_sequences_run_and_a_chance_level_upload_is_warned(serve
     wait_idle(page)
     by_key(page, "model_upload").locator("input[type=file]").set_input_files(str(model_file))
     wait_idle(page)
-    # npz + the zoo had no weights, so the page had switched to training; this user keeps the upload's weights.
-    by_key(page, "baseline_mode").get_by_text("Use the uploaded weights as they are", exact=True).click()
+    # npz + the zoo had no weights, so the page had switched to training: the upload brings the default back to
+    # its own weights (no click), which is what shows the chance warning.
+    expect(by_key(page, "baseline_mode").get_by_role("radio", name="Use the uploaded weights as they are")) \
+        .to_be_checked(timeout=120_000)
     warning = page.locator(ALERT).filter(has_text="about chance")
     warning.first.wait_for(timeout=180_000)
     assert "BatchNormalization" in warning.first.inner_text() and "untrained" in warning.first.inner_text()
