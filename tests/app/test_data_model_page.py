@@ -148,3 +148,29 @@ def test_an_uploaded_model_defaults_to_its_own_weights_after_a_weightless_zoo_mo
     assert at.radio(key="baseline_mode").value == "train"
     at.radio(key="model_source").set_value("Upload").run()
     assert at.radio(key="baseline_mode").value == "pretrained"
+
+
+def test_an_npz_preview_follows_what_the_arrays_are(lab):
+    from apptest_support import figure
+
+    rng = np.random.default_rng(0)
+
+    def upload(at, name, x, y):
+        buffer = io.BytesIO()
+        np.savez(buffer, x_train=x[:30], y_train=y[:30], x_test=x[30:], y_test=y[30:])
+        at.file_uploader(key="npz_upload").upload(name, buffer.getvalue())
+        at.run()
+        assert not at.exception
+        return figure(next(c for c in plotly_charts(at) if c.key == "dataset_preview"))
+
+    at = data_page(lab)
+    at.selectbox(key="dataset_name").set_value("npz").run()
+    y = np.arange(40) % 2
+    sensors = upload(at, "sensors.npz", rng.normal(0, 2, size=(40, 25, 3)).astype(np.float32), y)
+    assert {t["type"] for t in sensors["data"]} == {"scatter"}
+    assert len(sensors["data"]) == 2 * 2 * 3  # classes × samples × channels, drawn as lines
+    assert [a["text"] for a in sensors["layout"]["annotations"]] == ["channel 0", "channel 1", "channel 2"]
+    at.file_uploader(key="npz_upload").clear()
+    at.run()
+    tokens = upload(at, "tokens.npz", rng.integers(1, 300, size=(40, 30)), y)
+    assert [t["type"] for t in tokens["data"]] == ["table"]
