@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -36,6 +37,7 @@ from .results import (
     LayerStat,
     Reference,
     RunFolder,
+    RunKind,
     RunResults,
     RunStatus,
     Timings,
@@ -45,6 +47,7 @@ from .results import (
 )
 
 __all__ = [
+    "JobResults",
     "ResultsWriter",
     "build_variant_model",
     "get_baseline",
@@ -106,7 +109,30 @@ def get_baseline(recipe: Recipe, ds, progress: ProgressFn | None = None, cancel:
     return model, {"source": source, "history": history}
 
 
-class ResultsWriter:
+class _Recording:
+    """``with run.recording():`` writes a cancel or a failure inside the block to results.json, then re-raises it."""
+
+    def save(self) -> None:
+        raise NotImplementedError
+
+    def _mark(self, status: RunStatus, error: str | None = None) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def recording(self):
+        try:
+            yield self
+        except Cancelled:
+            self._mark(RunStatus.CANCELLED)
+            self.save()
+            raise
+        except Exception as exc:
+            self._mark(RunStatus.FAILED, str(exc) if isinstance(exc, CompressionError) else one_line(exc))
+            self.save()
+            raise
+
+
+class ResultsWriter(_Recording):
     """A run's :class:`RunResults` while it runs, rewritten atomically through its :class:`RunFolder`.
 
     Usage::
@@ -119,6 +145,9 @@ class ResultsWriter:
         self.folder, self.results = folder, results
         self.started = time.perf_counter()
 
+    def _mark(self, status: RunStatus, error: str | None = None) -> None:
+        self.update(status=status, **({"error": error} if error is not None else {}))
+
     def update(self, **changes) -> None:
         self.results = self.results.replace(**changes)
 
@@ -128,6 +157,40 @@ class ResultsWriter:
     def save(self) -> None:
         self.update(elapsed_seconds=round(time.perf_counter() - self.started, 3))
         self.folder.write_results(self.results)
+
+
+class JobResults(_Recording):
+    """results.json of a job's run (sensitivity, search) as its plain dict, rewritten atomically.
+
+    The usual recipe/versions/dataset/baseline/reference parts, the run's ``kind``, and the job's own
+    parts (``"sensitivity"``, ``"search"``) that the job puts into :attr:`results` itself.
+
+    Usage::
+
+        job = JobResults(recipe, out_dir, RunKind.SENSITIVITY)
+        job.save()
+        with job.recording():
+            ds = load_recipe_dataset(recipe, job.results, progress)
+    """
+
+    def __init__(self, recipe: Recipe, out_dir: str | Path, kind: RunKind):
+        self.folder = RunFolder(out_dir)
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        self.started = time.perf_counter()
+        self.results: dict[str, Any] = {
+            "kind": kind.value, "recipe": recipe.to_dict(), "versions": _tf.library_versions(), "created": _now(),
+            "status": RunStatus.RUNNING.value, "dataset": None, "baseline": None, "reference": None, "variants": []}
+
+    def _mark(self, status: RunStatus, error: str | None = None) -> None:
+        self.results["status"] = status.value
+        if error is not None:
+            self.results["error"] = error
+
+    def save(self) -> None:
+        from ._io import atomic_write_json
+
+        self.results["elapsed_seconds"] = round(time.perf_counter() - self.started, 3)
+        atomic_write_json(self.folder.results_file, self.results)
 
 
 def _record(results: ResultsWriter | dict[str, Any], **parts) -> None:
@@ -576,7 +639,7 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
     # The conversion child imports TensorFlow while this process loads the data and trains the baseline,
     # instead of at the first conversion (a no-op when it is already warm, as in the app's spare worker).
     shared_pool().warm()
-    try:
+    with run.recording():
         ds = load_recipe_dataset(recipe, run, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
         total = base_weight + sum(weights)
@@ -585,14 +648,6 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
                                                                    fraction_span=(0.0, base_end), reuse=reuse,
                                                                    keep_exports=True)
         run.save()
-    except Cancelled:
-        run.update(status=RunStatus.CANCELLED)
-        run.save()
-        raise
-    except Exception as exc:
-        run.update(status=RunStatus.FAILED, error=str(exc) if isinstance(exc, CompressionError) else one_line(exc))
-        run.save()
-        raise
 
     try:
         if executor is None:

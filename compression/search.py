@@ -45,7 +45,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import _tf
 from .config import (
     MAX_EPOCHS,
     ClusteringConfig,
@@ -58,7 +57,7 @@ from .config import (
 )
 from .errors import CompressionError
 from .progress import Cancelled, Progress, ProgressFn, emit
-from .results import RunFolder, RunResults
+from .results import RunFolder, RunResults, TflmResult, VariantResult
 
 __all__ = [
     "SEARCH_FILE",
@@ -457,10 +456,11 @@ def _trial_progress(trial, progress: ProgressFn | None, baseline_accuracy: float
 def _judge(row: dict, budget_points: float, baseline_accuracy: float, objective: SizeObjective,
            board: tuple[int, int] | None) -> tuple[float, list[float], list[str], int | None]:
     """(objective value, constraint values ≤ 0 when satisfied, reasons when over budget, arena bytes)."""
+    tflm = VariantResult.from_dict(row).tflm
     drop = (baseline_accuracy - row["accuracy"]) * 100
     constraints = [drop - budget_points]
     reasons = [] if drop <= budget_points + 1e-9 else [f"loses {drop:.2f} points (budget {budget_points:.2f})"]
-    arena = _arena_of(row)
+    arena = _arena_of(tflm)
     if board is not None:
         ram, flash = board
         constraints.append((row["size_bytes"] - flash) / flash)
@@ -468,7 +468,7 @@ def _judge(row: dict, budget_points: float, baseline_accuracy: float, objective:
             reasons.append(f"{row['size_bytes']:,} B do not fit the board's {flash:,} B of flash")
         if arena is None:
             constraints.append(1.0)
-            why = (row.get("tflm") or {}).get("reason")
+            why = tflm.reason if tflm is not None else None
             reasons.append("cannot run under TensorFlow Lite Micro" + (f": {why}" if why else ""))
         else:
             constraints.append((arena - ram) / ram)
@@ -478,11 +478,10 @@ def _judge(row: dict, budget_points: float, baseline_accuracy: float, objective:
     return value, constraints, reasons, arena
 
 
-def _arena_of(row: dict) -> int | None:
-    """The TFLM tensor arena of a trial's row (its ``tflm`` measurement), when it runs under TFLM."""
-    tflm = row.get("tflm")
-    if isinstance(tflm, dict) and tflm.get("runnable") and isinstance(tflm.get("arena_bytes"), (int, float)):
-        return int(tflm["arena_bytes"])
+def _arena_of(tflm: TflmResult | None) -> int | None:
+    """The TFLM tensor arena of a trial's ``tflm`` measurement, when it runs under TFLM."""
+    if tflm is not None and tflm.runnable and tflm.arena_bytes is not None:
+        return tflm.arena_bytes
     return None
 
 
@@ -560,31 +559,22 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             return search(recipe, out_dir, spec, progress, cancel, chosen)
     import optuna
 
-    from ._io import atomic_write_json, atomic_write_text
+    from ._io import atomic_write_text
     from .executors import write_outcome_files
-    from .recipes import _now, _StageCache, load_recipe_dataset, one_line, prepare_baseline, run_variant
-    from .results import RunFolder, RunKind
+    from .recipes import JobResults, _StageCache, load_recipe_dataset, one_line, prepare_baseline, run_variant
+    from .results import RunKind
     from .sensitivity import analyze
 
     if not isinstance(recipe, Recipe):
         recipe = Recipe.from_dict(recipe)
     spec = SearchSpec.from_dict(spec or {}) if not isinstance(spec, SearchSpec) else spec
-    folder = RunFolder(out_dir)
-    folder.path.mkdir(parents=True, exist_ok=True)
+    job = JobResults(recipe, out_dir, RunKind.SEARCH)
+    folder, results, save = job.folder, job.results, job.save
     out = folder.path
     atomic_write_text(folder.file(SEARCH_FILE), json.dumps(spec.to_dict(), indent=2))
-    started = time.perf_counter()
     board = _board_budget(spec.board, spec.board_ram_kb, spec.board_flash_kb) if spec.board else None
-    results: dict[str, Any] = {"kind": RunKind.SEARCH.value, "recipe": recipe.to_dict(),
-                               "versions": _tf.library_versions(), "created": _now(), "status": "running",
-                               "dataset": None, "baseline": None, "reference": None, "variants": []}
-
-    def save():
-        results["elapsed_seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_json(folder.results_file, results)
-
     save()
-    try:
+    with job.recording():
         ds = load_recipe_dataset(recipe, results, progress)
         baseline, reference_predictions, _ = prepare_baseline(recipe, ds, out, results, progress, cancel,
                                                               fraction_span=(0.0, 0.05))
@@ -598,15 +588,6 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
                                   cancel=cancel, fraction_span=(0.05, 0.1))
             results["sensitivity"] = sensitivity.to_dict()
             save()
-    except Cancelled:
-        results["status"] = "cancelled"
-        save()
-        raise
-    except Exception as exc:
-        results["status"] = "failed"
-        results["error"] = str(exc) if isinstance(exc, CompressionError) else one_line(exc)
-        save()
-        raise
 
     from .pruning import _prunable
     from .sensitivity import TINY_SHARE

@@ -437,43 +437,25 @@ def run_sensitivity(recipe, out_dir: str | Path, progress: ProgressFn | None = N
         CompressionError: the dataset or model cannot be loaded, or the model has nothing to analyse.
         Cancelled: ``cancel()`` returned True (what was measured so far is not kept: it is seconds).
     """
-    from ._io import atomic_write_json, atomic_write_text
+    from ._io import atomic_write_text
     from .config import Recipe
-    from .recipes import _now, load_recipe_dataset, one_line, prepare_baseline
-    from .results import RunFolder, RunKind
+    from .recipes import JobResults, load_recipe_dataset, prepare_baseline
+    from .results import RunKind
 
     if not isinstance(recipe, Recipe):
         recipe = Recipe.from_dict(recipe)
-    folder = RunFolder(out_dir)
-    folder.path.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    results: dict[str, Any] = {"kind": RunKind.SENSITIVITY.value, "recipe": recipe.to_dict(),
-                               "versions": _tf.library_versions(), "created": _now(), "status": "running",
-                               "dataset": None, "baseline": None, "reference": None, "variants": []}
-
-    def save():
-        results["elapsed_seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_json(folder.results_file, results)
-
-    save()
-    try:
+    job = JobResults(recipe, out_dir, RunKind.SENSITIVITY)
+    folder, results = job.folder, job.results
+    job.save()
+    with job.recording():
         ds = load_recipe_dataset(recipe, results, progress)
         baseline, _, _ = prepare_baseline(recipe, ds, folder.path, results, progress, cancel, fraction_span=(0, 0.2))
-        save()
+        job.save()
         result = analyze(baseline, ds, seed=recipe.seed, progress=progress, cancel=cancel, fraction_span=(0.2, 1.0))
-    except Cancelled:
-        results["status"] = "cancelled"
-        save()
-        raise
-    except Exception as exc:
-        results["status"] = "failed"
-        results["error"] = str(exc) if isinstance(exc, CompressionError) else one_line(exc)
-        save()
-        raise
     results["sensitivity"] = result.to_dict()
     results["status"] = "ok"
     atomic_write_text(folder.file(SENSITIVITY_FILE), result.to_csv())
-    save()
+    job.save()
     emit(progress, Progress(phase="done", fraction=1.0, message=f"sensitivity of {len(result.layers)} layers in "
                                                                f"{result.seconds:.1f} s"))
     return result
