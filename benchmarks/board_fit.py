@@ -30,7 +30,7 @@ def headers() -> list[str]:
             "agrees with LiteRT", "host ms/sample", *BOARDS]
 
 
-def variant_rows(results: dict) -> list[dict[str, Any]]:
+def variant_rows(results) -> list[dict[str, Any]]:
     """One plain dict per finished variant: the TFLM measurement and the fit status per board."""
     from compression.boards import BOARDS, fit_of
     from compression.results import RunResults
@@ -88,7 +88,7 @@ def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
     rows = variant_rows(results)
     say(text_table(headers(), [row_cells(r) for r in rows]))
     return {"dataset": recipe.dataset.name, "run_dir": str(out), "seconds": seconds, "rows": rows,
-            "n_test": (results.get("dataset") or {}).get("n_test"),
+            "n_test": results.dataset.n_test if results.dataset else None,
             "tflm_max_samples": recipe.evaluation.tflm_max_samples}
 
 

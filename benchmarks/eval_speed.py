@@ -132,7 +132,7 @@ def run(ctx: Context) -> dict[str, Any]:
         times, pred = _timed(loop_predict(data, x, 1), repeats=1)
         add("loop_1", "Python loop, one invoke per sample (plain scripts)", times, float(np.mean(pred == y)), 1)
 
-        int8_path = run_dir / "int8.tflite"
+        int8_path = folder.tflite_for_stem("int8")
         if int8_path.exists():
             times, acc, m = engine_eval_seconds(int8_path.read_bytes(), x, y)
             add("engine_int8", f"engine, int8 .tflite (batch {m['batch_size_used']}), for context", times, acc,

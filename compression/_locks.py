@@ -12,7 +12,7 @@ need the raw descriptor to pass to a child process and a non-blocking
 
 Usage::
 
-    fd = acquire(folder / "worker.lock", timeout=5)
+    fd = acquire(RunFolder(path).lock_file, timeout=5)
     try:
         ...
     finally:

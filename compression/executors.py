@@ -226,12 +226,11 @@ def run_variant_task(spec: dict, recipe: dict, baseline_keras: bytes, ds, refere
     files: dict[str, bytes] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="compression-task-") as tmp:
-            model_file = Path(tmp) / "baseline.keras"
-            model_file.write_bytes(baseline_keras)
-            baseline = load_user_model(model_file, max_bytes=RUN_BASELINE_MAX_BYTES)  # the run's own baseline
-            compile_for_training(baseline, recipe_obj.baseline.learning_rate)
             folder = RunFolder(Path(tmp) / "run")
             folder.path.mkdir()
+            folder.baseline_model.write_bytes(baseline_keras)
+            baseline = load_user_model(folder.baseline_model, max_bytes=RUN_BASELINE_MAX_BYTES)  # the run's own
+            compile_for_training(baseline, recipe_obj.baseline.learning_rate)
             # Converted in this process, not in compression.isolation's child: the task's worker process is
             # the isolation (a converter crash fails this task), and a force-cancel leaves no orphan behind.
             row = run_variant(spec_obj, baseline, ds, recipe_obj, folder.path, reference_predictions,
