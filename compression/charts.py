@@ -367,28 +367,15 @@ def _scatter(
             )
         )
     on_front = data[front].sort_values(x)
-    if len(minimize) == 1 and len(on_front) >= 1:
-        fig.add_trace(
-            go.Scatter(
-                x=on_front[x],
-                y=on_front["accuracy"],
-                mode="lines",
-                name="Pareto front",
-                line={"color": FRONT_COLOR, "dash": "dash", "width": 2, "shape": "hv"},
-                hoverinfo="skip",
-            )
+    if len(on_front):  # one size axis: a staircase; size and latency: the front's points (no line joins them)
+        style = (
+            {"mode": "lines", "name": "Pareto front",
+             "line": {"color": FRONT_COLOR, "dash": "dash", "width": 2, "shape": "hv"}}
+            if len(minimize) == 1 else
+            {"mode": "markers", "name": "Pareto front (size, latency, accuracy)",
+             "marker": {"symbol": "circle-open", "size": 8, "color": FRONT_COLOR, "line": {"width": 2}}}
         )
-    elif len(on_front):
-        fig.add_trace(
-            go.Scatter(
-                x=on_front[x],
-                y=on_front["accuracy"],
-                mode="markers",
-                name="Pareto front (size, latency, accuracy)",
-                marker={"symbol": "circle-open", "size": 8, "color": FRONT_COLOR, "line": {"width": 2}},
-                hoverinfo="skip",
-            )
-        )
+        fig.add_trace(go.Scatter(x=on_front[x], y=on_front["accuracy"], hoverinfo="skip", **style))
     fig.update_layout(
         title=title,
         template=TEMPLATE,
@@ -728,33 +715,21 @@ def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
         color = PALETTE[i % len(PALETTE)]
         custom = part.reindex(columns=["epoch", "batch"]).to_numpy()
         hover = "%{y:.4f}<br>epoch %{customdata[0]}, batch %{customdata[1]}<extra>" + str(key) + "</extra>"
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=part["loss"],
-                name=str(key),
-                line={"color": color},
-                customdata=custom,
-                hovertemplate=hover,
-                legendgroup=str(key),
-            ),
-            row=1,
-            col=1,
-        )
-        if "accuracy" in part and part["accuracy"].notna().any():
+        has_accuracy = "accuracy" in part and part["accuracy"].notna().any()
+        for col, metric in ((1, "loss"), (2, "accuracy")) if has_accuracy else ((1, "loss"),):
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=part["accuracy"],
+                    y=part[metric],
                     name=str(key),
                     line={"color": color},
                     customdata=custom,
                     hovertemplate=hover,
                     legendgroup=str(key),
-                    showlegend=False,
+                    showlegend=col == 1,
                 ),
                 row=1,
-                col=2,
+                col=col,
             )
     fig.update_xaxes(title_text="epoch" if by_epoch else "logged batch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)

@@ -634,6 +634,12 @@ class Recipe:
     # ------------------------------------------------------------ presets
 
     @classmethod
+    def _preset(cls, title: str, dataset: str, model: str, baseline: BaselineSpec, *variants: VariantSpec) -> Recipe:
+        """A preset on a named dataset and zoo model: the float32 reference row, then ``variants``."""
+        return cls(title=title, dataset=DatasetSpec(name=dataset), model=ModelSpec(name=model), baseline=baseline,
+                   variants=(VariantSpec(name="float32"), *variants))
+
+    @classmethod
     def experiment_e(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True,
                      fine_tune_epochs: int | None = None) -> Recipe:
         """Experiment E as the app's default lesson: pruning vs QAT vs both, small layers left dense.
@@ -663,38 +669,28 @@ class Recipe:
         """Reference experiment E exactly as the write-up: every layer pruned (polynomial 50→80 %)."""
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
         e = fine_tune_epochs if fine_tune_epochs is not None else default_fine_tune_epochs(dataset)
-        return cls(
-            title="Experiment E as written: pruning vs QAT vs both, every layer pruned",
-            dataset=DatasetSpec(name=dataset),
-            model=ModelSpec(name=model),
-            baseline=BaselineSpec(pretrained=pretrained),
-            variants=(
-                VariantSpec(name="float32"),
-                VariantSpec(name="int8", quantization="int8"),
-                VariantSpec(name="pruned", pruning=prune, fine_tune_epochs=e),
-                VariantSpec(name="pruned-dynamic", pruning=prune, fine_tune_epochs=e, quantization="dynamic"),
-                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
-                VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=e,
-                            quantization="int8"),
-            ),
+        return cls._preset(
+            "Experiment E as written: pruning vs QAT vs both, every layer pruned", dataset, model,
+            BaselineSpec(pretrained=pretrained),
+            VariantSpec(name="int8", quantization="int8"),
+            VariantSpec(name="pruned", pruning=prune, fine_tune_epochs=e),
+            VariantSpec(name="pruned-dynamic", pruning=prune, fine_tune_epochs=e, quantization="dynamic"),
+            VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
+            VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=e,
+                        quantization="int8"),
         )
 
     @classmethod
     def experiment_c(cls, dataset: str = "digits", pretrained: bool = False, epochs: int = 5) -> Recipe:
         """Reference experiment C: QAT (whole model and Dense-only) on the Conv 64/32/16 CNN."""
         e = default_fine_tune_epochs(dataset)
-        return cls(
-            title="Experiment C: quantization-aware training",
-            dataset=DatasetSpec(name=dataset),
-            model=ModelSpec(name="qat_cnn"),
-            baseline=BaselineSpec(pretrained=pretrained, epochs=epochs),
-            variants=(
-                VariantSpec(name="float32"),
-                VariantSpec(name="ptq-int8", quantization="int8"),
-                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
-                VariantSpec(name="qat-dense-only", qat=QATConfig(layers=("logits",)), fine_tune_epochs=e,
-                            quantization="dynamic"),
-            ),
+        return cls._preset(
+            "Experiment C: quantization-aware training", dataset, "qat_cnn",
+            BaselineSpec(pretrained=pretrained, epochs=epochs),
+            VariantSpec(name="ptq-int8", quantization="int8"),
+            VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
+            VariantSpec(name="qat-dense-only", qat=QATConfig(layers=("logits",)), fine_tune_epochs=e,
+                        quantization="dynamic"),
         )
 
     @classmethod
@@ -702,18 +698,12 @@ class Recipe:
         """Reference experiment D: polynomial pruning 50→90 %, then int8 (4 fine-tune epochs in the write-up)."""
         e = 2 * default_fine_tune_epochs(dataset)
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.9, frequency=100)
-        return cls(
-            title="Experiment D: pruning 5x smaller",
-            dataset=DatasetSpec(name=dataset),
-            model=ModelSpec(name=model),
-            baseline=BaselineSpec(pretrained=pretrained),
-            variants=(
-                VariantSpec(name="float32"),
-                VariantSpec(name="pruned-90", pruning=prune, fine_tune_epochs=e),
-                VariantSpec(name="pruned-90-int8", pruning=prune, fine_tune_epochs=e, quantization="int8"),
-                VariantSpec(name="pruned-90-sparse", pruning=prune, fine_tune_epochs=e, quantization="dynamic",
-                            sparse_encoding=True),
-            ),
+        return cls._preset(
+            "Experiment D: pruning 5x smaller", dataset, model, BaselineSpec(pretrained=pretrained),
+            VariantSpec(name="pruned-90", pruning=prune, fine_tune_epochs=e),
+            VariantSpec(name="pruned-90-int8", pruning=prune, fine_tune_epochs=e, quantization="int8"),
+            VariantSpec(name="pruned-90-sparse", pruning=prune, fine_tune_epochs=e, quantization="dynamic",
+                        sparse_encoding=True),
         )
 
     @classmethod
@@ -721,38 +711,26 @@ class Recipe:
         """Aim for the smallest file: pruning + clustering + PCQAT int8, and the steps towards it."""
         e = default_fine_tune_epochs(dataset)
         prune = PruningConfig(schedule="polynomial", initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
-        return cls(
-            title="Smallest",
-            dataset=DatasetSpec(name=dataset),
-            model=ModelSpec(name=model),
-            baseline=BaselineSpec(pretrained=pretrained),
-            variants=(
-                VariantSpec(name="float32"),
-                VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=e,
-                            quantization="int8"),
-                VariantSpec(name="cqat-int8", clustering=ClusteringConfig(clusters=16), qat=QATConfig(),
-                            fine_tune_epochs=e, quantization="int8"),
-                VariantSpec(name="pcqat-int8", pruning=prune, clustering=ClusteringConfig(clusters=8),
-                            qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
-            ),
+        return cls._preset(
+            "Smallest", dataset, model, BaselineSpec(pretrained=pretrained),
+            VariantSpec(name="pqat-int8", pruning=prune, qat=QATConfig(), fine_tune_epochs=e,
+                        quantization="int8"),
+            VariantSpec(name="cqat-int8", clustering=ClusteringConfig(clusters=16), qat=QATConfig(),
+                        fine_tune_epochs=e, quantization="int8"),
+            VariantSpec(name="pcqat-int8", pruning=prune, clustering=ClusteringConfig(clusters=8),
+                        qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
         )
 
     @classmethod
     def fastest(cls, dataset: str = "digits", model: str = "seed_cnn", pretrained: bool = True) -> Recipe:
         """Aim for the lowest latency: the modes XNNPACK runs fastest."""
         e = default_fine_tune_epochs(dataset)
-        return cls(
-            title="Fastest",
-            dataset=DatasetSpec(name=dataset),
-            model=ModelSpec(name=model),
-            baseline=BaselineSpec(pretrained=pretrained),
-            variants=(
-                VariantSpec(name="float32"),
-                VariantSpec(name="float16", quantization="float16"),
-                VariantSpec(name="dynamic", quantization="dynamic"),
-                VariantSpec(name="int8", quantization="int8"),
-                VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
-            ),
+        return cls._preset(
+            "Fastest", dataset, model, BaselineSpec(pretrained=pretrained),
+            VariantSpec(name="float16", quantization="float16"),
+            VariantSpec(name="dynamic", quantization="dynamic"),
+            VariantSpec(name="int8", quantization="int8"),
+            VariantSpec(name="qat-int8", qat=QATConfig(), fine_tune_epochs=e, quantization="int8"),
         )
 
 

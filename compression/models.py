@@ -78,20 +78,22 @@ def _mlp(inputs, input_shape, num_classes):
     return layers.Dense(num_classes, name="logits")(x)
 
 
+def _bn_relu(x, conv):
+    """``conv`` then its BatchNorm and ReLU, named after it (``<conv>_bn``, ``<conv>_relu``)."""
+    layers = _tf.keras().layers
+    x = conv(x)
+    x = layers.BatchNormalization(name=f"{conv.name}_bn")(x)
+    return layers.ReLU(name=f"{conv.name}_relu")(x)
+
+
 def _mobilenet_mini(inputs, input_shape, num_classes):
     layers = _tf.keras().layers
     x = _as_image(inputs, input_shape)
     big = (x.shape[1] or 0) >= 16
-    x = layers.Conv2D(16, 3, strides=2 if big else 1, padding="same", use_bias=False, name="stem")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
+    x = _bn_relu(x, layers.Conv2D(16, 3, strides=2 if big else 1, padding="same", use_bias=False, name="stem"))
     for i, (filters, stride) in enumerate([(32, 1), (64, 2 if big else 1)]):
-        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"dw{i}")(x)
-        x = layers.BatchNormalization(name=f"dw{i}_bn")(x)
-        x = layers.ReLU(name=f"dw{i}_relu")(x)
-        x = layers.Conv2D(filters, 1, use_bias=False, name=f"pw{i}")(x)
-        x = layers.BatchNormalization(name=f"pw{i}_bn")(x)
-        x = layers.ReLU(name=f"pw{i}_relu")(x)
+        x = _bn_relu(x, layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"dw{i}"))
+        x = _bn_relu(x, layers.Conv2D(filters, 1, use_bias=False, name=f"pw{i}"))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     return layers.Dense(num_classes, name="logits")(x)
 

@@ -432,14 +432,9 @@ def _check_keras_metadata(raw: bytes, label: str) -> None:
     from . import _tf
 
     _tf.keras()
-    from google.protobuf.message import DecodeError
     from tf_keras.protobuf import saved_metadata_pb2
 
-    metadata = saved_metadata_pb2.SavedMetadata()
-    try:
-        metadata.ParseFromString(raw)
-    except DecodeError:
-        raise CompressionError(f"keras_metadata.pb in {label!r} is damaged.") from None
+    metadata = _parse_proto(saved_metadata_pb2.SavedMetadata(), raw, "keras_metadata.pb", label)
     if not metadata.nodes:
         raise CompressionError(f"keras_metadata.pb in {label!r} describes no Keras objects.")
     for node in metadata.nodes:
@@ -461,18 +456,24 @@ _REFUSED_GRAPH_OPS = frozenset({
 })
 
 
+def _parse_proto(message, raw: bytes, file_name: str, label: str):
+    """``message`` parsed from ``raw`` (the upload's ``file_name``); a damaged file is a sentence."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        message.ParseFromString(raw)
+    except DecodeError:
+        raise CompressionError(f"{file_name} in {label!r} is damaged.") from None
+    return message
+
+
 def _check_graph_ops(raw: bytes, label: str) -> None:
     from . import _tf
 
     _tf.tf()
-    from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
-    saved = saved_model_pb2.SavedModel()
-    try:
-        saved.ParseFromString(raw)
-    except DecodeError:
-        raise CompressionError(f"saved_model.pb in {label!r} is damaged.") from None
+    saved = _parse_proto(saved_model_pb2.SavedModel(), raw, "saved_model.pb", label)
     for graph in saved.meta_graphs:
         nodes = list(graph.graph_def.node)
         for fn in graph.graph_def.library.function:
