@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compression.search import describe_params
+
 from .common import BENCH_DIR, Context, fmt, load_average, machine_info, now_iso, say, section, table, target
 from .report import markdown_table
 
@@ -92,7 +94,7 @@ def search_one(ctx: Context, model: str, minutes: float) -> dict[str, Any]:
     within = [t for t in ok if t.within_budget]
     smallest_raw = min(within, key=lambda t: t.size_bytes) if within else None
     chosen = result.chosen_trial
-    rows = [[t.name, t.source, t.state.value, _params_text(t.params), fmt(t.accuracy, 4),
+    rows = [[t.name, t.source, t.state.value, describe_params(t.params), fmt(t.accuracy, 4),
              fmt(None if t.drop_points is None else -t.drop_points, 2), fmt(t.gzip_bytes), fmt(t.size_bytes),
              fmt(ref["gzip_bytes"] / t.gzip_bytes, 1) if t.gzip_bytes else "—", "yes" if t.within_budget else "no",
              fmt(t.finished_s, 0)] for t in result.trials]
@@ -113,16 +115,6 @@ def search_one(ctx: Context, model: str, minutes: float) -> dict[str, Any]:
         "raw_trial": smallest_raw.name if smallest_raw else None,
         "rows": rows, "stopped": result.stopped, "load_after": load_average(),
     }
-
-
-def _params_text(params: dict) -> str:
-    bits = [f"{k.split('/', 1)[1]} {v:.0%}" for k, v in params.items() if k.startswith("sparsity/") and v]
-    if params.get("clusters"):
-        bits.append(f"k{params['clusters']}")
-    bits.append("QAT int8" if params.get("qat") else str(params.get("mode", "int8")))
-    if "epochs" in params:
-        bits.append(f"{params['epochs']} ep")
-    return ", ".join(bits)
 
 
 HEADERS = ["trial", "source", "state", "settings", "accuracy", "Δ pts", "gzip B", "raw B", "× gzip", "within",
@@ -151,7 +143,7 @@ def run(ctx: Context, minutes: float = 20.0, models=("seed_cnn", "qat_cnn")) -> 
                          f"({r['raw_ratio']:.1f}× smaller than the float32 file's {fmt(r['reference']['size_bytes'])}"
                          " B): what a board's flash holds.")
         if r["chosen_params"]:
-            notes.append(f"{model}: chosen {r['chosen']}: {_params_text(r['chosen_params'])}, accuracy "
+            notes.append(f"{model}: chosen {r['chosen']}: {describe_params(r['chosen_params'])}, accuracy "
                          f"{r['chosen_accuracy']:.4f} ({-r['chosen_drop_points']:+.2f} points).")
     notes.append("Each search fine-tunes on a seeded slice of the 60 000 training images ("
                  + ", ".join(f"{m}: {SEARCH_TRAIN[m]:,}" for m in models) + "; 20 000 is the frontier benchmark's "

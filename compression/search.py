@@ -66,6 +66,7 @@ __all__ = [
     "SizeObjective",
     "TrialRecord",
     "TrialState",
+    "describe_params",
     "read_search",
     "run_search",
     "search",
@@ -679,7 +680,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         done = len(trials) + len(in_flight)
         fraction = 0.1 + 0.9 * (done / spec.trials if spec.trials else min(1.0, t0 / (spec.minutes * 60)))
         emit(progress, Progress(phase="trial_start", variant=name, fraction=min(fraction, 0.99),
-                                message=f"{name} ({source}): {_describe(params)}"))
+                                message=f"{name} ({source}): {describe_params(params)}"))
         record: dict[str, Any] = {"number": number, "name": name, "params": params, "source": source,
                                   "started_s": round(t0, 3)}
         return trial, record, fraction
@@ -834,7 +835,8 @@ def _failed_row(name, params, layers, space, status, error) -> dict[str, Any]:
     return {"name": name, "status": status, "error": error, "settings": settings}
 
 
-def _describe(params: dict) -> str:
+def describe_params(params: dict) -> str:
+    """A trial's settings in words, e.g. ``prune logits 80%, 16 clusters, QAT int8, 3 epochs``."""
     sp = [f"{k.split('/', 1)[1]} {v:.0%}" for k, v in params.items() if k.startswith("sparsity/") and v > 0]
     parts = ["prune " + ", ".join(sp)] if sp else []
     if params.get("clusters"):
