@@ -228,23 +228,8 @@ if not can_use_weights:
         "trains it first with these settings."
     )
 if ss["baseline_mode"] == "train" or not can_use_weights:
-    a, b, c = st.columns(3)
-    a.number_input(
-        "Epochs",
-        *builder.WIDGET_RANGES["baseline_epochs"],
-        key="baseline_epochs",
-        help="Training epochs of the float baseline.",
-    )
-    b.number_input(
-        "Batch size", *builder.WIDGET_RANGES["baseline_batch"], key="baseline_batch", help="Training batch size."
-    )
-    c.number_input(
-        "Learning rate",
-        *builder.WIDGET_RANGES["baseline_lr"],
-        key="baseline_lr",
-        format="%.5f",
-        step=1e-4,
-        help="Adam learning rate.",
+    widgets.training_inputs(
+        "baseline_", "Epochs", ("Training epochs of the float baseline.", "Training batch size.", "Adam learning rate.")
     )
     if st.button(
         "Train now",

@@ -84,6 +84,16 @@ def layer_names() -> list[str]:
     return state.weighted_layers(summary)
 
 
+def some_layers(technique: str, help: str) -> list[str] | None:
+    """The technique's "Only some layers" switch; when on, its model's layer names (the picked ones kept to them)."""
+    st.checkbox("Only some layers", key=f"b_{technique}_some", help=help)
+    if not ss[f"b_{technique}_some"]:
+        return None
+    names = layer_names()
+    ss[f"b_{technique}_layers"] = [n for n in ss[f"b_{technique}_layers"] if n in names]
+    return names
+
+
 def student_choices() -> tuple[list[str], dict[str, int], str | None]:
     """Zoo students built for this data's kind and smaller than the baseline (smallest first), or why none."""
     ds, problem = state.current_dataset_info()
@@ -341,12 +351,8 @@ with t_prune:
                 st.caption(f":material/info: {note}")
         except CompressionError as exc:
             st.error(str(exc))
-    st.checkbox(
-        "Only some layers", key="b_prune_some", help="Prune chosen layers only (loads the model to list its layers)."
-    )
-    if ss["b_prune_some"]:
-        names = layer_names()
-        ss["b_prune_layers"] = [n for n in ss["b_prune_layers"] if n in names]
+    names = some_layers("prune", "Prune chosen layers only (loads the model to list its layers).")
+    if names is not None:
         st.radio(
             "These layers are",
             ["include", "exclude"],
@@ -383,10 +389,8 @@ with t_cluster:
         help="How the first centroids are placed: kmeans++ (robust), linear (evenly spaced), density "
         "(where weights are dense), random.",
     )
-    st.checkbox("Only some layers", key="b_cluster_some", help="Cluster chosen layers only.")
-    if ss["b_cluster_some"]:
-        names = layer_names()
-        ss["b_cluster_layers"] = [n for n in ss["b_cluster_layers"] if n in names]
+    names = some_layers("cluster", "Cluster chosen layers only.")
+    if names is not None:
         st.multiselect("Layers to cluster", names, key="b_cluster_layers", help="Layers with weights.")
 
 with t_qat:
@@ -406,14 +410,8 @@ with t_qat:
     )
     scheme = Preserve.for_techniques(ss["b_use_prune"], ss["b_use_cluster"]).scheme_name
     st.caption(f"With the current switches the scheme is **{scheme}**.")
-    st.checkbox(
-        "Only some layers",
-        key="b_qat_some",
-        help="Quantize-annotate chosen layers only; the rest stay float during training.",
-    )
-    if ss["b_qat_some"]:
-        names = layer_names()
-        ss["b_qat_layers"] = [n for n in ss["b_qat_layers"] if n in names]
+    names = some_layers("qat", "Quantize-annotate chosen layers only; the rest stay float during training.")
+    if names is not None:
         st.multiselect("Layers to quantize", names, key="b_qat_layers", help="Layers with weights.")
 
 with t_distill:
@@ -490,26 +488,14 @@ with t_convert:
         key="b_sparse",
         help="Convert with EXPERIMENTAL_SPARSITY: pruned kernels stored sparse (needs pruning switched on).",
     )
-    a, b, c = st.columns(3)
-    a.number_input(
+    widgets.training_inputs(
+        "b_",
         "Fine-tune epochs",
-        *builder.WIDGET_RANGES["b_epochs"],
-        key="b_epochs",
-        help="Epochs of fine-tuning for pruning, clustering and QAT.",
-    )
-    b.number_input(
-        "Learning rate",
-        *builder.WIDGET_RANGES["b_lr"],
-        key="b_lr",
-        format="%.5f",
-        step=1e-4,
-        help="Adam learning rate of the fine-tune.",
-    )
-    c.number_input(
-        "Batch size",
-        *builder.WIDGET_RANGES["b_batch"],
-        key="b_batch",
-        help="Fine-tune batch size (also sets the number of pruning steps).",
+        (
+            "Epochs of fine-tuning for pruning, clustering and QAT.",
+            "Fine-tune batch size (also sets the number of pruning steps).",
+            "Adam learning rate of the fine-tune.",
+        ),
     )
     st.number_input(
         "Calibration samples (int8 / int16x8)",

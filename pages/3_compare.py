@@ -172,67 +172,23 @@ for i, (name, tflite) in enumerate(files):
     path = folder.tflite(tflite)
     if path.is_file():
         data = path.read_bytes()
-        cols[i % 4].download_button(
-            f"{tflite} ({len(data):,} B)",
-            data=data,
-            file_name=tflite,
-            mime="application/octet-stream",
-            key=f"dl_{file_stem(name)}",
-            icon=":material/download:",
-            on_click="ignore",
-            help=f"The {name} model, ready for the LiteRT interpreter.",
-        )
+        widgets.download(cols[i % 4], f"{tflite} ({len(data):,} B)", data, tflite, "application/octet-stream",
+                         f"dl_{file_stem(name)}", help=f"The {name} model, ready for the LiteRT interpreter.")
 st.markdown("**The whole run**")
 cols = st.columns(5)
 stem = file_stem(run["title"] or run_id)[:40]
-cols[0].download_button(
-    "all .tflite (zip)",
-    data=lambda: export.tflite_zip(folder, results),
-    file_name=f"{stem}-tflite.zip",
-    mime="application/zip",
-    key="dl_zip",
-    icon=":material/download:",
-    on_click="ignore",
-)
-cols[1].download_button(
-    "results.csv",
-    data=export.results_csv(results),
-    file_name=f"{stem}-results.csv",
-    mime="text/csv",
-    key="dl_csv",
-    icon=":material/download:",
-    on_click="ignore",
-)
-cols[2].download_button(
-    "results.json",
-    data=export.results_json(results),
-    file_name=f"{stem}-results.json",
-    mime="application/json",
-    key="dl_json",
-    icon=":material/download:",
-    on_click="ignore",
-)
-cols[3].download_button(
-    "recipe.json",
-    data=export.recipe_json(results.recipe),
-    file_name=f"{stem}-recipe.json",
-    mime="application/json",
-    key="dl_recipe",
-    icon=":material/download:",
-    on_click="ignore",
-    help="Run it again with the CLI: python -m compression run recipe.json",
-)
+widgets.download(cols[0], "all .tflite (zip)", lambda: export.tflite_zip(folder, results), f"{stem}-tflite.zip",
+                 "application/zip", "dl_zip")
+widgets.download(cols[1], "results.csv", export.results_csv(results), f"{stem}-results.csv", "text/csv", "dl_csv")
+widgets.download(cols[2], "results.json", export.results_json(results), f"{stem}-results.json", "application/json",
+                 "dl_json")
+widgets.download(cols[3], "recipe.json", export.recipe_json(results.recipe), f"{stem}-recipe.json",
+                 "application/json", "dl_recipe",
+                 help="Run it again with the CLI: python -m compression run recipe.json")
 if folder.baseline_model.is_file():
-    cols[4].download_button(
-        folder.BASELINE_MODEL,
-        data=lambda: folder.baseline_model.read_bytes(),
-        file_name=folder.BASELINE_MODEL,
-        mime="application/octet-stream",
-        key="dl_baseline",
-        icon=":material/download:",
-        on_click="ignore",
-        help="The float baseline every variant started from (the reproduce script needs it).",
-    )
+    widgets.download(cols[4], folder.BASELINE_MODEL, lambda: folder.baseline_model.read_bytes(),
+                     folder.BASELINE_MODEL, "application/octet-stream", "dl_baseline",
+                     help="The float baseline every variant started from (the reproduce script needs it).")
 
 st.markdown("**One variant, for your own build**")
 names = [n for n, _ in files]
@@ -241,16 +197,9 @@ if names:
     chosen = st.selectbox("Variant", names, key="export_variant", help="The variant the two files below are made of.")
     tflite = dict(files)[chosen]
     c1, c2, c3 = st.columns(3)
-    c1.download_button(
-        f"reproduce_{file_stem(chosen)}.py",
-        data=lambda: export.reproduce_script(results.recipe, chosen, run_id=run_id),
-        file_name=f"reproduce_{file_stem(chosen)}.py",
-        mime="text/x-python",
-        key="dl_script",
-        icon=":material/download:",
-        on_click="ignore",
-        help="A standalone script that rebuilds this variant from baseline.keras with tfmot and the TFLite "
-        "converter, then measures it.",
-    )
+    script = f"reproduce_{file_stem(chosen)}.py"
+    widgets.download(c1, script, lambda: export.reproduce_script(results.recipe, chosen, run_id=run_id), script,
+                     "text/x-python", "dl_script", help="A standalone script that rebuilds this variant from "
+                     "baseline.keras with tfmot and the TFLite converter, then measures it.")
     widgets.c_pair_buttons((c2, c3), folder.tflite(tflite), key="dl_c")
 widgets.page_link("inspect", "Inspect a variant: layers, weights, confusion matrix", icon=state.ICONS["inspect"])

@@ -86,16 +86,10 @@ if runs:
         ss["run_id"] = run_id
         widgets.switch_page("compare")
     if run["status"] in FINAL_STATUSES:
-        b.download_button(
-            "Export run (zip)",
-            icon=":material/download:",
-            data=lambda: store.export_run(run_id),
-            file_name=f"compression-lab-{run_id}.zip",
-            mime="application/zip",
-            key="export_run",
-            on_click="ignore",
-            help="The recipe, results, .tflite files and progress log in one zip; import it here on any machine.",
-        )
+        widgets.download(b, "Export run (zip)", lambda: store.export_run(run_id), f"compression-lab-{run_id}.zip",
+                         "application/zip", "export_run",
+                         help="The recipe, results, .tflite files and progress log in one zip; import it here on "
+                         "any machine.")
     else:
         b.caption("Export and delete once the run has finished (or cancel it).")
     with c:

@@ -141,9 +141,8 @@ def draw(run_id: str) -> None:
                             width="stretch", key=f"fs_rank_{run_id}")
             for note in sensitivity.notes:
                 st.caption(note)
-            st.download_button("sensitivity.csv", sensitivity.to_csv(), file_name="sensitivity.csv",
-                               mime="text/csv", key=f"fs_dl_sens_{run_id}", on_click="ignore",
-                               icon=":material/download:")
+            widgets.download(st, "sensitivity.csv", sensitivity.to_csv(), "sensitivity.csv", "text/csv",
+                             f"fs_dl_sens_{run_id}")
 
 
 def draw_search(run_id: str, result, results: RunResults) -> None:
@@ -185,17 +184,15 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
     c1, c2, c3 = st.columns(3)
     if row and row.tflite and folder.tflite(row).is_file():
         path = folder.tflite(row)
-        c1.download_button(f"{chosen.name}.tflite", data=path.read_bytes(), file_name=path.name,
-                           mime="application/octet-stream", key="fs_dl_chosen", on_click="ignore",
-                           icon=":material/download:", help="The chosen model, ready for LiteRT / TFLite Micro.")
+        widgets.download(c1, f"{chosen.name}.tflite", path.read_bytes(), path.name, "application/octet-stream",
+                         "fs_dl_chosen", help="The chosen model, ready for LiteRT / TFLite Micro.")
     picked = chosen_recipe(state.store().recipe(run_id), result, results)
     if picked is not None:
-        c2.download_button("chosen recipe (JSON)", data=picked.to_json(), file_name=f"{chosen.name}.recipe.json",
-                           mime="application/json", key="fs_dl_recipe", on_click="ignore",
-                           icon=":material/download:", help="Rerun or tweak the chosen variant as a normal recipe.")
-    c3.download_button("trials.csv", data=frame.to_csv(index=False), file_name="trials.csv", mime="text/csv",
-                       key="fs_dl_trials", on_click="ignore", icon=":material/download:",
-                       help="Every trial: parameters, sizes, accuracy, budget verdict.")
+        widgets.download(c2, "chosen recipe (JSON)", picked.to_json(), f"{chosen.name}.recipe.json",
+                         "application/json", "fs_dl_recipe",
+                         help="Rerun or tweak the chosen variant as a normal recipe.")
+    widgets.download(c3, "trials.csv", frame.to_csv(index=False), "trials.csv", "text/csv", "fs_dl_trials",
+                     help="Every trial: parameters, sizes, accuracy, budget verdict.")
 
 
 run_id = ss.get("search_run_id")

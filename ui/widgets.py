@@ -13,7 +13,7 @@ from compression.errors import CompressionError
 from compression.results import FINAL_STATUSES, RunResults
 from compression.tables import FLAGGED, flag_lines, format_duration, format_when, variant_status_rows
 
-from . import state
+from . import builder, state
 
 STATUS_ICON = {
     "queued": ":material/schedule:",
@@ -284,6 +284,27 @@ def flag_warnings(results: RunResults | None, variant: str | None = None) -> Non
             st.warning(f"{who or 'Baseline'}: {sentence}", icon=":material/warning:")
 
 
+def training_inputs(prefix: str, epochs_label: str, helps: tuple[str, str, str]) -> None:
+    """Epochs, batch size and learning rate side by side, bounded by the config's limits.
+
+    The keys are ``<prefix>epochs``, ``<prefix>batch`` and ``<prefix>lr``; ``helps`` in that order.
+    """
+    a, b, c = st.columns(3)
+    a.number_input(epochs_label, *builder.WIDGET_RANGES[f"{prefix}epochs"], key=f"{prefix}epochs", help=helps[0])
+    b.number_input("Batch size", *builder.WIDGET_RANGES[f"{prefix}batch"], key=f"{prefix}batch", help=helps[1])
+    c.number_input("Learning rate", *builder.WIDGET_RANGES[f"{prefix}lr"], key=f"{prefix}lr", format="%.5f",
+                   step=1e-4, help=helps[2])
+
+
+def download(where, label: str, data, file_name: str, mime: str, key: str, help: str | None = None) -> None:
+    """A download button in ``where`` (``st`` or a column): the download icon, no rerun on click.
+
+    ``data`` may be a callable, so the file is built only when the user clicks.
+    """
+    where.download_button(label, data=data, file_name=file_name, mime=mime, key=key, icon=":material/download:",
+                          on_click="ignore", help=help)
+
+
 def c_pair_buttons(columns, tflite_path: Path, key: str) -> None:
     """Download buttons for the model as the C++ pair TFLite Micro builds compile: ``<stem>_tflite.h`` + ``.cc``."""
     if not tflite_path.is_file():
@@ -293,27 +314,12 @@ def c_pair_buttons(columns, tflite_path: Path, key: str) -> None:
     def pair():
         return export.c_source(tflite_path.read_bytes(), tflite_path.name)
 
-    columns[0].download_button(
-        f"{ident}.h (C++ header)",
-        data=lambda: pair().header,
-        file_name=f"{ident}.h",
-        mime="text/x-c",
-        key=f"{key}_h",
-        icon=":material/download:",
-        on_click="ignore",
-        help=f"Declares `extern const unsigned char {ident}[]` and `{ident}_len`: include it wherever the model "
-        "is used.",
-    )
-    columns[1].download_button(
-        f"{ident}.cc (the array)",
-        data=lambda: pair().source,
-        file_name=f"{ident}.cc",
-        mime="text/x-c",
-        key=f"{key}_cc",
-        icon=":material/download:",
-        on_click="ignore",
-        help="Defines the `alignas(16) const` array (linked into flash, not RAM): compile it once into the firmware.",
-    )
+    download(columns[0], f"{ident}.h (C++ header)", lambda: pair().header, f"{ident}.h", "text/x-c", f"{key}_h",
+             help=f"Declares `extern const unsigned char {ident}[]` and `{ident}_len`: include it wherever the "
+             "model is used.")
+    download(columns[1], f"{ident}.cc (the array)", lambda: pair().source, f"{ident}.cc", "text/x-c", f"{key}_cc",
+             help="Defines the `alignas(16) const` array (linked into flash, not RAM): compile it once into the "
+             "firmware.")
 
 
 def no_finished_variant(run: dict, results) -> None:
