@@ -22,6 +22,21 @@ from compression.store import atomic_write_bytes, atomic_write_text
 DEADLINE_S = 120  # no test job outlives a forgotten test by much
 
 
+def make_recipe(title: str = "tiny", variants=("float32", "int8")):
+    """A digits × seed CNN recipe (baseline trained 1 epoch): one variant per name, the name as its mode."""
+    from compression.config import Recipe
+
+    return Recipe.from_dict(
+        {
+            "title": title,
+            "dataset": {"name": "digits"},
+            "model": {"name": "seed_cnn"},
+            "baseline": {"epochs": 1},
+            "variants": [{"name": v, **({"quantization": v} if v != "float32" else {})} for v in variants],
+        }
+    )
+
+
 def fake_tflite(title: str, variant: str) -> bytes:
     """Deterministic bytes standing in for a variant's .tflite."""
     seed = hashlib.sha256(f"{title}/{variant}".encode()).digest()
@@ -45,31 +60,10 @@ def quick_job(recipe, out_dir, progress=None, cancel=None):
     n = len(recipe.variants)
     for i, variant in enumerate(recipe.variants):
         for epoch in (1, 2):
-            for batch in range(3):
-                emit(
-                    progress,
-                    Progress(
-                        "fine_tune",
-                        variant.name,
-                        (i + epoch / 3) / n,
-                        epoch=epoch,
-                        epochs=2,
-                        batch=batch,
-                        loss=1.0 / epoch,
-                    ),
-                )
-            emit(
-                progress,
-                Progress(
-                    "fine_tune",
-                    variant.name,
-                    (i + epoch / 3) / n,
-                    epoch=epoch,
-                    epochs=2,
-                    loss=1.0 / epoch,
-                    accuracy=0.9,
-                ),
-            )
+            for batch in (0, 1, 2, None):  # three batches, then the epoch's end with its accuracy
+                at = {"batch": batch} if batch is not None else {"accuracy": 0.9}
+                emit(progress, Progress("fine_tune", variant.name, (i + epoch / 3) / n, epoch=epoch, epochs=2,
+                                        loss=1.0 / epoch, **at))
         if cancel is not None and cancel():
             raise Cancelled()
         data = fake_tflite(recipe.title, variant.name)

@@ -20,21 +20,9 @@ from compression.config import Recipe
 from compression.errors import CompressionError
 from compression.runner import Runner, get_runner
 from compression.store import Store
-from tests.jobs import fake_tflite
+from tests.jobs import fake_tflite, make_recipe
 
 DEADLINE = 60.0
-
-
-def make_recipe(title: str, variants=("float32", "int8")) -> Recipe:
-    return Recipe.from_dict(
-        {
-            "title": title,
-            "dataset": {"name": "digits"},
-            "model": {"name": "seed_cnn"},
-            "baseline": {"epochs": 1},
-            "variants": [{"name": v, **({"quantization": v} if v != "float32" else {})} for v in variants],
-        }
-    )
 
 
 def poll(predicate, timeout: float = DEADLINE, what: str = "condition"):

@@ -224,31 +224,27 @@ def test_missing_file(tmp_path):
         load_user_model(tmp_path / "nope.keras")
 
 
+def _zip_refused(path: Path, members: dict, match: str) -> None:
+    """A zip of ``members`` (name → bytes or text) at ``path`` is refused with a sentence matching ``match``."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(CompressionError, match=match):
+        load_user_model(path)
+
+
 def test_keras_zip_without_config(tmp_path):
-    p = tmp_path / "noconfig.keras"
-    with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("metadata.json", "{}")
-    with pytest.raises(CompressionError, match="no config.json"):
-        load_user_model(p)
+    _zip_refused(tmp_path / "noconfig.keras", {"metadata.json": "{}"}, "no config.json")
 
 
 def test_keras3_archive_is_explained(tmp_path):
-    p = tmp_path / "k3.keras"
-    with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
-        zf.writestr("config.json", json.dumps(_config(_dense())))
-    with pytest.raises(CompressionError, match="saved by Keras 3.5.0"):
-        load_user_model(p)
+    members = {"metadata.json": json.dumps({"keras_version": "3.5.0"}), "config.json": json.dumps(_config(_dense()))}
+    _zip_refused(tmp_path / "k3.keras", members, "saved by Keras 3.5.0")
 
 
 @pytest.mark.parametrize("member", ["../escape.txt", "/abs/path.txt", "a/../../b.txt"])
 def test_zip_with_unsafe_member_is_refused(tmp_path, member):
-    p = tmp_path / "bad.zip"
-    with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("saved_model.pb", b"")
-        zf.writestr(member, b"x")
-    with pytest.raises(CompressionError, match="unsafe path"):
-        load_user_model(p)
+    _zip_refused(tmp_path / "bad.zip", {"saved_model.pb": b"", member: b"x"}, "unsafe path")
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
@@ -261,19 +257,12 @@ def test_zip_bomb_is_refused(tmp_path):
 
 
 def test_savedmodel_zip_without_keras_metadata(plain, tmp_path):
-    p = tmp_path / "nometa.zip"
-    with zipfile.ZipFile(p, "w") as zf:
-        zf.write(plain[0] / "sm" / "saved_model.pb", "saved_model.pb")
-    with pytest.raises(CompressionError, match="without keras_metadata.pb"):
-        load_user_model(p)
+    saved_model = (plain[0] / "sm" / "saved_model.pb").read_bytes()
+    _zip_refused(tmp_path / "nometa.zip", {"saved_model.pb": saved_model}, "without keras_metadata.pb")
 
 
 def test_zip_without_savedmodel(tmp_path):
-    p = tmp_path / "other.zip"
-    with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("readme.txt", "hi")
-    with pytest.raises(CompressionError, match="no saved_model.pb"):
-        load_user_model(p)
+    _zip_refused(tmp_path / "other.zip", {"readme.txt": "hi"}, "no saved_model.pb")
 
 
 def test_import_does_not_load_tensorflow():

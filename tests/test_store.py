@@ -16,7 +16,6 @@ import pytest
 
 import compression.store as store_module
 import compression.store.runs as store_runs
-from compression.config import Recipe
 from compression.errors import CompressionError
 from compression.results import RunKind, RunStatus
 from compression.store import (
@@ -27,18 +26,7 @@ from compression.store import (
     best_ratio,
     default_root,
 )
-
-
-def make_recipe(title: str = "tiny", variants=("float32", "int8")) -> Recipe:
-    return Recipe.from_dict(
-        {
-            "title": title,
-            "dataset": {"name": "digits"},
-            "model": {"name": "seed_cnn"},
-            "baseline": {"epochs": 1},
-            "variants": [{"name": v, **({"quantization": v} if v != "float32" else {})} for v in variants],
-        }
-    )
+from tests.jobs import make_recipe
 
 
 def finished_run(store: Store, title: str = "done") -> str:

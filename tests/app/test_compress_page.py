@@ -9,9 +9,7 @@ from apptest_support import ROOT, app_test, assert_clean, figure, plotly_charts
 
 
 def compress(lab):
-    at = app_test("pages/2_compress.py")
-    at.run()
-    return at
+    return app_test("pages/2_compress.py").run()
 
 
 def test_default_page_has_the_preset_the_table_and_the_run_button(lab):

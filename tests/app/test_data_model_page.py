@@ -9,9 +9,7 @@ from apptest_support import app_test, assert_clean, plotly_charts, wait_for_run
 
 
 def data_page(lab, **state):
-    at = app_test("pages/1_data_model.py", **state)
-    at.run()
-    return at
+    return app_test("pages/1_data_model.py", **state).run()
 
 
 def test_defaults_show_digits_the_pretrained_seed_cnn_and_its_summary(lab):
