@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -38,6 +38,30 @@ class Progress:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Progress:
+        """The event of a stored dict (the store's ``run["progress"]``, None before the first event).
+
+        Unknown keys are dropped; missing, null or non-numeric fields take their defaults.
+
+        Usage::
+
+            Progress.from_dict(store.get_run(run_id)["progress"]).bounded_fraction
+        """
+        data = data if isinstance(data, dict) else {}
+        names = {f.name for f in fields(cls)}
+        kept = {key: value for key, value in data.items() if key in names and value is not None}
+        try:
+            fraction = float(kept.get("fraction", 0.0))
+        except (TypeError, ValueError):
+            fraction = 0.0
+        return cls(**{"phase": "", **kept, "fraction": fraction})
+
+    @property
+    def bounded_fraction(self) -> float:
+        """:attr:`fraction` kept within [0, 1] (what a progress bar takes)."""
+        return min(max(self.fraction, 0.0), 1.0)
 
 
 ProgressFn = Callable[[Progress], None]

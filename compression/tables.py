@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .progress import Progress
 from .results import MEASUREMENT_WORDS, Flag, RunResults, RunStatus, results_table
 
 __all__ = [
@@ -136,8 +137,8 @@ def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunR
     """
     done = {v.name: v for v in results.variants} if results else {}
     table = results_table(results).set_index("name") if done else None
-    progress = run.get("progress") or {}
-    current = progress.get("variant")
+    progress = Progress.from_dict(run.get("progress"))
+    current = progress.variant
     status = run["status"]
     rows = []
     for name in names:
@@ -160,7 +161,7 @@ def variant_status_rows(names: Sequence[str], run: dict[str, Any], results: RunR
                     error=v.error,
                 )
         elif status == RunStatus.RUNNING and name == current:
-            row = {"variant": name, "status": PHASE_WORDS.get(progress.get("phase") or "", "running")}
+            row = {"variant": name, "status": PHASE_WORDS.get(progress.phase, "running")}
         elif status in (RunStatus.QUEUED, RunStatus.RUNNING):
             row = {"variant": name, "status": "waiting"}
         else:

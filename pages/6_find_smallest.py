@@ -11,6 +11,7 @@ from compression import charts_search
 from compression.boards import BOARDS, format_bytes
 from compression.config import Recipe
 from compression.errors import CompressionError
+from compression.progress import Progress
 from compression.results import RunResults
 from compression.search import SearchSpec, chosen_recipe, read_search
 from compression.sensitivity import read_sensitivity
@@ -114,12 +115,11 @@ def draw(run_id: str) -> None:
         return
     results = widgets.results_of(run_id)
     status = run["status"]
-    progress = run.get("progress") or {}
+    progress = Progress.from_dict(run.get("progress"))
     st.markdown(f"{widgets.STATUS_ICON.get(status, '')} **{run['title']}** — {status}"
                 + (f" · {widgets.duration(run['duration'])}" if run.get("duration") else ""))
     if status not in FINAL_STATUSES:
-        st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0),
-                    text=progress.get("message") or "starting")
+        st.progress(progress.bounded_fraction, text=progress.message or "starting")
         if run.get("cancel_requested"):
             st.caption("Stopping… the trial running now is stopped; finished trials are kept.")
         elif st.button("Stop", key=f"fs_stop_{run_id}", icon=":material/stop:",

@@ -12,6 +12,7 @@ from compression.clustering import load_centroids
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.lessons import LESSONS, main_layer
+from compression.progress import Progress
 from compression.pruning import load_snapshots, sparsity_curve
 from compression.results import RunFolder
 from compression.store import FINAL_STATUSES
@@ -76,10 +77,10 @@ if run["status"] not in FINAL_STATUSES:
         current = store.get_run(run_id)
         if current["status"] in FINAL_STATUSES:
             st.rerun()
-        progress = current.get("progress") or {}
-        st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0),
-                    text=progress.get("message") or ("waiting for a free worker" if current["status"] == "queued"
-                                                      else "starting"))
+        progress = Progress.from_dict(current.get("progress"))
+        st.progress(progress.bounded_fraction,
+                    text=progress.message or ("waiting for a free worker" if current["status"] == "queued"
+                                              else "starting"))
         st.caption(f"Preparing the lesson on {ss.get('lesson_label') or 'the current data and model'}: "
                    "a few seconds on the pretrained default.")
 

@@ -10,6 +10,7 @@ from streamlit.errors import StreamlitAPIException
 
 from compression import charts, export
 from compression.errors import CompressionError
+from compression.progress import Progress
 from compression.results import FINAL_STATUSES, RunResults
 from compression.tables import FLAGGED, flag_lines, format_duration, format_when, variant_status_rows
 
@@ -214,20 +215,20 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
             st.warning(str(exc))
             return
         results = results_of(run_id)
-        progress = run.get("progress") or {}
-        fraction = float(progress.get("fraction") or 0.0)
+        progress = Progress.from_dict(run.get("progress"))
+        fraction = progress.fraction
         status = run["status"]
         icon = STATUS_ICON.get(status, "")
         head = f"{icon} **{run['title'] or 'Run'}** — {status}"
         if status in ("queued", "running"):
             eta = eta_seconds(fraction, run.get("duration"))
-            bits = [progress.get("message") or ("waiting for a free worker" if status == "queued" else "starting")]
+            bits = [progress.message or ("waiting for a free worker" if status == "queued" else "starting")]
             if run.get("duration"):
                 bits.append(f"elapsed {duration(run['duration'])}")
             if eta is not None:
                 bits.append(f"about {duration(eta)} left")
             st.markdown(head)
-            st.progress(min(max(fraction, 0.0), 1.0), text=" · ".join(bits))
+            st.progress(progress.bounded_fraction, text=" · ".join(bits))
             if run.get("cancel_requested"):
                 st.caption("Cancelling… the worker stops at its next check.")
             elif st.button(
