@@ -141,6 +141,22 @@ def convert_to_tflite(
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def export_for_conversion(model: Any, export_dir: str | Path) -> None:
+    """Save the SavedModel that :func:`convert_to_tflite` converts, into ``export_dir`` (kept by the caller).
+
+    A later ``convert_to_tflite(model, mode, export_dir=export_dir)`` of the same, unchanged model then
+    converts without exporting (so the export can happen in one thread and the conversion in another).
+
+    Raises:
+        CompressionError: the model cannot be exported (one line).
+    """
+    static = _has_recurrent_layer(model)
+    saved = Path(export_dir) / ("static" if static else "dynamic")
+    if not (saved / "saved_model.pb").is_file():
+        shutil.rmtree(saved, ignore_errors=True)
+        _export(model, saved, static)
+
+
 def tflite_ops(tflite_bytes: bytes) -> list[str]:
     """Names of the operators in a TFLite model, across all its subgraphs.
 

@@ -17,6 +17,7 @@ import dataclasses
 import datetime as _dt
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -311,43 +312,92 @@ class _StageCache:
         self.converted: dict[tuple, bytes] = {}  # (model id, mode, sparse, calibration size) → .tflite
         self.isolate = isolate  # False in a Ray task: the task's process is the isolation (executors.py)
         self.keep_exports = keep_exports  # True: the owner calls close() at the end
-        self._export: tuple[Any, Path] | None = None  # the last converted model and its SavedModel export
+        self._export: tuple[Any, Path] | None = None  # the last exported model and its SavedModel export
+        self._retired: list[Path] = []  # earlier models' exports a queued conversion may still read
+        self._users: dict[Path, int] = {}  # export folder → conversions handed over and not done yet
+        self._lock = threading.Lock()
+
+    def _key(self, model, mode: QuantizationMode, sparse: bool, samples: int, seed: int) -> tuple:
+        calibrated = mode in (QuantizationMode.INT8, QuantizationMode.INT16X8)
+        return (id(model), mode, sparse, samples if calibrated else None, seed if calibrated else None)
 
     def convert(self, model, mode: QuantizationMode, ds, sparse: bool = False, samples: int = 200,
-                seed: int = 0) -> bytes:
+                seed: int = 0, export_dir: Path | None = None) -> bytes:
         """Convert once per model and settings (the float32 reference and a plain float32 variant share it).
 
-        The last model's SavedModel export is kept, so the next mode of the same model (the baseline's
-        float32 and int8, ``pruned`` and ``pruned-dynamic``: adjacent variants) converts without saving it
-        again; one export at a time bounds the disk it takes.
+        ``export_dir`` is the model's SavedModel export made by :meth:`export`. Without one (and with
+        ``keep_exports``) the last model's export is kept, so the next mode of the same model (the
+        baseline's float32 and int8, ``pruned`` and ``pruned-dynamic``: adjacent variants) converts
+        without saving it again; one export at a time bounds the disk it takes.
         """
         from .convert import convert_to_tflite
 
-        calibrated = mode in (QuantizationMode.INT8, QuantizationMode.INT16X8)
-        key = (id(model), mode, sparse, samples if calibrated else None, seed if calibrated else None)
+        key = self._key(model, mode, sparse, samples, seed)
         if key not in self.converted:
             self.converted[key] = convert_to_tflite(model, mode, representative=ds.x_train, sparse=sparse,
                                                     representative_samples=samples, seed=seed,
-                                                    isolate=self.isolate, export_dir=self._export_dir(model))
+                                                    isolate=self.isolate,
+                                                    export_dir=export_dir or self._export_dir(model))
         return self.converted[key]
+
+    def export(self, model, mode: QuantizationMode, sparse: bool, samples: int, seed: int) -> Path | None:
+        """Export the model for its conversion now (in the calling thread), unless that conversion is done.
+
+        Returns:
+            The export's folder, to pass to :meth:`convert` and then :meth:`release`; or None.
+        """
+        from .convert import export_for_conversion
+
+        if self._key(model, mode, sparse, samples, seed) in self.converted or not self.keep_exports:
+            return None
+        folder = self._export_dir(model)
+        with self._lock:
+            self._users[folder] = self._users.get(folder, 0) + 1
+        export_for_conversion(model, folder)
+        return folder
 
     def _export_dir(self, model) -> Path | None:
         import tempfile
 
         if not self.keep_exports:
             return None
-        if self._export is None or self._export[0] is not model:  # the model itself is held: its id stays its own
-            self.close()
-            self._export = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
-        return self._export[1]
+        with self._lock:
+            if self._export is None or self._export[0] is not model:  # the model is held: its id stays its own
+                if self._export is not None:
+                    self._retired.append(self._export[1])
+                self._export = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
+            folder = self._export[1]
+        self._sweep()
+        return folder
 
-    def close(self) -> None:
-        """Delete the kept export (the run's end)."""
+    def release(self, folder: Path | None) -> None:
+        """A conversion is done with this export (deleted once a later model's export replaced it)."""
+        if folder is None:
+            return
+        with self._lock:
+            self._users[folder] = self._users.get(folder, 1) - 1
+        self._sweep()
+
+    def _sweep(self) -> None:
         import shutil
 
-        if self._export is not None:
-            shutil.rmtree(self._export[1], ignore_errors=True)
-            self._export = None
+        with self._lock:
+            unused = [f for f in self._retired if self._users.get(f, 0) <= 0]
+            self._retired = [f for f in self._retired if f not in unused]
+            for folder in unused:
+                self._users.pop(folder, None)
+        for folder in unused:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Delete the kept exports (the run's end)."""
+        import shutil
+
+        with self._lock:
+            folders = [*self._retired, *([self._export[1]] if self._export else [])]
+            self._export, self._retired, self._users = None, [], {}
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
         k = json.dumps(key, sort_keys=True, default=str)
@@ -472,31 +522,64 @@ def _variant_row(spec: VariantSpec, status: RunStatus = RunStatus.RUNNING, error
 def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path | RunFolder,
                 reference_predictions: np.ndarray, cache: _StageCache | None = None,
                 progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
-                fraction_span=(0.0, 1.0), later: _Later | None = None) -> VariantResult:
+                fraction_span=(0.0, 1.0)) -> VariantResult:
     """Build, convert and measure one variant; write its `.tflite`, kernels and predictions. Raises on failure.
-
-    With ``later`` the TensorFlow Lite Micro measurement (a child process) is handed to it instead of
-    awaited: the row comes back with ``measuring=("tflm",)`` and ``later`` fills it in.
 
     Returns:
         The variant's :class:`VariantResult` (status ok).
+    """
+    built = _build_variant(spec, baseline, ds, recipe, cache, progress, cancel, fraction_span)
+    row, tflm = _measure_variant(built, ds, recipe, out, reference_predictions, cache, progress, defer_tflm=False)
+    return row
+
+
+@dataclasses.dataclass
+class _Built:
+    """A variant's model after its techniques (the fine-tunes), waiting for conversion and measurement."""
+
+    spec: VariantSpec
+    model: Any
+    info: dict
+    is_baseline: bool
+    fine_tune_seconds: float
+    span: tuple[float, float]
+    export: Path | None = None  # its SavedModel export, made by the caller (see _Pipeline)
+
+
+def _build_variant(spec, baseline, ds, recipe: Recipe, cache, progress, cancel, fraction_span) -> _Built:
+    lo, hi = fraction_span
+    t0 = time.perf_counter()
+    model, info = build_variant_model(spec, baseline, ds, recipe.seed, cache, progress, cancel,
+                                      fraction_span=(lo, lo + (hi - lo) * 0.85))
+    seconds = time.perf_counter() - t0
+    if cancel is not None and cancel():
+        raise Cancelled("cancelled")
+    return _Built(spec, model, info, model is baseline, seconds, (lo, hi))
+
+
+def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictions, cache, progress,
+                     defer_tflm: bool):
+    """Convert and measure a built variant, write its files; the row, and the TFLM call still to make (or None).
+
+    With ``defer_tflm`` the TensorFlow Lite Micro measurement is returned as a call instead of made: the row
+    then says ``measuring=("tflm",)`` and the caller fills it in (:func:`_with_tflm`).
     """
     from .convert import gzip_size
     from .inspect import layer_kernels, layer_weight_stats, overall_sparsity
     from .measure import measure_tflite
 
+    spec, model, info = built.spec, built.model, built.info
     folder = out if isinstance(out, RunFolder) else RunFolder(out)
-    lo, hi = fraction_span
-    t0 = time.perf_counter()
-    model, info = build_variant_model(spec, baseline, ds, recipe.seed, cache, progress, cancel,
-                                      fraction_span=(lo, lo + (hi - lo) * 0.85))
-    t1 = time.perf_counter()
-    if cancel is not None and cancel():
-        raise Cancelled("cancelled")
+    lo, hi = built.span
     emit(progress, Progress(phase="convert", variant=spec.name, fraction=lo + (hi - lo) * 0.87,
                             message=f"converting to {spec.quantization.value}"))
-    data = (cache or _StageCache()).convert(model, spec.quantization, ds, sparse=spec.sparse_encoding,
-                                            samples=spec.representative_samples, seed=recipe.seed)
+    t1 = time.perf_counter()
+    cache = cache or _StageCache()
+    try:
+        data = cache.convert(model, spec.quantization, ds, sparse=spec.sparse_encoding,
+                             samples=spec.representative_samples, seed=recipe.seed, export_dir=built.export)
+    finally:
+        cache.release(built.export)
     t2 = time.perf_counter()
     stem = file_stem(spec.name)
     from ._io import atomic_write_bytes
@@ -508,22 +591,22 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
     m = measure_tflite(data, ds.x_test, ds.y_test, reference_predictions=reference_predictions, threads=ev.threads,
                        latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch)
     t3 = time.perf_counter()
-    tflm, measuring = None, ()
+    tflm, measuring, deferred = None, (), None
     if ev.tflm:  # in a child process: a TFLM crash fails this measurement only
+        from functools import partial
+
         from .tflm import measure_tflm
 
-        tflm_args = (data, ds.x_test, ds.y_test)
-        tflm_kwargs = {"litert_predictions": m["predictions"], "max_samples": ev.tflm_max_samples,
-                       "seed": recipe.seed}
-        if later is not None:
-            later.submit(spec.name, measure_tflm, *tflm_args, **tflm_kwargs)
-            measuring = ("tflm",)
+        call = partial(measure_tflm, data, ds.x_test, ds.y_test, litert_predictions=m["predictions"],
+                       max_samples=ev.tflm_max_samples, seed=recipe.seed)
+        if defer_tflm:
+            deferred, measuring = call, ("tflm",)
         else:
             emit(progress, Progress(phase="measure", variant=spec.name, fraction=lo + (hi - lo) * 0.96,
                                     message="measuring under TensorFlow Lite Micro (arena, flash)"))
-            tflm = measure_tflm(*tflm_args, **tflm_kwargs)
+            tflm = call()
     stats = layer_weight_stats(model)
-    if model is not baseline:  # a post-training variant's kernels are the baseline's: RunFolder.kernels refers there
+    if not built.is_baseline:  # a post-training variant's kernels are the baseline's: RunFolder.kernels refers there
         folder.save_weights(stem, layer_kernels(model))
     if info.get("snapshots"):
         from .pruning import save_snapshots
@@ -539,7 +622,7 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
         notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
     if m["delegate"] == "none" and m["delegate_note"]:
         notes.append(f"ran without XNNPACK: {m['delegate_note']}")
-    return dataclasses.replace(
+    row = dataclasses.replace(
         _variant_row(spec, RunStatus.OK),
         tflite=folder.tflite_for_stem(stem).name, size_bytes=len(data), gzip_bytes=gzip_size(data),
         accuracy=m["accuracy"], agreement=m["agreement"], flags=tuple(map(Flag.from_dict, m["flags"])),
@@ -551,52 +634,83 @@ def run_variant(spec: VariantSpec, baseline, ds, recipe: Recipe, out: str | Path
         float_layers=tuple(info["float_layers"]), notes=tuple(notes), schedule=info["schedule"],
         history=info["history"], distillation=info.get("distillation"), scheme=info.get("scheme"), tflm=tflm,
         measuring=measuring,
-        timings=Timings(fine_tune=round(t1 - t0, 3), convert=round(t2 - t1, 3), measure=round(t3 - t2, 3)),
+        timings=Timings(fine_tune=round(built.fine_tune_seconds, 3), convert=round(t2 - t1, 3),
+                        measure=round(t3 - t2, 3)),
     )
+    return row, deferred
 
 
-class _Later:
-    """Slow measurements of finished rows (TFLite Micro: a child process each) running beside the next variant.
+def _with_tflm(row: VariantResult, call) -> VariantResult:
+    """The row with its deferred TensorFlow Lite Micro measurement made."""
+    try:
+        return row.replace(tflm=call(), measuring=())
+    except Exception as exc:  # noqa: BLE001 - measure_tflm reports TFLM's own failures; this is a bug
+        log.exception("variant %s: the TFLite Micro measurement failed", row.name)
+        return row.replace(measuring=(), notes=(*row.notes, f"TFLite Micro measurement failed: {one_line(exc)}"))
 
-    The run writes a variant's row as soon as its accuracy and size are known, with ``measuring`` naming
-    what is still to come; :meth:`collect` (called between variants, and waiting at the end of the run)
-    puts each result into its row, rewrites results.json (the rows' source; no progress event, which would
-    move the monitor's "current variant" back) and records the completed row in the result cache. One
-    measurement at a time, in a thread that only waits on the child process.
+
+class _Pipeline:
+    """A run's rows written in order by one thread, while this (the main) thread fine-tunes the next variant.
+
+    The main thread trains a variant (the fine-tunes) and exports its SavedModel, then hands it over; this
+    pipeline's thread converts it (in the isolation child), measures it with LiteRT, writes its files and
+    its row as soon as accuracy and size are known (``measuring=("tflm",)``), then measures it under
+    TensorFlow Lite Micro (another child) and rewrites the row complete, recording it in the result cache.
+    On 2 cores the conversion and measurements of one variant overlap the next variant's training (what a
+    sequential script pays one after the other). Rows go through the same queue in recipe order: restored
+    and failed rows too. Only this thread writes ``run`` until :meth:`close`.
     """
 
-    def __init__(self, run: ResultsWriter, reuse):
+    def __init__(self, run: ResultsWriter, reuse, progress: ProgressFn | None, total: float):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.run, self.reuse = run, reuse
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compression-tflm")
-        self._pending: dict[str, Any] = {}  # variant name → future
-        self.specs: dict[str, VariantSpec] = {}
+        self.run, self.reuse, self.progress, self.total = run, reuse, progress, total
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compression-rows")
+        self._futures: list[Any] = []
 
-    def submit(self, name: str, function, *args, **kwargs) -> None:
-        self._pending[name] = self._pool.submit(function, *args, **kwargs)
+    def row(self, spec: VariantSpec, row: VariantResult, fraction: float, record: bool = False) -> None:
+        """Write a finished row (restored from the cache, or failed) in its turn."""
+        self._futures.append(self._pool.submit(self._write, spec, row, fraction, None, record))
 
-    def collect(self, wait: bool = False) -> None:
-        """Fill in the rows whose measurement finished (all of them with ``wait``)."""
-        for name, future in list(self._pending.items()):
-            if not (wait or future.done()):
-                continue
-            del self._pending[name]
-            row = next(v for v in self.run.results.variants if v.name == name)
-            try:
-                row = row.replace(tflm=future.result(), measuring=())
-            except Exception as exc:  # noqa: BLE001 - measure_tflm reports TFLM's failures itself; this is a bug
-                log.exception("variant %s: the TFLite Micro measurement failed", name)
-                row = row.replace(measuring=(), notes=(*row.notes, f"TFLite Micro measurement failed: "
-                                                                    f"{one_line(exc)}"))
+    def measure(self, built: _Built, started: float, measure: Callable[[], tuple]) -> None:
+        """Convert and measure a built variant in its turn; ``measure()`` gives (row, deferred TFLM call)."""
+        self._futures.append(self._pool.submit(self._measure, built, started, measure))
+
+    def _measure(self, built: _Built, started: float, measure) -> None:
+        spec = built.spec
+        try:
+            row, deferred = measure()
+        except CompressionError as exc:
+            row, deferred = _variant_row(spec, RunStatus.FAILED, str(exc)), None
+        except Exception as exc:  # noqa: BLE001 - one variant's bug must not lose the others
+            log.exception("variant %s failed", spec.name)
+            row, deferred = _variant_row(spec, RunStatus.FAILED, one_line(exc)), None
+        self._write(spec, row.replace(seconds=round(time.perf_counter() - started, 3)), built.span[1], deferred,
+                    row.ok)
+
+    def _write(self, spec, row: VariantResult, fraction: float, deferred, record: bool) -> None:
+        self.run.add(row)
+        self.run.save()
+        emit(self.progress, Progress(phase="variant_done", variant=spec.name, fraction=fraction,
+                                     message=f"{spec.name}: {row.status.value}", data={"row": row.to_dict()}))
+        if deferred is not None:
+            row = _with_tflm(row, deferred)
             self.run.add(row)
             self.run.save()
-            if self.reuse is not None and name in self.specs:
-                self.reuse.record_variant(self.specs[name], row)
+        if record and self.reuse is not None:
+            self.reuse.record_variant(spec, row)
+
+    def drain(self) -> None:
+        """Wait until every handed-over variant's row is written (re-raises a writer's own failure)."""
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
 
     def close(self) -> None:
-        self.collect(wait=True)
-        self._pool.shutdown(wait=True)
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------- the whole recipe
@@ -668,53 +782,57 @@ def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_pre
         _run_remote_variants(executor, recipe, run, ds, reference_predictions, reuse, base_weight,
                              weights, total, progress, cancel)
         return _finish(run, progress)
-    later = _Later(run, reuse)
+    pipeline = _Pipeline(run, reuse, progress, total)
     try:
         _run_local_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse, base_weight, weights,
-                            total, progress, cancel, later)
+                            total, progress, cancel, pipeline)
     finally:
-        later.close()
+        pipeline.close()
     return _finish(run, progress)
 
 
 def _run_local_variants(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
-                        base_weight, weights, total, progress, cancel, later: _Later) -> None:
+                        base_weight, weights, total, progress, cancel, pipeline: _Pipeline) -> None:
+    """Each variant's fine-tunes here, in order; its conversion, measurement and row in ``pipeline``."""
     folder = run.folder
     done = base_weight
     for i, spec in enumerate(recipe.variants):
-        later.collect()
         span = (done / total, (done + weights[i]) / total)
         done += weights[i]
         if cancel is not None and cancel():
-            _mark_cancelled(run, recipe.variants[i:])
-            run.save()
-            raise Cancelled("cancelled")
+            _cancel_rest(run, pipeline, recipe.variants[i:])
         emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=span[0],
                                 message=f"variant {i + 1}/{len(recipe.variants)}: {spec.name}"))
         t0 = time.perf_counter()
         try:
-            row = reuse.restore_variant(spec) if reuse is not None else None
-            if row is None:
-                row = run_variant(spec, baseline, ds, recipe, folder, reference_predictions, stages, progress,
-                                  cancel, span, later=later)
-                if row.measuring:  # recorded in the cache once complete (_Later.collect)
-                    later.specs[spec.name] = spec
-                elif reuse is not None:
-                    reuse.record_variant(spec, row)
+            restored = reuse.restore_variant(spec) if reuse is not None else None
+            if restored is not None:
+                pipeline.row(spec, restored.replace(seconds=round(time.perf_counter() - t0, 3)), span[1])
+                continue
+            built = _build_variant(spec, baseline, ds, recipe, stages, progress, cancel, span)
+            built.export = stages.export(built.model, spec.quantization, spec.sparse_encoding,
+                                         spec.representative_samples, recipe.seed)
         except Cancelled:
-            _mark_cancelled(run, recipe.variants[i:])
-            run.save()
-            raise
+            _cancel_rest(run, pipeline, recipe.variants[i:])
         except CompressionError as exc:
-            row = _variant_row(spec, RunStatus.FAILED, str(exc))
+            pipeline.row(spec, _variant_row(spec, RunStatus.FAILED, str(exc)).replace(
+                seconds=round(time.perf_counter() - t0, 3)), span[1])
+            continue
         except Exception as exc:  # noqa: BLE001 - one variant's bug must not lose the others
             log.exception("variant %s failed", spec.name)
-            row = _variant_row(spec, RunStatus.FAILED, one_line(exc))
-        row = row.replace(seconds=round(time.perf_counter() - t0, 3))
-        run.add(row)
-        run.save()
-        emit(progress, Progress(phase="variant_done", variant=spec.name, fraction=span[1],
-                                message=f"{spec.name}: {row.status.value}", data={"row": row.to_dict()}))
+            pipeline.row(spec, _variant_row(spec, RunStatus.FAILED, one_line(exc)).replace(
+                seconds=round(time.perf_counter() - t0, 3)), span[1])
+            continue
+        pipeline.measure(built, t0, lambda b=built: _measure_variant(
+            b, ds, recipe, folder, reference_predictions, stages, None, defer_tflm=True))
+
+
+def _cancel_rest(run: ResultsWriter, pipeline: _Pipeline, remaining) -> None:
+    """Let the handed-over variants finish, mark the rest cancelled, stop the run."""
+    pipeline.drain()
+    _mark_cancelled(run, remaining)
+    run.save()
+    raise Cancelled("cancelled")
 
 
 def _finish(run: ResultsWriter, progress):
