@@ -649,6 +649,21 @@ def _with_tflm(row: VariantResult, call) -> VariantResult:
         return row.replace(measuring=(), notes=(*row.notes, f"TFLite Micro measurement failed: {one_line(exc)}"))
 
 
+class _Monotonic:
+    """A progress callback whose fractions never go back (the row writer reports variant i after the main
+    thread started variant i+1); thread-safe."""
+
+    def __init__(self, progress: ProgressFn):
+        self.progress, self.highest, self._lock = progress, 0.0, threading.Lock()
+
+    def __call__(self, event: Progress) -> None:
+        with self._lock:
+            if event.fraction < self.highest:
+                event = dataclasses.replace(event, fraction=self.highest)
+            self.highest = event.fraction
+            self.progress(event)
+
+
 class _Pipeline:
     """A run's rows written in order by one thread, while this (the main) thread fine-tunes the next variant.
 
@@ -782,6 +797,7 @@ def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_pre
         _run_remote_variants(executor, recipe, run, ds, reference_predictions, reuse, base_weight,
                              weights, total, progress, cancel)
         return _finish(run, progress)
+    progress = _Monotonic(progress) if progress is not None else None
     pipeline = _Pipeline(run, reuse, progress, total)
     try:
         _run_local_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse, base_weight, weights,

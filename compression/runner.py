@@ -272,14 +272,15 @@ class Runner:
         return env
 
     def _keep_spare(self) -> None:
-        """Start a spare when none is ready and no run is going (so it never competes with a run for CPU)."""
+        """Start a spare when none is ready and no run is going in the store (so it never competes with a run
+        for CPU: not this runner's, nor another process's, e.g. a CLI run or a second server)."""
         if self._spare is not None and self._spare.process.poll() is not None:
             log.warning("the spare worker exited (code %s) before any run; see %s",
                         self._spare.process.returncode, self.store.root / SPARE_LOG)
             self._spare_failures += 1
             self._drop_spare()
         if (not self.warm or self._spare is not None or self._workers or self._draining.is_set()
-                or self._spare_failures >= MAX_SPARE_FAILURES):
+                or self._spare_failures >= MAX_SPARE_FAILURES or self.store.running_runs()):
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
