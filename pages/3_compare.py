@@ -137,23 +137,33 @@ fit_box.dataframe(
     fits,
     column_order=["name", "tflm", "arena_bytes", "flash_bytes", "fit_label", "tflm_accuracy", "tflm_agreement",
                   "reason"],
-    column_config={
-        "name": st.column_config.TextColumn("variant"),
-        "tflm": st.column_config.TextColumn("TFLM", help="Runs under TensorFlow Lite Micro, refused, or not measured."),
-        "arena_bytes": st.column_config.NumberColumn("RAM: arena B", format="%d",
-                                                     help="Smallest tensor arena that allocates and invokes."),
-        "flash_bytes": st.column_config.NumberColumn("flash B", format="%d", help="The .tflite bytes as linked."),
-        "fit_label": st.column_config.TextColumn("fits", help="Against the board's whole RAM and flash: the margin "
+    column_config={  # widths: the whole table fits a 1280-px window beside the sidebar
+        "name": st.column_config.TextColumn("variant", pinned=True, width=120),
+        "tflm": st.column_config.TextColumn("TFLM", width=64,
+                                            help="Runs under TensorFlow Lite Micro, refused, or not measured."),
+        "arena_bytes": st.column_config.NumberColumn("RAM B", format="%d", width=70,
+                                                     help="RAM: the smallest tensor arena that allocates and "
+                                                     "invokes."),
+        "flash_bytes": st.column_config.NumberColumn("flash B", format="%d", width=64,
+                                                     help="The .tflite bytes as linked."),
+        "fit_label": st.column_config.TextColumn("fits", width=200,
+                                                 help="Against the board's whole RAM and flash: the margin "
                                                  "is what is left for the firmware and the TFLM runtime."),
-        "tflm_accuracy": st.column_config.NumberColumn("TFLM accuracy", format="percent",
+        "tflm_accuracy": st.column_config.NumberColumn("TFLM acc.", format="percent", width=72,
                                                        help="TFLM reference kernels on the test set (or a sample)."),
-        "tflm_agreement": st.column_config.NumberColumn("agrees with LiteRT", format="percent"),
-        "reason": st.column_config.TextColumn("why not"),
+        "tflm_agreement": st.column_config.NumberColumn("agrees", format="percent", width=64,
+                                                        help="Share of test samples where TFLM and LiteRT predict "
+                                                        "the same class."),
+        "reason": st.column_config.TextColumn("why not", width=160),
     },
     hide_index=True,
+    placeholder="—",
     key="compare_fit_table",
     width="stretch",
 )
+# A long reason is cut in its cell: each in full under the table.
+for _, refused in fits[fits["reason"].fillna("").astype(str).str.strip() != ""].iterrows():
+    fit_box.caption(f"**{refused['name']}**: {refused['reason']}")
 st.plotly_chart(charts.ram_vs_flash(fits, board), width="stretch", key="chart_board")
 st.caption(
     "Measured with TensorFlow Lite Micro's reference kernels on this 64-bit host: on a 32-bit board TFLM's own "

@@ -121,6 +121,7 @@ def test_ram_vs_flash_draws_the_budget_box_and_the_points():
     assert list(points["fits"].x) == [4192] and list(points["fits"].y) == [2416]
     assert list(points["does not fit"].y) == [300 * KB]
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.dtick == 1  # ticks at powers of ten, not "2 100k 5 2"
     assert any("dynamic" in a.text for a in fig.layout.annotations)  # refused: named, not plotted
     empty = ram_vs_flash(fit_table({"variants": []}, board), board)
     assert "No variant" in empty.layout.annotations[0].text

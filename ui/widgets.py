@@ -84,20 +84,24 @@ def results_of(run_id: str) -> RunResults | None:
 # ---------------------------------------------------------------- results table
 
 
+# Widths in pixels: the compact view (COMPACT_ORDER) fits the main column of a 1280-px-wide window beside the
+# sidebar (~810 px); "All columns" adds the rarely read ones and scrolls sideways with the variant pinned.
 TABLE_CONFIG = {
-    # The variant stays in view while a wide table scrolls sideways to sparsity, delegate and input.
-    "name": st.column_config.TextColumn("variant", pinned=True),
-    "techniques": st.column_config.TextColumn("techniques", width="medium"),
+    "name": st.column_config.TextColumn("variant", pinned=True, width=120),
+    "techniques": st.column_config.TextColumn("techniques", width=160, help="What was applied, in order."),
     "accuracy": st.column_config.NumberColumn(
-        "accuracy", format="percent", help="Top-1 accuracy of the .tflite on the test set (LiteRT interpreter)."
+        "accuracy", format="percent", width=70,
+        help="Top-1 accuracy of the .tflite on the test set (LiteRT interpreter).",
     ),
     "delta_accuracy": st.column_config.NumberColumn(
-        "Δ acc. (points)", format="%+.2f", help="Accuracy minus the float baseline's, in points."
+        "Δ points", format="%+.2f", width=64, help="Accuracy minus the float baseline's, in points."
     ),
     "latency_median_ms": st.column_config.NumberColumn(
-        "host latency ms",
+        "latency ms",
         format="%.4f",
-        help="Median of timed batch-1 invokes after a warm-up, on this machine's CPU: not a microcontroller's.",
+        width=78,
+        help="Host latency: median of timed batch-1 invokes after a warm-up, on this machine's CPU, "
+        "not a microcontroller's.",
     ),
     "arena_bytes": st.column_config.NumberColumn(
         "TFLM arena B", format="%d", help="RAM: the TensorFlow Lite Micro tensor arena (empty: TFLM cannot run it)."
@@ -105,49 +109,59 @@ TABLE_CONFIG = {
     "throughput_sps": st.column_config.NumberColumn(
         "samples/s", format="%.0f", help="Samples per second in large batches."
     ),
-    "size_bytes": st.column_config.NumberColumn("raw bytes", format="%d"),
+    "size_bytes": st.column_config.NumberColumn("raw B", format="%d", help="The .tflite file's bytes."),
     "gzip_bytes": st.column_config.NumberColumn(
-        "gzip bytes", format="%d", help="Size after gzip -9: where pruning's zeros pay off."
+        "gzip B", format="%d", width=62, help="Size after gzip -9: where pruning's zeros pay off."
     ),
     "ratio": st.column_config.NumberColumn(
-        "ratio vs f32", format="%.2f×", help="float32 .tflite size / this variant's (raw)."
+        "raw ×", format="%.2f×", help="float32 .tflite size / this variant's (raw bytes)."
     ),
-    "gzip_ratio": st.column_config.NumberColumn("gzip ratio", format="%.2f×"),
-    "sparsity": st.column_config.NumberColumn("sparsity", format="percent", help="Fraction of zero kernel weights."),
+    "gzip_ratio": st.column_config.NumberColumn(
+        "gzip ×", format="%.2f×", width=58, help="float32 .tflite gzip size / this variant's gzip size."
+    ),
+    "sparsity": st.column_config.NumberColumn(
+        "sparsity", format="percent", width=66, help="Fraction of zero kernel weights."
+    ),
     "delegate": st.column_config.TextColumn(
-        "delegate", help="XNNPACK, or none when the model runs on the builtin kernels (int16x8, sparse dynamic-range)."
+        "delegate", width=74,
+        help="XNNPACK, or none when the model runs on the builtin kernels (int16x8, sparse dynamic-range).",
     ),
-    "input_dtype": st.column_config.TextColumn("input"),
-    "status": st.column_config.TextColumn("status", help="'ok, flagged': it converted and ran, but its figures "
-                                          "mislead alone (the warnings below the table say why)."),
+    "input_dtype": st.column_config.TextColumn("input", width=58, help="The input tensor's type."),
+    "status": st.column_config.TextColumn("status", width=80, help="'ok, flagged': it converted and ran, but its "
+                                          "figures mislead alone (the warnings below the table say why)."),
     "flags": st.column_config.TextColumn(
         "flags", help="near chance / one class / agreement meaningless: the warnings below the table say why."
     ),
-    "error": st.column_config.TextColumn("error"),
+    "error": st.column_config.TextColumn("error", width="large"),
 }
-TABLE_ORDER = [
+# The compact view: what a reader compares. status only when some variant is not ok (techniques narrows for it);
+# a flagged row's status says "ok, flagged" and the warnings under the table say why (flags: "All columns").
+COMPACT_ORDER = [
     "name",
     "status",
-    "flags",
     "techniques",
     "accuracy",
     "delta_accuracy",
     "latency_median_ms",
-    "throughput_sps",
-    "size_bytes",
     "gzip_bytes",
-    "ratio",
     "gzip_ratio",
     "sparsity",
     "delegate",
     "input_dtype",
-    "arena_bytes",
-    "error",
 ]
+# "All columns": the compact ones, then the rarely read ones.
+TABLE_ORDER = [*COMPACT_ORDER, "flags", "size_bytes", "ratio", "throughput_sps", "arena_bytes", "error"]
 
 
-def results_table(df: pd.DataFrame, key: str | None = None) -> None:
-    """The reference-experiment table: one row per variant."""
+def results_table(df: pd.DataFrame, key: str) -> None:
+    """The reference-experiment table, one row per variant: a compact view that fits the page, or every column.
+
+    A toggle (``<key>_all``) switches to every column; the variant column stays pinned while it scrolls.
+    """
+    everything = st.toggle("All columns", key=f"{key}_all",
+                           help="Also flags, raw bytes and ratio, samples/s, the TFLM arena and errors (scrolls "
+                           "sideways).")
+    shown = TABLE_ORDER if everything else COMPACT_ORDER
     if "flags" in df and "status" in df:  # a flagged row must not read "ok": say so in its status and flags
         flags = df["flags"].fillna("").astype(str)
         df = df.assign(flags=flags.str.replace("_", " ").str.replace(";", ","),
@@ -157,14 +171,17 @@ def results_table(df: pd.DataFrame, key: str | None = None) -> None:
         "status": (df["status"] != "ok").any() if "status" in df else False,
         "flags": (df["flags"] != "").any() if "flags" in df else False,
     }
-    order = [c for c in TABLE_ORDER if c in df.columns and optional.get(c, True)]
-    config = TABLE_CONFIG
+    order = [c for c in shown if c in df.columns and optional.get(c, True)]
+    config = dict(TABLE_CONFIG)
+    if "status" in order and not everything:
+        config["techniques"] = st.column_config.TextColumn("techniques", width=80,
+                                                           help=TABLE_CONFIG["techniques"].get("help"))
     if "latency_median_ms" in df:
         factor, unit = charts.latency_unit(df["latency_median_ms"])
         df = df.assign(latency_median_ms=pd.to_numeric(df["latency_median_ms"], errors="coerce") * factor)
-        config = {**TABLE_CONFIG, "latency_median_ms": st.column_config.NumberColumn(
-            f"host latency {unit}", format="%.1f" if unit == "µs" else "%.3f",
-            help=TABLE_CONFIG["latency_median_ms"].get("help"))}
+        config["latency_median_ms"] = st.column_config.NumberColumn(
+            f"latency {unit}", format="%.1f" if unit == "µs" else "%.3f", width=78,
+            help=TABLE_CONFIG["latency_median_ms"].get("help"))
     st.dataframe(df, column_order=order, column_config=config, hide_index=True, key=key, width="stretch",
                  placeholder="—")
 

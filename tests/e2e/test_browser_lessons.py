@@ -11,7 +11,7 @@ import base64
 
 import numpy as np
 import pytest
-from e2e_support import TITLES, by_key, exceptions, poll, wait_idle
+from e2e_support import TITLES, by_key, exceptions, navigate, poll, wait_idle
 
 from compression.lessons import LESSONS
 from compression.results import RunFolder
@@ -128,3 +128,21 @@ def test_presentation_mode_enlarges_the_type(page, server):
     size = "() => parseFloat(getComputedStyle(document.documentElement).fontSize)"
     after = poll(lambda: (v := page.evaluate(size)) > before and v, 30, "the larger font")
     assert after >= before * 1.2
+
+
+GRID_WIDTHS = """(key) => { const s = document.querySelector(`.st-key-${key} .dvn-scroller`);
+  return s ? [s.scrollWidth, s.clientWidth] : null; }"""
+
+
+def test_the_results_table_fits_a_1280_px_window(page, server):
+    """The lesson's run is this session's: Compare shows it; its compact table needs no sideways scrolling."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_lesson(page, server, "quantization")
+    navigate(page, "compare")
+    content, visible = poll(lambda: page.evaluate(GRID_WIDTHS, "compare_table"), 60, "the results table")
+    assert content <= visible + 1, (content, visible)  # sparsity, delegate and input are in view
+    by_key(page, "compare_table_all").locator("label").click()  # every column: wider, scrolls sideways
+    wait_idle(page)
+    wide = poll(lambda: (w := page.evaluate(GRID_WIDTHS, "compare_table")) and w[0] > visible + 1 and w, 30,
+                "the table with every column")
+    assert wide[1] == visible
