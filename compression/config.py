@@ -186,7 +186,7 @@ def default_fine_tune_epochs(dataset: str) -> int:
 
 # The layers the default preset prunes, for zoo models with a layer too small or sensitive to prune
 # (the seed CNN's conv: 108 weights). Models not listed are pruned everywhere.
-_PRUNE_ONLY: dict[str, tuple[str, ...]] = {"seed_cnn": ("logits",)}
+PRUNE_ONLY: dict[str, tuple[str, ...]] = {"seed_cnn": ("logits",)}
 
 
 # ---------------------------------------------------------------- technique configs
@@ -655,7 +655,7 @@ class Recipe:
         sets have ~25 steps an epoch, so they default to 10 epochs.
         """
         recipe = cls.experiment_e_writeup(dataset, model, pretrained, fine_tune_epochs)
-        only = _PRUNE_ONLY.get(model)
+        only = PRUNE_ONLY.get(model)
         if not only:
             return replace(recipe, title="Experiment E: pruning vs QAT vs both")
         variants = tuple(

@@ -70,29 +70,38 @@ if run is None:
     st.info("Start the lesson with its button in the sidebar.")
     st.stop()
 
-if run["status"] not in FINAL_STATUSES:
+folder = RunFolder(run["dir"])
+variant = lesson.variant.name
+
+
+def lesson_row():
+    """This lesson's row once the run has written it (the run goes on with the other lessons after it)."""
+    results = folder.read_results()
+    return results, (results.variant(variant) if results else None)
+
+
+results, row = lesson_row()
+if row is None and run["status"] not in FINAL_STATUSES:
 
     @st.fragment(run_every=1.0)
-    def wait_for_run() -> None:
+    def wait_for_row() -> None:
         current = store.get_run(run_id)
-        if current["status"] in FINAL_STATUSES:
+        if current["status"] in FINAL_STATUSES or lesson_row()[1] is not None:
             st.rerun()
         progress = Progress.from_dict(current.get("progress"))
         st.progress(progress.bounded_fraction,
                     text=progress.message or ("waiting for a free worker" if current["status"] == "queued"
                                               else "starting"))
         st.caption(f"Preparing the lesson on {ss.get('lesson_label') or 'the current data and model'}: "
-                   "a few seconds on the pretrained default.")
+                   "a few seconds on the pretrained default. The other lessons are prepared after it.")
 
-    wait_for_run()
+    wait_for_row()
     st.stop()
 
-folder = RunFolder(run["dir"])
-results = folder.read_results()
-row = results.variants[0] if results and results.variants else None
-if run["status"] != "ok" or row is None or not row.ok:
+if row is None or not row.ok:
     reason = (row.error if row is not None and row.error else None) or run.get("error") or "no reason recorded"
-    st.error(f"The lesson's run {run['status']}: {reason}")
+    st.error(f"The lesson's variant {variant} did not finish ({row.status.value if row else run['status']}): "
+             f"{reason}")
     st.stop()
 
 names = [layer.name for layer in row.layers]
@@ -145,8 +154,10 @@ if row.accuracy is not None:
 if ratio is not None:
     facts.append(f"gzip {ratio:.1f}× smaller than float32")
 st.markdown(f"**{layer}** · " + " · ".join(facts))
+for note in row.notes:  # e.g. a layer left dense, a schedule the engine adjusted
+    st.caption(f"Note: {note}")
 if ss.get("lesson_reused"):
-    st.caption("Reused a finished run of the same lesson recipe from the store.")
+    st.caption("Prepared by a run of these lessons already in the store (on the same data, model and baseline).")
 
 if not present:
     if st.button("Open this variant in Inspect", icon=state.ICONS["inspect"], key="lesson_inspect"):

@@ -1,0 +1,157 @@
+"""The classroom lessons, in headless Chromium: seconds from a lesson button's click to its chart.
+
+A live ``streamlit run app.py`` on a fresh store (the embedded default: digits + the pretrained
+seed CNN). For each lesson, in the sidebar's order, a new browser session opens the app at its
+start, clicks the lesson's button and waits until the Lessons page has drawn the chart (its Plotly
+figure holds data). Then each lesson once more (a second class: the finished run is reused).
+Where the worker's time went comes from the run's own progress events (data and baseline, then
+the variant's fine-tune, conversion and measurement).
+
+    python -m benchmarks.lessons            # prints a table; nothing is written
+    python -m benchmarks.lessons --only pruning,schedule
+
+Browser: Playwright driving Debian's ``/usr/bin/chromium``. Timings are wall-clock on whatever
+else the machine runs: the load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+CHART = ".st-key-lesson_chart .js-plotly-plot"
+HAS_DATA = ("() => { const gd = document.querySelector('.st-key-lesson_chart .js-plotly-plot');"
+            " return !!(gd && gd.data && gd.data.length); }")
+DEADLINE_MS = 300_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(data: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "COMPRESSION_LAB_DATA": str(data), "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1",
+                                 "--browser.gatherUsageStats", "false"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"streamlit did not start; see {log}")
+        time.sleep(0.2)  # poll interval
+
+
+def _stop(proc: subprocess.Popen, data: Path) -> None:
+    from compression.store import Store
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for run in Store(data).list_runs():  # each worker leads its own session
+        if run["pid"]:
+            try:
+                cmd = Path(f"/proc/{run['pid']}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"compression.worker" in cmd and str(data).encode() in cmd:
+                os.killpg(run["pid"], signal.SIGKILL)
+
+
+def _click_to_chart(browser, url: str, key: str) -> float:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx.set_default_timeout(DEADLINE_MS)
+    page = ctx.new_page()
+    try:
+        page.goto(url)
+        page.get_by_role("heading", name="Compress").first.wait_for()
+        page.wait_for_selector(IDLE)
+        started = time.perf_counter()
+        page.locator(f".st-key-lesson_{key}").get_by_role("button").click()
+        page.wait_for_selector(CHART)
+        page.wait_for_function(HAS_DATA)
+        return time.perf_counter() - started
+    finally:
+        ctx.close()
+
+
+def _phases(store, title: str) -> dict[str, float]:
+    """Seconds per part of the lesson's run, from its progress events (created → first event → …)."""
+    run = next(r for r in store.list_runs() if r["title"].endswith(title))
+    events = store.events(run["id"])
+    if not events:
+        return {}
+    created = datetime.fromisoformat(run["created"]).timestamp()
+    first_variant = next((e["time"] for e in events if e.get("phase") == "variant_start"), None)
+    done = next((e["time"] for e in events if e.get("phase") == "variant_done"), events[-1]["time"])
+    out = {"to first event": events[0]["time"] - created}
+    if first_variant is not None:
+        out["data + baseline"] = first_variant - events[0]["time"]
+        out["variant"] = done - first_variant
+    out["after the row"] = events[-1]["time"] - done
+    if os.environ.get("LESSONS_BENCH_EVENTS"):
+        for e in events:
+            if e.get("batch") is None:
+                print(f"    {e['time'] - created:6.2f} {e.get('phase')}: {e.get('message')}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.lessons", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated lesson keys (default: every lesson)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from playwright.sync_api import sync_playwright
+
+    from compression.lessons import LESSONS
+    from compression.store import Store
+
+    keys = args.only.split(",") if args.only else list(LESSONS)
+    work = Path(tempfile.mkdtemp(prefix="lessons-bench-"))
+    proc, url = _start(work / "lab", work / "streamlit.log")
+    print(f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
+    rows = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
+                                                                        "--disable-gpu"])
+            for key in keys:
+                first = _click_to_chart(browser, url, key)
+                again = _click_to_chart(browser, url, key)
+                phases = _phases(Store(work / "lab"), LESSONS[key].title)
+                rows.append((key, first, again, phases, os.getloadavg()[0]))
+                print(f"{key:14s} first {first:6.1f} s   again {again:5.1f} s   load {rows[-1][4]:.1f}   "
+                      + "  ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
+            browser.close()
+    finally:
+        _stop(proc, work / "lab")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
