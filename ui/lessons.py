@@ -48,6 +48,7 @@ def start(key: str) -> None:
         ss["lesson_error"] = str(exc)
         return
     ss["lesson_run_id"] = run_id
+    ss["run_id"] = run_id  # Compare and Inspect show it too, also when it was another session's run (reused)
     ss["lesson_label"] = parts["label"]
 
 
