@@ -244,6 +244,36 @@ def _spread(e: dict[str, Any], label: str, digits: int = 1) -> str:
     return f"{figure['min']:.{digits}f}-{figure['max']:.{digits}f}"
 
 
+FIRST_PAGE_CHILD = ("from streamlit.testing.v1 import AppTest; at = AppTest.from_file('app.py', default_timeout=300); "
+                    "at.run(); assert not at.exception, at.exception")
+FIRST_PAGE_BEFORE = "680cc4c"  # main before this turn's first-page work (the Compress page loaded the dataset)
+
+
+def first_page(work: Path, runs: int = 5) -> dict[str, Any]:
+    """A fresh process drawing the first page (app.py → Compress), now vs before, in turn through farm-bench."""
+    before = work / f"tree-{FIRST_PAGE_BEFORE}"
+    if not before.is_dir():
+        before.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", FIRST_PAGE_BEFORE], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+    store = work / "first-page-store"
+    child = [sys.executable, "-c", FIRST_PAGE_CHILD]
+    # One command per tree (farm-bench runs no shell of its own): the same child, in each tree.
+
+    def in_tree(tree: Path) -> list[str]:
+        import shlex
+
+        return ["sh", "-c", f"cd {shlex.quote(str(tree))} && COMPRESSION_LAB_DATA={shlex.quote(str(store))} "
+                f"COMPRESSION_LAB_WARM_WORKER=0 exec {shlex.join(child)}"]
+    out: dict[str, Any] = {"load_start": load_average(), "runs": runs, "before": FIRST_PAGE_BEFORE}
+    fb = _farm_bench(in_tree(ROOT), in_tree(before), runs, timeout=1200)
+    out.update(farm_bench=fb, load_end=load_average(), now_s=fb["A wall s"]["median"],
+               before_s=fb["B wall s"]["median"], ratio=fb["A/B wall"]["median"])
+    say(f"[first page] now {out['now_s']:.2f} s, before {out['before_s']:.2f} s (medians), ratio {out['ratio']:.3f} "
+        f"(load {out['load_end']})")
+    return out
+
+
 def write_section(out_dir: Path, data: dict[str, Any]) -> None:
     e, a, p = data.get("equal_work"), data.get("app_path"), data.get("pages")
     lines = [BEGIN, "## Time to result: result cache, warm worker, equal work (issue 14)", "",
@@ -293,6 +323,20 @@ def write_section(out_dir: Path, data: dict[str, Any]) -> None:
                   "AppTest script time (no browser): the browser's own rendering is benchmark 6.", "",
                   markdown_table(["page", "slowest render (s)"], [[k, round(v, 2)] for k, v in p["by_page"].items()]),
                   ""]
+    f = data.get("first_page")
+    if f:
+        lines += ["### First page after the server starts: now vs before this turn", "",
+                  f"`farm-bench -n {f['runs']}`: a fresh Python process importing Streamlit's AppTest and drawing "
+                  f"app.py (the Compress page) on an empty store, this tree (A) and commit {f['before']} (B) in "
+                  f"turn; load {f['load_start']} at the start, {f['load_end']} at the end.", "",
+                  markdown_table(["tree", "wall s (median)", "wall s (min-max)"], [
+                      ["now", round(f["now_s"], 2), f"{f['farm_bench']['A wall s']['min']:.2f}-"
+                                                    f"{f['farm_bench']['A wall s']['max']:.2f}"],
+                      [f"before ({f['before']})", round(f["before_s"], 2),
+                       f"{f['farm_bench']['B wall s']['min']:.2f}-{f['farm_bench']['B wall s']['max']:.2f}"]]),
+                  "", f"Ratio now/before (median of pairs): **{f['ratio']:.3f}** "
+                  f"(pairs {f['farm_bench']['A/B wall']['min']:.3f}-{f['farm_bench']['A/B wall']['max']:.3f}); "
+                  f"target first page ≤ 3 s: {'met' if f['now_s'] <= 3 else 'NOT met'} at this load.", ""]
     for note in data.get("notes", []):
         lines += [f"- {note}"]
     lines.append(END)
@@ -319,7 +363,8 @@ def main(argv=None) -> int:
     data = json.loads(saved.read_text()) if saved.is_file() else {}
     data["when"] = now_iso()
     for name in args.only.split(","):
-        data[name] = {"equal_work": equal_work, "app_path": app_path, "pages": pages_under_load}[name](work)
+        data[name] = {"equal_work": equal_work, "app_path": app_path, "pages": pages_under_load,
+                      "first_page": first_page}[name](work)
         saved.write_text(json.dumps(data, indent=1, default=str))
         write_section(out_dir, data)
     say(f"wrote {saved} and {out_dir / 'RESULTS.md'}")
