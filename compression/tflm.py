@@ -121,11 +121,9 @@ def measure_tflm(
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise CompressionError(f"timeout must be a positive number of seconds. Received: {timeout!r}")
     start = time.perf_counter()
-    payload = {"tflite": data, "x": x, "y": y, "litert": litert}
-    try:
-        out = _run_in_child(_measure_here, payload, timeout=float(timeout))
-    except _ChildFailed as exc:
-        out = {"runnable": None, "reason": f"The TFLite Micro measurement failed: {exc}."}
+    with tempfile.TemporaryDirectory(prefix="tflm-probes-") as folder:
+        payload = {"tflite": data, "x": x, "y": y, "litert": litert, "probe_log": os.path.join(folder, "probes")}
+        out = _measure_with_retries(payload, float(timeout))
     out.update(
         flash_bytes=len(data),
         test_size=None if x_test is None else len(np.asarray(x_test)),
@@ -221,7 +219,8 @@ def _measure_here(payload: dict) -> dict:
             if isinstance(exc, RuntimeError):
                 return {"runnable": False, "reason": refusal_reason(log.since(mark), exc)}
             return {"runnable": False, "reason": f"TFLite Micro cannot load this file: {_one_line(exc)}."}
-        arena = _search_arena(data, first, MAX_ARENA_BYTES)
+        arena = _search_arena(data, first, MAX_ARENA_BYTES, low=payload.get("fails_at") or 0,
+                              high=payload.get("works_at"), probe_log=payload.get("probe_log"))
         if arena is None:  # not monotonic after all: keep the figure that worked
             arena = MAX_ARENA_BYTES
             notes.append("The arena search did not converge; the arena figure is the search limit.")
@@ -252,6 +251,62 @@ def _measure_here(payload: dict) -> dict:
                     )
         out["notes"] = notes
         return out
+
+
+# TFLM's allocator can crash (SIGSEGV: "available 4294967292", an unsigned underflow) instead of refusing an
+# arena that is too small, on models it runs fine with a larger one (a tiny MobileNetV2 block at 2 KB, an LSTM
+# at 2 KB). A crash during the arena search therefore counts as "too small" and the search resumes in a new
+# child from what the probes logged, at most this many times.
+_SEARCH_CRASHES = 8
+
+
+def _measure_with_retries(payload: dict, timeout: float) -> dict:
+    """:func:`_measure_here` in children; a crash in the middle of an arena-search probe resumes the search."""
+    crashed: list[int] = []
+    while True:
+        try:
+            out = _run_in_child(_measure_here, payload, timeout=timeout)
+            break
+        except _ChildFailed as exc:
+            fails, works, pending = _read_probes(payload["probe_log"])
+            if not exc.crashed or pending is None or len(crashed) >= _SEARCH_CRASHES:
+                return {"runnable": None, "reason": f"The TFLite Micro measurement failed: {exc}."}
+            crashed.append(pending)
+            payload = {**payload, "fails_at": max([pending, *fails]), "works_at": min(works, default=None)}
+    if crashed:
+        sizes = ", ".join(f"{n:,}" for n in sorted(crashed))
+        out.setdefault("notes", []).append(
+            f"TFLite Micro crashed (SIGSEGV) instead of refusing too small an arena ({sizes} B) during the arena "
+            "search; those sizes count as too small (the model runs with the arena reported)."
+        )
+    return out
+
+
+def _log_probe(path: str | None, text: str) -> None:
+    if path:
+        with open(path, "a", encoding="ascii") as fh:  # closed at once: the text survives a crash that follows
+            fh.write(text)
+
+
+def _read_probes(path: str) -> tuple[list[int], list[int], int | None]:
+    """(sizes that failed, sizes that worked, the size being probed when the child died or None)."""
+    fails, works, pending = [], [], None
+    try:
+        with open(path, encoding="ascii") as fh:
+            text = fh.read()
+    except OSError:
+        return fails, works, None
+    for entry in text.split(";"):
+        size, _, verdict = entry.strip().partition(" ")
+        if not size.isdigit():
+            continue
+        if verdict == "ok":
+            works.append(int(size))
+        elif verdict == "fail":
+            fails.append(int(size))
+        else:
+            pending = int(size)
+    return fails, works, pending
 
 
 class _BadInput(Exception):
@@ -297,16 +352,29 @@ def _try_arena(data: bytes, arena: int, sample) -> tuple[bool, BaseException | N
     return True, None
 
 
-def _search_arena(data: bytes, sample, limit: int) -> int | None:
-    """Doubling then bisection: the smallest arena that works, or None up to ``limit``."""
-    low, high = 0, _FIRST_ARENA  # low: known to fail (0 trivially); high: candidate
-    while not _try_arena(data, high, sample)[0]:
-        if high >= limit:
-            return None
-        low, high = high, min(high * 2, limit)
+def _search_arena(data: bytes, sample, limit: int, low: int = 0, high: int | None = None,
+                  probe_log: str | None = None) -> int | None:
+    """Doubling then bisection: the smallest arena that works, or None up to ``limit``.
+
+    ``low`` is known to fail and ``high`` (when given) to work, from an earlier child that crashed; each probe
+    is logged to ``probe_log`` ("size" before, "ok"/"fail" after) so that a crash can be resumed.
+    """
+
+    def works(size: int) -> bool:
+        _log_probe(probe_log, f"{size}")
+        ok = _try_arena(data, size, sample)[0]
+        _log_probe(probe_log, f" {'ok' if ok else 'fail'};")
+        return ok
+
+    if high is None:
+        high = min(low * 2, limit) if low else _FIRST_ARENA  # low: known to fail (0 trivially); high: candidate
+        while not works(high):
+            if high >= limit:
+                return None
+            low, high = high, min(high * 2, limit)
     while high - low > 1:
         middle = (low + high) // 2
-        if _try_arena(data, middle, sample)[0]:
+        if works(middle):
             high = middle
         else:
             low = middle
@@ -369,6 +437,10 @@ class _Fd2Log:
 class _ChildFailed(Exception):
     """The child crashed, hung or raised: the message is the reason (no trailing period)."""
 
+    def __init__(self, message: str, crashed: bool = False) -> None:
+        super().__init__(message)
+        self.crashed = crashed  # killed by a signal (a native crash), not a timeout or a Python exception
+
 
 def _run_in_child(function: Callable[[Any], Any], payload: Any, *, timeout: float) -> Any:
     """``function(payload)`` in a fresh spawned process; its return value, or :class:`_ChildFailed`.
@@ -400,7 +472,8 @@ def _run_in_child(function: Callable[[Any], Any], payload: Any, *, timeout: floa
                 ok, value = receiver.recv()
             except EOFError:  # the child died before it answered
                 process.join(30)
-                raise _ChildFailed(_exit_reason(process.exitcode)) from None
+                code = process.exitcode
+                raise _ChildFailed(_exit_reason(code), crashed=code is not None and code < 0) from None
         finally:
             receiver.close()
             process.join(30)

@@ -177,3 +177,17 @@ def test_cli_run_with_a_board_prints_the_fit_column_and_results_carry_tflm(tmp_p
     assert int8["tflm"]["flash_bytes"] == int8["size_bytes"]
     assert int8["tflm"]["samples"] == results["dataset"]["n_test"]
     assert dynamic["tflm"]["runnable"] is False
+
+
+def test_a_crash_at_too_small_an_arena_counts_as_too_small_and_the_search_goes_on():
+    # TFLM's allocator segfaults (unsigned underflow) instead of refusing 2 KB for this LSTM, which runs with
+    # a larger arena: the measurement must find that arena, not report the model as crashing TFLM.
+    from benchmarks.architectures import _builders
+
+    data = convert_to_tflite(_builders()["lstm"](), "float32", isolate=False)
+    result = measure_tflm(data)
+    assert result.runnable is True, result.reason
+    assert invokes_with_arena(data, result.arena_bytes)
+    assert not invokes_with_arena(data, result.arena_bytes - 1)
+    crashed = [n for n in result.notes if "crashed (SIGSEGV) instead of refusing too small an arena" in n]
+    assert crashed and "2,048" in crashed[0]
