@@ -580,7 +580,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         baseline, reference_predictions, _ = prepare_baseline(recipe, ds, out, results, progress, cancel,
                                                               fraction_span=(0.0, 0.05))
         save()
-        base_acc = float(results["baseline"]["accuracy"])
+        base_acc = float(RunResults.from_dict(results).baseline.accuracy)
         budget_points = spec.budget_points(base_acc)
         sensitivity = None
         if spec.prior:
@@ -610,8 +610,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
                    max_epochs=spec.max_epochs or 2 * default_epochs, default_epochs=min(default_epochs,
                                                                                         spec.max_epochs or 10**6),
                    modes=spec.modes)
-    ref = results["reference"]
-    reference_bytes = ref["gzip_bytes"] if spec.objective is SizeObjective.GZIP else ref["size_bytes"]
+    ref = RunResults.from_dict(results).reference
+    reference_bytes = ref.gzip_bytes if spec.objective is SizeObjective.GZIP else ref.size_bytes
     seed = recipe.seed if spec.seed is None else spec.seed
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
