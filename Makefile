@@ -18,11 +18,14 @@ browser:
 run: install
 	$(PYTHON) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
+# Two test processes (pytest-xdist), a file each at a time: many tests wait on subprocesses (CLI runs, workers,
+# a browser) rather than compute, so two overlap well on two cores; a file's module fixtures stay in one process.
+TEST_WORKERS ?= 2
 test: install-dev browser
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-e2e: install-dev browser
-	$(PYTHON) -m pytest -q -m e2e
+	$(PYTHON) -m pytest -q -m e2e -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(PYTHON) -m benchmarks
