@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LESSONS_TITLE = "Lessons: pruning, clustering, int8, the pruning schedule"  # compression.lessons.LESSONS_TITLE
 CHROMIUM = "/usr/bin/chromium"
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CHART = ".st-key-lesson_chart .js-plotly-plot"
@@ -100,20 +101,18 @@ def _click_to_chart(browser, url: str, key: str) -> float:
         ctx.close()
 
 
-def _phases(store, title: str) -> dict[str, float]:
-    """Seconds per part of the lesson's run, from its progress events (created → first event → …)."""
-    run = next(r for r in store.list_runs() if r["title"].endswith(title))
+def _phases(store, variant: str) -> dict[str, float]:
+    """Seconds from the lessons' run's creation to this lesson's variant starting and to its row (progress events)."""
+    run = next(r for r in store.list_runs() if r["title"] == LESSONS_TITLE)
     events = store.events(run["id"])
-    if not events:
-        return {}
     created = datetime.fromisoformat(run["created"]).timestamp()
-    first_variant = next((e["time"] for e in events if e.get("phase") == "variant_start"), None)
-    done = next((e["time"] for e in events if e.get("phase") == "variant_done"), events[-1]["time"])
-    out = {"to first event": events[0]["time"] - created}
-    if first_variant is not None:
-        out["data + baseline"] = first_variant - events[0]["time"]
-        out["variant"] = done - first_variant
-    out["after the row"] = events[-1]["time"] - done
+    out = {}
+    if events:
+        out["run: to first event"] = events[0]["time"] - created
+    for phase, label in (("variant_start", "to its start"), ("variant_done", "to its row")):
+        at = next((e["time"] for e in events if e.get("phase") == phase and e.get("variant") == variant), None)
+        if at is not None:
+            out[label] = at - created
     if os.environ.get("LESSONS_BENCH_EVENTS"):
         for e in events:
             if e.get("batch") is None:
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             for key in keys:
                 first = _click_to_chart(browser, url, key)
                 again = _click_to_chart(browser, url, key)
-                phases = _phases(Store(work / "lab"), LESSONS[key].title)
+                phases = _phases(Store(work / "lab"), LESSONS[key].variant.name)
                 rows.append((key, first, again, phases, os.getloadavg()[0]))
                 print(f"{key:14s} first {first:6.1f} s   again {again:5.1f} s   load {rows[-1][4]:.1f}   "
                       + "  ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
