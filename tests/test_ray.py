@@ -231,23 +231,27 @@ def test_a_short_search_fans_its_trials_out_on_ray(ray_local, tmp_path):
 
 
 LOST_DRIVER = '''
-import json, os, signal, subprocess, sys, threading, time
+import os, signal, subprocess, sys, threading, time
 from pathlib import Path
 
-from compression import CompressionError, Recipe, run_recipe
+from compression import CompressionError, Recipe, executors, run_recipe
 from compression.executors import RayExecutor
+
+# The engine's probe, tightened for the test: every second instead of every 10 s, lost after 5 s unanswered
+# instead of 15 s (before the kill every probe must still be answered in time, or the run fails too early).
+executors.HEALTH_SECONDS, executors.HEALTH_TIMEOUT_S = 1.0, 5.0
+STARTED = Path(sys.argv[1]).parent / "started"  # a task touches STARTED/<its variant> when it runs
 
 
 def hangs(spec, *args, **kwargs):
+    (STARTED / spec["name"]).touch()
     time.sleep(600)
 
 
 def kill_the_cluster(out):
-    """Once the variants are submitted, SIGKILL this driver's own Ray: its GCS and its raylet."""
-    results = out / "results.json"
-    while not results.is_file() or not json.loads(results.read_text()).get("reference"):
-        time.sleep(0.2)
-    time.sleep(5)
+    """Once a variant task is running on it, SIGKILL this driver's own Ray: its GCS and its raylet."""
+    while not any(STARTED.iterdir()):
+        time.sleep(0.2)  # poll interval: the loop ends when a task has started
     ps = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True)
     for line in ps.stdout.splitlines():
         pid, name = line.split(None, 1)
@@ -257,6 +261,7 @@ def kill_the_cluster(out):
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
+    STARTED.mkdir()
     recipe = Recipe.from_dict({"dataset": {"name": "digits"}, "baseline": {"pretrained": True},
                                "variants": [{"name": "a"}, {"name": "b", "quantization": "int8"}]})
     threading.Thread(target=kill_the_cluster, args=(out,), daemon=True).start()
