@@ -26,14 +26,15 @@ def lab(tmp_path, monkeypatch):
     _stop_runner(root)
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A store holding one finished run (pretrained digits seed CNN: float32, int8, pruned int8), for the
-    Compare / Inspect / History pages. Yields (root, run_id, session id that owns it)."""
+@pytest.fixture(scope="session")
+def finished_run_export(tmp_path_factory):
+    """One finished run (pretrained digits seed CNN: float32, int8, pruned int8) made through the runner once
+    per test process, as the store's export zip of it: (zip bytes, run id)."""
     from compression import Recipe
     from compression.runner import get_runner
+    from compression.store import Store
 
-    root = tmp_path_factory.mktemp("lab")
+    root = tmp_path_factory.mktemp("lab-template")
     mp = pytest.MonkeyPatch()
     mp.setenv("COMPRESSION_LAB_DATA", str(root))
     mp.setenv("COMPRESSION_LAB_WARM_WORKER", "0")
@@ -57,9 +58,29 @@ def finished_run(tmp_path_factory):
         }
     )
     runner = get_runner(root)
-    run_id = runner.submit(recipe, session="owner-session")
-    run = runner.wait(run_id, timeout=RUN_DEADLINE)
-    assert run["status"] == "ok", run["error"]
+    try:
+        run_id = runner.submit(recipe, session="owner-session")
+        run = runner.wait(run_id, timeout=RUN_DEADLINE)
+        assert run["status"] == "ok", run["error"]
+        return Store(root).export_run(run_id), run_id
+    finally:
+        _stop_runner(root)
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def finished_run(finished_run_export, tmp_path_factory):
+    """A store of this module's own holding the finished run above, imported byte for byte (same id, same
+    database row, same files: a module may change or delete it, History's test does), for the Compare / Inspect /
+    History pages. Yields (root, run_id, session id that owns it)."""
+    from compression.store import Store
+
+    data, run_id = finished_run_export
+    root = tmp_path_factory.mktemp("lab")
+    assert Store(root).import_run(data) == run_id
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COMPRESSION_LAB_DATA", str(root))
+    mp.setenv("COMPRESSION_LAB_WARM_WORKER", "0")
     yield root, run_id, "owner-session"
     _stop_runner(root)
     mp.undo()
