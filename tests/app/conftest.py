@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,27 @@ def lab(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def finished_run_export(tmp_path_factory):
     """One finished run (pretrained digits seed CNN: float32, int8, pruned int8) made through the runner once
-    per test process, as the store's export zip of it: (zip bytes, run id)."""
+    per test session, as the store's export zip of it: (zip bytes, run id).
+
+    Under pytest-xdist the first worker to need it makes it and the others read its zip: the workers share
+    the session's base temporary folder, and an flock there (stdlib fcntl: Linux, as the whole suite is)
+    serialises them.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _make_finished_run_export(tmp_path_factory)
+    shared = tmp_path_factory.getbasetemp().parent / "finished-run-export"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = shared / "run.json"
+        if not done.is_file():
+            data, run_id = _make_finished_run_export(tmp_path_factory)
+            (shared / "run.zip").write_bytes(data)
+            done.write_text(json.dumps({"run_id": run_id}))
+        return (shared / "run.zip").read_bytes(), json.loads(done.read_text())["run_id"]
+
+
+def _make_finished_run_export(tmp_path_factory) -> tuple[bytes, str]:
     from compression import Recipe
     from compression.runner import get_runner
     from compression.store import Store
