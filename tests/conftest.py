@@ -19,6 +19,16 @@ def digits():
 
 
 @pytest.fixture(scope="session")
+def hostile(tmp_path_factory):
+    """The hostile models and datasets of tests/hostile_files.py (the CLI's and the browser's tests feed them),
+    built once per test session: the build imports TensorFlow in a subprocess (tests/session_cache.py)."""
+    from tests.hostile_files import hostile_files_in, make_hostile_files
+    from tests.session_cache import shared_folder
+
+    return hostile_files_in(shared_folder(tmp_path_factory, "hostile", make_hostile_files))
+
+
+@pytest.fixture(scope="session")
 def seed_cnn(digits):
     """The shipped pretrained digits × seed CNN (a real trained model, loaded in a second)."""
     from compression.pretrained import load_pretrained

@@ -129,26 +129,14 @@ def make_hostile_files(folder: Path) -> HostileFiles:
         raise RuntimeError(f"could not build the hostile models:\n{built.stderr[-3000:]}")
     if marker.exists():
         raise RuntimeError("the marker survived the build; checks would mean nothing")
-    files = HostileFiles(folder=folder, marker=marker, good_model=folder / "good.keras")
-    files.models["evil.h5"] = folder / "evil.h5"
-    files.models["evil.keras"] = folder / "evil.keras"
-
-    random_keras = folder / "random.keras"
-    random_keras.write_bytes(np.random.default_rng(1).bytes(64 * 1024))
-    files.models["random.keras"] = random_keras
-    good = files.good_model.read_bytes()
-    truncated = folder / "truncated.keras"
-    truncated.write_bytes(good[: len(good) // 2])
-    files.models["truncated.keras"] = truncated
-    empty = folder / "empty.keras"
-    empty.write_bytes(b"")
-    files.models["empty.keras"] = empty
+    (folder / "random.keras").write_bytes(np.random.default_rng(1).bytes(64 * 1024))
+    good = (folder / "good.keras").read_bytes()
+    (folder / "truncated.keras").write_bytes(good[: len(good) // 2])
+    (folder / "empty.keras").write_bytes(b"")
 
     def npz(name: str, **arrays) -> None:
-        path = folder / name
-        with open(path, "wb") as f:  # savez would append .npz to a name it does not like
+        with open(folder / name, "wb") as f:  # savez would append .npz to a name it does not like
             np.savez(f, **arrays)
-        files.npz[name] = path
 
     a = _digits_like()
     npz("pickled.npz", **{**a, "x_train": np.array([_RunsOnUnpickle(str(marker))] * len(a["x_train"]),
@@ -165,7 +153,18 @@ def make_hostile_files(folder: Path) -> HostileFiles:
         np.savez(f, **a)
     if marker.exists():
         raise RuntimeError("writing pickled.npz ran its payload")
-    return files
+    return hostile_files_in(folder)
+
+
+def hostile_files_in(folder: Path) -> HostileFiles:
+    """The files :func:`make_hostile_files` wrote into ``folder``."""
+    folder = Path(folder)
+    return HostileFiles(
+        folder=folder, marker=folder / "MARKER-code-ran", good_model=folder / "good.keras",
+        models={name: folder / name for name in ("evil.h5", "evil.keras", "random.keras", "truncated.keras",
+                                                 "empty.keras")},
+        npz={name: folder / name for name in ("pickled.npz", "missing_keys.npz", "mismatched.npz", "nans.npz",
+                                              "float_labels.npz", "test_shape.npz")})
 
 
 def run_fingerprint(store_root: Path, run_id: str) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile_files import MODEL_MESSAGES, NPZ_MESSAGES, make_hostile_files, run_fingerprint
+from tests.hostile_files import MODEL_MESSAGES, NPZ_MESSAGES, run_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,11 +28,6 @@ def cli(*args, cwd=ROOT):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "compression", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
-    return make_hostile_files(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture(scope="module")

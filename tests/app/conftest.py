@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from pathlib import Path
 
 import pytest
 from apptest_support import RUN_DEADLINE
+
+from tests.session_cache import shared_folder
 
 
 def _stop_runner(root: Path) -> None:
@@ -34,22 +34,16 @@ def finished_run_export(tmp_path_factory):
     """One finished run (pretrained digits seed CNN: float32, int8, pruned int8) made through the runner once
     per test session, as the store's export zip of it: (zip bytes, run id).
 
-    Under pytest-xdist the first worker to need it makes it and the others read its zip: the workers share
-    the session's base temporary folder, and an flock there (stdlib fcntl: Linux, as the whole suite is)
-    serialises them.
+    Under pytest-xdist the first worker to need it makes it and the others read its zip
+    (tests/session_cache.py).
     """
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return _make_finished_run_export(tmp_path_factory)
-    shared = tmp_path_factory.getbasetemp().parent / "finished-run-export"
-    shared.mkdir(exist_ok=True)
-    with open(shared / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        done = shared / "run.json"
-        if not done.is_file():
-            data, run_id = _make_finished_run_export(tmp_path_factory)
-            (shared / "run.zip").write_bytes(data)
-            done.write_text(json.dumps({"run_id": run_id}))
-        return (shared / "run.zip").read_bytes(), json.loads(done.read_text())["run_id"]
+    def fill(folder: Path) -> None:
+        data, run_id = _make_finished_run_export(tmp_path_factory)
+        (folder / "run.zip").write_bytes(data)
+        (folder / "run.json").write_text(json.dumps({"run_id": run_id}))
+
+    folder = shared_folder(tmp_path_factory, "finished-run-export", fill)
+    return (folder / "run.zip").read_bytes(), json.loads((folder / "run.json").read_text())["run_id"]
 
 
 def _make_finished_run_export(tmp_path_factory) -> tuple[bytes, str]:

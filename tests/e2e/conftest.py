@@ -8,8 +8,8 @@
 * ``browser`` (session scope) is ``/usr/bin/chromium`` driven by Playwright
   (``playwright install`` is never used: the browser comes from Debian).
 * ``page`` is a fresh browser context + page per test.
-* ``hostile`` (session scope) writes the hostile models and datasets of
-  ``tests/hostile_files.py``.
+* ``hostile`` (session scope, in ``tests/conftest.py``) is the hostile models
+  and datasets of ``tests/hostile_files.py``.
 
 Every test here is marked ``e2e``: ``python -m pytest -m e2e`` runs only them.
 """
@@ -183,13 +183,3 @@ def pytest_runtest_makereport(item, call):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
-
-
-# ---------------------------------------------------------------- hostile files
-
-
-@pytest.fixture(scope="session")
-def hostile(tmp_path_factory):
-    from tests.hostile_files import make_hostile_files
-
-    return make_hostile_files(tmp_path_factory.mktemp("hostile"))
