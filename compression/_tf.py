@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import threading
+from typing import Any
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -104,6 +105,43 @@ def tfmot():
     import tensorflow_model_optimization
 
     return tensorflow_model_optimization
+
+
+_background: dict[str, Any] = {}  # the background import's thread and its "TensorFlow is in" event
+
+
+def import_in_background() -> None:
+    """Start importing TensorFlow, then tf_keras and tfmot, in a daemon thread.
+
+    A run calls this first, so that loading its dataset (numpy and gzip, which release the GIL) overlaps
+    TensorFlow's import, and tfmot's import overlaps the baseline; :func:`wait_for_tensorflow` joins it.
+    A plain script pays the three imports one after the other before it starts.
+    """
+    if "tensorflow_model_optimization" in sys.modules or _background.get("thread", None) is not None \
+            and _background["thread"].is_alive():
+        return
+    ready = threading.Event()
+
+    def run():
+        try:
+            tf()
+            ready.set()
+            tfmot()
+        except Exception:  # noqa: BLE001 - the thread that needs the module imports it again and raises
+            log.debug("the background import failed", exc_info=True)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=run, daemon=True, name="compression-import")
+    _background.update(thread=thread, ready=ready)
+    thread.start()
+
+
+def wait_for_tensorflow() -> None:
+    """Until the background import (if any) has TensorFlow in (its native stderr back on the terminal)."""
+    ready = _background.get("ready")
+    if ready is not None:
+        ready.wait()
 
 
 def interpreter_module():

@@ -232,6 +232,16 @@ class IsolatedPool:
             log.debug("%s: child output:\n%s", what, text.rstrip())
         return result
 
+    def abandon(self) -> None:
+        """For a process about to ``os._exit``: kill the child (idle or not) and remove the log folder, no waiting."""
+        executor, self._executor = self._executor, None
+        for pid in list(getattr(executor, "_processes", None) or {}):
+            try:
+                os.kill(pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+        shutil.rmtree(self._logs, ignore_errors=True)
+
     def _discard(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -254,6 +264,12 @@ class IsolatedPool:
 
 _shared: IsolatedPool | None = None
 _shared_lock = threading.Lock()
+
+
+def abandon_shared_pool() -> None:
+    """:meth:`IsolatedPool.abandon` the process-wide pool, if one was started."""
+    if _shared is not None:
+        _shared.abandon()
 
 
 def shared_pool() -> IsolatedPool:

@@ -214,10 +214,13 @@ def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any],
     from .data import load_dataset
 
     emit(progress, Progress(phase="data", fraction=0.0, message=f"loading {recipe.dataset.name}"))
-    _tf.set_seed(recipe.seed)
     d = recipe.dataset
-    ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed,
-                      layout=d.layout)
+    try:  # numpy only (its own seeded generator): overlaps TensorFlow's import (_tf.import_in_background)
+        ds = load_dataset(d.name, path=d.path, max_train=d.max_train, max_test=d.max_test, seed=recipe.seed,
+                          layout=d.layout)
+    finally:  # an error's sentence must not go to the import's silenced stderr
+        _tf.wait_for_tensorflow()
+    _tf.set_seed(recipe.seed)
     if recipe.model.path is not None:  # the uploaded model decides the layout (axes, integer ids)
         from .data import fit_to_model
         from .safe_load import model_input_spec
@@ -768,6 +771,7 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
     # The conversion child imports TensorFlow while this process loads the data and trains the baseline,
     # instead of at the first conversion (a no-op when it is already warm, as in the app's spare worker).
     shared_pool().warm()
+    _tf.import_in_background()
     with run.recording():
         ds = load_recipe_dataset(recipe, run, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
