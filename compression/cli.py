@@ -381,6 +381,10 @@ def exit_now(code: int) -> None:
     logging.shutdown()
     if "compression.isolation" in sys.modules:
         sys.modules["compression.isolation"].abandon_shared_pool()
+    if "multiprocessing.util" in sys.modules:
+        # What multiprocessing's own atexit hook does (with the child killed, it does not wait): release the
+        # pool's semaphores, or the resource tracker warns about them on the terminal after we are gone.
+        sys.modules["multiprocessing.util"]._exit_function()
     os._exit(code if isinstance(code, int) else 1)
 
 
