@@ -6,8 +6,9 @@ _feed_tensors`` with tensorflow 2.21) kills the process that called it. Every
 conversion therefore runs in a child process of a
 :class:`concurrent.futures.ProcessPoolExecutor` (one worker, the ``spawn``
 start method). The pool is kept warm for the life of the calling process
-(TensorFlow is imported once in the child), and ``max_tasks_per_child``
-replaces the child after a number of calls, which also bounds
+(TensorFlow is imported once in the child), and after ``max_tasks_per_child``
+calls the pool replaces the child (counted here: the executor's own option can hang
+on Python 3.11, CPython gh-115634), which also bounds
 ``TFLiteConverter.convert()``'s per-call memory leak (tensorflow #122598).
 
 When the child dies, the call raises :class:`NativeCrash` (a
@@ -180,13 +181,17 @@ class IsolatedPool:
         self._lock = threading.Lock()
         self._logs = Path(tempfile.mkdtemp(prefix="compression-isolation-"))
         self.crashes = 0
+        self._calls = 0  # calls the current child has run
 
     def _pool(self) -> ProcessPoolExecutor:
+        # The child is replaced by counting calls here, not with ProcessPoolExecutor(max_tasks_per_child=...):
+        # on Python 3.11 that executor can stop replacing its exited worker and leave work queued forever
+        # (CPython gh-115634, fixed only in later releases); a test's conversion hung 14 minutes on it.
         if self._executor is None:
+            self._calls = 0
             self._executor = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=self.max_tasks_per_child,
                 initializer=_child_initializer,
                 initargs=(os.getpid(), self.preload),
             )
@@ -228,6 +233,10 @@ class IsolatedPool:
                 raise NativeCrash(f"{what} {how}.") from None
             finally:
                 log_path.unlink(missing_ok=True)
+                self._calls += 1
+                if self._calls >= self.max_tasks_per_child and self._executor is not None:
+                    self._executor.shutdown(wait=False)  # the child exits by itself; the next call starts another
+                    self._executor = None
         if text.strip():
             log.debug("%s: child output:\n%s", what, text.rstrip())
         return result
