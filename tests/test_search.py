@@ -69,6 +69,15 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(recipe, tmp_path):
     assert stored.status.value == "ok"
 
 
+def test_a_repeated_proposal_is_answered_from_the_earlier_trial_not_run_again(recipe, tmp_path):
+    result = search(recipe, tmp_path, quick(trials=2, prior=False, enqueue=(DESTRUCTIVE, DESTRUCTIVE)))
+    first, second = result.trials
+    assert first.params == DESTRUCTIVE and second.params != DESTRUCTIVE  # the repeat was not a trial
+    assert first.state is TrialState.OK and second.source == "sampled"
+    assert "1 proposal(s) repeated settings already tried: answered with their result, not run again" in result.notes
+    assert [v.name for v in RunFolder(tmp_path).read_results().variants] == [first.name, second.name]
+
+
 def test_cancelled_search_keeps_finished_trials_and_the_best_so_far(recipe, tmp_path):
     done = []
 
