@@ -117,8 +117,8 @@ def import_in_background() -> None:
     TensorFlow's import, and tfmot's import overlaps the baseline; :func:`wait_for_tensorflow` joins it.
     A plain script pays the three imports one after the other before it starts.
     """
-    if "tensorflow_model_optimization" in sys.modules or _background.get("thread", None) is not None \
-            and _background["thread"].is_alive():
+    running = _background.get("thread")
+    if "tensorflow_model_optimization" in sys.modules or (running is not None and running.is_alive()):
         return
     ready = threading.Event()
 

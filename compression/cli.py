@@ -385,7 +385,7 @@ def exit_now(code: int) -> None:
         # What multiprocessing's own atexit hook does (with the child killed, it does not wait): release the
         # pool's semaphores, or the resource tracker warns about them on the terminal after we are gone.
         sys.modules["multiprocessing.util"]._exit_function()
-    os._exit(code if isinstance(code, int) else 1)
+    os._exit(0 if code is None else code if isinstance(code, int) else 1)  # as sys.exit(code) would
 
 
 def main(argv=None) -> int:

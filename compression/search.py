@@ -688,7 +688,10 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             value, constraints, state = answers[key]
             for name_, bound in constraints:
                 trial.set_constraint(name_, bound)
-            study.tell(trial, value) if state is None else study.tell(trial, state=state)
+            if state is None:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
             repeats[0] += 1
             repeats[1] += 1
             return None  # nothing run; ask again
