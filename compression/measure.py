@@ -29,9 +29,12 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -62,6 +65,7 @@ def measure_tflite(
     throughput_batch: int = 256,
     warmup: int = 1,
     eval_threads: int | None = None,
+    quiet: Callable[[], AbstractContextManager] | None = None,
 ) -> dict[str, Any]:
     """Run a TFLite classifier on a test set and time it.
 
@@ -101,6 +105,9 @@ def measure_tflite(
         predicted class); ``eval_seconds`` (the accuracy pass, with ``eval_threads``); ``batch_size_used``
         (batch of the accuracy pass; 1 for a static batch-1 model evaluated
         sample by sample).
+        quiet: makes the timings (throughput, latency) inside ``with quiet():``, e.g. a run's
+            :class:`~compression.recipes.TrainingGate` pausing its fine-tune meanwhile: a timing taken while
+            training shares the CPU is the training's, not the model's.
 
     Raises:
         CompressionError: on mismatched or badly shaped inputs, bad settings,
@@ -143,15 +150,14 @@ def measure_tflite(
         _allocate(interpreter, x, used_throughput_batch)
     elif dynamic and used_throughput_batch != eval_batch:
         _allocate(interpreter, x, used_throughput_batch)
-    throughput = _throughput(interpreter, x, used_throughput_batch)
-    del interpreter
-
     latency_interpreter = _create(tflite_bytes, threads, delegates=delegated)
     latency_batch = 1 if dynamic else fixed_batch
     _allocate(latency_interpreter, x, latency_batch)
-    latency = _latency(latency_interpreter, x, latency_batch, latency_runs, warmup)
+    with (quiet or contextlib.nullcontext)():
+        throughput = _throughput(interpreter, x, used_throughput_batch)
+        latency = _latency(latency_interpreter, x, latency_batch, latency_runs, warmup)
     latency["threads"] = threads
-    del latency_interpreter
+    del interpreter, latency_interpreter
 
     return {
         "accuracy": float(np.mean(predictions == y)),

@@ -236,13 +236,17 @@ def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any],
 
 def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: ResultsWriter | dict[str, Any],
                      progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
-                     fraction_span=(0.0, 0.1), reuse=None, keep_exports: bool = False):
+                     fraction_span=(0.0, 0.1), reuse=None, keep_exports: bool = False,
+                     defer: Callable[[Callable[[], None]], None] | None = None):
     """Get the baseline, save it with its predictions and kernels, convert the float32 reference.
 
     Fills the results' ``baseline`` and ``reference``; shared by recipes, sensitivity and search runs.
     With ``reuse`` (a :class:`compression.cache.Reuse`) an identical earlier baseline is restored instead
     (no training, no reference conversion), and a fresh one is recorded for later runs. With
     ``keep_exports`` the returned stage cache keeps its last SavedModel export (close it at the end).
+    With ``defer``, the reference conversion and the cache record are not made here: ``defer(call)`` is
+    given them as one call to make later (a recipe run queues it first in its row writer, which is
+    idle while the first fine-tune starts); ``reference`` is filled when it has run.
 
     Returns:
         (baseline model, its test-set predictions, the stage cache holding the reference conversion).
@@ -266,17 +270,25 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
     folder.save_predictions("baseline", reference_predictions)
     folder.save_weights("baseline", layer_kernels(baseline))
     cache = _StageCache(keep_exports=keep_exports)
-    ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
     accuracy = float(np.mean(reference_predictions == ds.y_test))
     info = BaselineInfo(source=base_info["source"], history=base_info["history"], accuracy=accuracy,
                         params=int(baseline.count_params()), model_file=folder.baseline_model.name,
                         flags=tuple(map(Flag.from_dict, baseline_flags(reference_predictions, ds.y_test))))
     for flag in info.flags:
         log.warning("baseline: %s", flag.message)
-    _record(results, baseline=info,
-            reference=Reference(size_bytes=len(ref), gzip_bytes=gzip_size(ref), accuracy=accuracy))
-    if reuse is not None:
-        reuse.record_baseline(_parts(results))
+    _record(results, baseline=info)
+
+    def reference() -> None:
+        ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)
+        _record(results, reference=Reference(size_bytes=len(ref), gzip_bytes=gzip_size(ref), accuracy=accuracy))
+        if reuse is not None:
+            reuse.record_baseline(_parts(results))
+
+    if defer is None:
+        reference()
+    else:
+        cache.export(baseline)
+        defer(reference)
     emit(progress, Progress(phase="baseline_done", fraction=fraction_span[1],
                             message=f"baseline accuracy {accuracy:.4f}", data={"baseline": info.to_dict()}))
     return baseline, reference_predictions, cache
@@ -307,7 +319,7 @@ class _StageCache:
 
     Variants that differ only in their conversion (``pruned`` and ``pruned-dynamic``)
     share one fine-tune. Each stage is seeded from the recipe seed, so a cache hit
-    returns exactly what recomputing would.
+    returns exactly what recomputing would. Conversions happen in one thread (a run's row writer).
     """
 
     def __init__(self, isolate: bool = True, keep_exports: bool = False):
@@ -316,21 +328,17 @@ class _StageCache:
         self.isolate = isolate  # False in a Ray task: the task's process is the isolation (executors.py)
         self.keep_exports = keep_exports  # True: the owner calls close() at the end
         self._export: tuple[Any, Path] | None = None  # the last exported model and its SavedModel export
-        self._retired: list[Path] = []  # earlier models' exports a queued conversion may still read
-        self._users: dict[Path, int] = {}  # export folder → conversions handed over and not done yet
-        self._lock = threading.Lock()
 
     def _key(self, model, mode: QuantizationMode, sparse: bool, samples: int, seed: int) -> tuple:
         calibrated = mode in (QuantizationMode.INT8, QuantizationMode.INT16X8)
         return (id(model), mode, sparse, samples if calibrated else None, seed if calibrated else None)
 
     def convert(self, model, mode: QuantizationMode, ds, sparse: bool = False, samples: int = 200,
-                seed: int = 0, export_dir: Path | None = None) -> bytes:
+                seed: int = 0) -> bytes:
         """Convert once per model and settings (the float32 reference and a plain float32 variant share it).
 
-        ``export_dir`` is the model's SavedModel export made by :meth:`export`. Without one (and with
-        ``keep_exports``) the last model's export is kept, so the next mode of the same model (the
-        baseline's float32 and int8, ``pruned`` and ``pruned-dynamic``: adjacent variants) converts
+        With ``keep_exports`` the last model's SavedModel export is kept, so the next mode of the same model
+        (the baseline's float32 and int8, ``pruned`` and ``pruned-dynamic``: adjacent variants) converts
         without saving it again; one export at a time bounds the disk it takes.
         """
         from .convert import convert_to_tflite
@@ -339,68 +347,40 @@ class _StageCache:
         if key not in self.converted:
             self.converted[key] = convert_to_tflite(model, mode, representative=ds.x_train, sparse=sparse,
                                                     representative_samples=samples, seed=seed,
-                                                    isolate=self.isolate,
-                                                    export_dir=export_dir or self._export_dir(model))
+                                                    isolate=self.isolate, export_dir=self._export_dir(model))
         return self.converted[key]
 
-    def export(self, model, mode: QuantizationMode, sparse: bool, samples: int, seed: int) -> Path | None:
-        """Export the model for its conversion now (in the calling thread), unless that conversion is done.
+    def export(self, model) -> None:
+        """Export the model's SavedModel now, in this thread; its conversions (in another thread) reuse it.
 
-        Returns:
-            The export's folder, to pass to :meth:`convert` and then :meth:`release`; or None.
+        For the baseline: the main thread goes on calling it (a distillation's teacher), and a SavedModel
+        export traced in another thread meanwhile can capture that thread's half-made functions.
         """
         from .convert import export_for_conversion
 
-        if self._key(model, mode, sparse, samples, seed) in self.converted or not self.keep_exports:
-            return None
         folder = self._export_dir(model)
-        with self._lock:
-            self._users[folder] = self._users.get(folder, 0) + 1
-        export_for_conversion(model, folder)
-        return folder
+        if folder is not None:
+            export_for_conversion(model, folder)
 
     def _export_dir(self, model) -> Path | None:
+        import shutil
         import tempfile
 
         if not self.keep_exports:
             return None
-        with self._lock:
-            if self._export is None or self._export[0] is not model:  # the model is held: its id stays its own
-                if self._export is not None:
-                    self._retired.append(self._export[1])
-                self._export = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
-            folder = self._export[1]
-        self._sweep()
-        return folder
-
-    def release(self, folder: Path | None) -> None:
-        """A conversion is done with this export (deleted once a later model's export replaced it)."""
-        if folder is None:
-            return
-        with self._lock:
-            self._users[folder] = self._users.get(folder, 1) - 1
-        self._sweep()
-
-    def _sweep(self) -> None:
-        import shutil
-
-        with self._lock:
-            unused = [f for f in self._retired if self._users.get(f, 0) <= 0]
-            self._retired = [f for f in self._retired if f not in unused]
-            for folder in unused:
-                self._users.pop(folder, None)
-        for folder in unused:
-            shutil.rmtree(folder, ignore_errors=True)
+        if self._export is None or self._export[0] is not model:  # the model is held: its id stays its own
+            if self._export is not None:
+                shutil.rmtree(self._export[1], ignore_errors=True)
+            self._export = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
+        return self._export[1]
 
     def close(self) -> None:
-        """Delete the kept exports (the run's end)."""
+        """Delete the kept export (the run's end)."""
         import shutil
 
-        with self._lock:
-            folders = [*self._retired, *([self._export[1]] if self._export else [])]
-            self._export, self._retired, self._users = None, [], {}
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        if self._export is not None:
+            shutil.rmtree(self._export[1], ignore_errors=True)
+            self._export = None
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
         k = json.dumps(key, sort_keys=True, default=str)
@@ -546,7 +526,6 @@ class _Built:
     is_baseline: bool
     fine_tune_seconds: float
     span: tuple[float, float]
-    export: Path | None = None  # its SavedModel export, made by the caller (see _Pipeline)
 
 
 def _build_variant(spec, baseline, ds, recipe: Recipe, cache, progress, cancel, fraction_span) -> _Built:
@@ -561,11 +540,12 @@ def _build_variant(spec, baseline, ds, recipe: Recipe, cache, progress, cancel, 
 
 
 def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictions, cache, progress,
-                     defer_tflm: bool):
+                     defer_tflm: bool, quiet=None):
     """Convert and measure a built variant, write its files; the row, and the TFLM call still to make (or None).
 
     With ``defer_tflm`` the TensorFlow Lite Micro measurement is returned as a call instead of made: the row
-    then says ``measuring=("tflm",)`` and the caller fills it in (:func:`_with_tflm`).
+    then says ``measuring=("tflm",)`` and the caller fills it in (:func:`_with_tflm`). ``quiet`` is passed to
+    :func:`~compression.measure.measure_tflite` (a :class:`TrainingGate`'s, in a run's row writer).
     """
     from .convert import gzip_size
     from .inspect import layer_kernels, layer_weight_stats, overall_sparsity
@@ -578,11 +558,8 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
                             message=f"converting to {spec.quantization.value}"))
     t1 = time.perf_counter()
     cache = cache or _StageCache()
-    try:
-        data = cache.convert(model, spec.quantization, ds, sparse=spec.sparse_encoding,
-                             samples=spec.representative_samples, seed=recipe.seed, export_dir=built.export)
-    finally:
-        cache.release(built.export)
+    data = cache.convert(model, spec.quantization, ds, sparse=spec.sparse_encoding,
+                         samples=spec.representative_samples, seed=recipe.seed)
     t2 = time.perf_counter()
     stem = file_stem(spec.name)
     from ._io import atomic_write_bytes
@@ -592,7 +569,7 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
                             message="measuring accuracy and latency"))
     ev = recipe.evaluation
     m = measure_tflite(data, ds.x_test, ds.y_test, reference_predictions=reference_predictions, threads=ev.threads,
-                       latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch)
+                       latency_runs=ev.latency_runs, throughput_batch=ev.throughput_batch, quiet=quiet)
     t3 = time.perf_counter()
     tflm, measuring, deferred = None, (), None
     if ev.tflm:  # in a child process: a TFLM crash fails this measurement only
@@ -667,11 +644,73 @@ class _Monotonic:
             self.progress(event)
 
 
+class TrainingGate:
+    """Pauses a run's fine-tune while its row writer takes a timing (host latency and throughput).
+
+    On 2 cores a timing taken beside a fine-tune measures the fine-tune: the seed CNN's 8 µs float32 invoke
+    was timed at 210 µs. The main thread polls :meth:`checkpoint` after every training batch (with the
+    run's cancel poll) and counts as training only inside :meth:`working`; the row writer's
+    ``with gate.quiet():`` waits until the trainer is parked at a checkpoint (or done), runs its block
+    alone, then lets the training go on. Usage::
+
+        with gate.working():            # main thread
+            fit(..., cancel=lambda: gate.checkpoint() or cancelled())
+        with gate.quiet():              # row writer
+            time_the_interpreter()
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._requests = 0
+        self._parked = False
+        self._working = False
+
+    @contextlib.contextmanager
+    def working(self):
+        with self._cond:
+            self._working = True
+        try:
+            yield self
+        finally:
+            self.finish()
+
+    def finish(self) -> None:
+        """The trainer is done (or about to wait for the row writer): no pause is waited for any more."""
+        with self._cond:
+            self._working = False
+            self._cond.notify_all()
+
+    def checkpoint(self) -> None:
+        """Called by the trainer between batches: parks while a timing runs."""
+        with self._cond:
+            if not self._requests:
+                return
+            self._parked = True
+            self._cond.notify_all()
+            while self._requests:
+                self._cond.wait()
+            self._parked = False
+
+    @contextlib.contextmanager
+    def quiet(self):
+        with self._cond:
+            self._requests += 1
+            while self._working and not self._parked:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._requests -= 1
+                self._cond.notify_all()
+
+
 class _Pipeline:
     """A run's rows written in order by one thread, while this (the main) thread fine-tunes the next variant.
 
-    The main thread trains a variant (the fine-tunes) and exports its SavedModel, then hands it over; this
-    pipeline's thread converts it (in the isolation child), measures it with LiteRT, writes its files and
+    The main thread trains a variant (the fine-tunes) and hands it over; this pipeline's thread exports its
+    SavedModel, converts it (in the isolation child), measures it with LiteRT (its timings while the
+    fine-tune pauses: :class:`TrainingGate`), writes its files and
     its row as soon as accuracy and size are known (``measuring=("tflm",)``), then measures it under
     TensorFlow Lite Micro (another child) and rewrites the row complete, recording it in the result cache.
     On 2 cores the conversion and measurements of one variant overlap the next variant's training (what a
@@ -685,6 +724,26 @@ class _Pipeline:
         self.run, self.reuse, self.progress, self.total = run, reuse, progress, total
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compression-rows")
         self._futures: list[Any] = []
+        self.failure: Exception | None = None  # a failed :meth:`first` job: the run fails with it
+        self.gate = TrainingGate()  # the main thread's fine-tunes pause while this thread times a model
+
+    def first(self, call: Callable[[], None]) -> None:
+        """A job ahead of the rows (the baseline's deferred reference conversion). If it raises, the
+        exception is kept in :attr:`failure` (the main thread fails the run with it) instead of raised here."""
+        self._futures.append(self._pool.submit(self._guarded, call))
+
+    def _guarded(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which fails the run with it
+            self.failure = exc
+
+    def check(self, run: ResultsWriter) -> None:
+        """Fail the run (results.json says why) if a :meth:`first` job failed."""
+        if self.failure is not None:
+            self.drain()
+            with run.recording():
+                raise self.failure
 
     def row(self, spec: VariantSpec, row: VariantResult, fraction: float, record: bool = False) -> None:
         """Write a finished row (restored from the cache, or failed) in its turn."""
@@ -719,7 +778,11 @@ class _Pipeline:
             self.reuse.record_variant(spec, row)
 
     def drain(self) -> None:
-        """Wait until every handed-over variant's row is written (re-raises a writer's own failure)."""
+        """Wait until every handed-over variant's row is written (re-raises a writer's own failure).
+
+        The caller's training is over from here (a timing must not wait for a checkpoint that never comes).
+        """
+        self.gate.finish()
         futures, self._futures = self._futures, []
         for future in futures:
             future.result()
@@ -777,9 +840,10 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
         total = base_weight + sum(weights)
         base_end = base_weight / total
+        deferred: list[Callable[[], None]] = []  # the reference conversion: the row writer's first job
         baseline, reference_predictions, stages = prepare_baseline(recipe, ds, folder, run, progress, cancel,
                                                                    fraction_span=(0.0, base_end), reuse=reuse,
-                                                                   keep_exports=True)
+                                                                   keep_exports=True, defer=deferred.append)
         run.save()
 
     try:
@@ -788,24 +852,32 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
 
             with executor_from_environment() as chosen:
                 return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages,
-                                            reuse, base_weight, weights, total, progress, cancel, chosen)
+                                            reuse, base_weight, weights, total, progress, cancel, chosen, deferred)
         return _run_recipe_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse,
-                                    base_weight, weights, total, progress, cancel, executor)
+                                    base_weight, weights, total, progress, cancel, executor, deferred)
     finally:
         stages.close()
 
 
 def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
-                         base_weight, weights, total, progress, cancel, executor):
+                         base_weight, weights, total, progress, cancel, executor, deferred=()):
     if not executor.in_process:
+        with run.recording():
+            for call in deferred:
+                call()
+        run.save()
         _run_remote_variants(executor, recipe, run, ds, reference_predictions, reuse, base_weight,
                              weights, total, progress, cancel)
         return _finish(run, progress)
     progress = _Monotonic(progress) if progress is not None else None
     pipeline = _Pipeline(run, reuse, progress, total)
+    for call in deferred:
+        pipeline.first(call)
     try:
         _run_local_variants(recipe, run, ds, baseline, reference_predictions, stages, reuse, base_weight, weights,
                             total, progress, cancel, pipeline)
+        pipeline.drain()
+        pipeline.check(run)
     finally:
         pipeline.close()
     return _finish(run, progress)
@@ -813,12 +885,29 @@ def _run_recipe_variants(recipe, run: ResultsWriter, ds, baseline, reference_pre
 
 def _run_local_variants(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
                         base_weight, weights, total, progress, cancel, pipeline: _Pipeline) -> None:
-    """Each variant's fine-tunes here, in order; its conversion, measurement and row in ``pipeline``."""
+    """Each variant's fine-tunes here, in order; its conversion, measurement and row in ``pipeline``.
+
+    The fine-tunes pause at a batch's end while the row writer times a model (:class:`TrainingGate`).
+    """
+    with pipeline.gate.working():
+        _run_local_loop(recipe, run, ds, baseline, reference_predictions, stages, reuse, base_weight, weights,
+                        total, progress, cancel, pipeline)
+
+
+def _run_local_loop(recipe, run: ResultsWriter, ds, baseline, reference_predictions, stages, reuse,
+                    base_weight, weights, total, progress, cancel, pipeline: _Pipeline) -> None:
     folder = run.folder
     done = base_weight
+    gate = pipeline.gate
+
+    def gated_cancel() -> bool:
+        gate.checkpoint()
+        return bool(cancel is not None and cancel())
+
     for i, spec in enumerate(recipe.variants):
         span = (done / total, (done + weights[i]) / total)
         done += weights[i]
+        pipeline.check(run)
         if cancel is not None and cancel():
             _cancel_rest(run, pipeline, recipe.variants[i:])
         emit(progress, Progress(phase="variant_start", variant=spec.name, fraction=span[0],
@@ -829,9 +918,7 @@ def _run_local_variants(recipe, run: ResultsWriter, ds, baseline, reference_pred
             if restored is not None:
                 pipeline.row(spec, restored.replace(seconds=round(time.perf_counter() - t0, 3)), span[1])
                 continue
-            built = _build_variant(spec, baseline, ds, recipe, stages, progress, cancel, span)
-            built.export = stages.export(built.model, spec.quantization, spec.sparse_encoding,
-                                         spec.representative_samples, recipe.seed)
+            built = _build_variant(spec, baseline, ds, recipe, stages, progress, gated_cancel, span)
         except Cancelled:
             _cancel_rest(run, pipeline, recipe.variants[i:])
         except CompressionError as exc:
@@ -844,7 +931,7 @@ def _run_local_variants(recipe, run: ResultsWriter, ds, baseline, reference_pred
                 seconds=round(time.perf_counter() - t0, 3)), span[1])
             continue
         pipeline.measure(built, t0, lambda b=built: _measure_variant(
-            b, ds, recipe, folder, reference_predictions, stages, None, defer_tflm=True))
+            b, ds, recipe, folder, reference_predictions, stages, None, defer_tflm=True, quiet=gate.quiet))
 
 
 def _cancel_rest(run: ResultsWriter, pipeline: _Pipeline, remaining) -> None:
