@@ -66,7 +66,7 @@ def baseline_run(ctx: Context, model: str) -> Path:
     return out
 
 
-def search_one(ctx: Context, model: str, minutes: float) -> dict[str, Any]:
+def search_one(ctx: Context, model: str, minutes: float, strip: bool = False) -> dict[str, Any]:
     from compression.config import Recipe
     from compression.results import RunFolder
     from compression.search import SearchSpec, search
@@ -77,7 +77,7 @@ def search_one(ctx: Context, model: str, minutes: float) -> dict[str, Any]:
                                "model": {"path": str(RunFolder(base).baseline_model)}, "baseline": {"pretrained": True},
                                "variants": [{"name": "float32"}],
                                "evaluation": {"latency_runs": 20, "throughput_batch": 256}, "seed": 0})
-    spec = SearchSpec(budget=1.0, minutes=minutes, objective="gzip", seed=0)
+    spec = SearchSpec(budget=1.0, minutes=minutes, objective="gzip", seed=0, strip_strings=strip)
     out = ctx.work / f"search-{model}"
     shutil.rmtree(out, ignore_errors=True)  # a rerun starts clean: no trial files of an earlier search
     out.mkdir(parents=True)
@@ -121,13 +121,13 @@ HEADERS = ["trial", "source", "state", "settings", "accuracy", "Δ pts", "gzip B
            "done at s"]
 
 
-def run(ctx: Context, minutes: float = 20.0, models=("seed_cnn", "qat_cnn")) -> dict[str, Any]:
+def run(ctx: Context, minutes: float = 20.0, models=("seed_cnn", "qat_cnn"), strip: bool = False) -> dict[str, Any]:
     """The benchmark as a suite section (targets, tables, notes, data)."""
     runs, targets, tables, notes = {}, [], [], []
     t0 = time.perf_counter()
     for model in models:
         say(f"\n--- search on Fashion-MNIST × {model}, {minutes:g} minutes ---")
-        r = search_one(ctx, model, minutes)
+        r = search_one(ctx, model, minutes, strip)
         runs[model] = r
         targets.append(target(f"{model}: smallest gzip within 1 pt, ratio vs float32 gzip", r["gzip_ratio"],
                               TARGETS[model], unit="×", higher_is_better=True,
@@ -150,6 +150,10 @@ def run(ctx: Context, minutes: float = 20.0, models=("seed_cnn", "qat_cnn")) -> 
                  "setting) and measures on all 10 000 test images; the baseline is "
                  "trained first and is not counted in the time budget. The machine is shared (2 cores): trials "
                  "per minute depend on the load.")
+    if strip:
+        notes.append("With --strip-strings: every trial's file is stripped of its tensor names and signature "
+                     "(SearchSpec.strip_strings, TFLite's flatbuffer_utils.strip_strings; same outputs), and its "
+                     "sizes are the stripped file's; the float32 reference is the file as converted.")
     return section(TITLE, targets=targets, tables=tables, notes=notes, data=runs, seconds=time.perf_counter() - t0)
 
 
@@ -190,7 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="seed_cnn,qat_cnn", help="comma-separated: seed_cnn, qat_cnn")
     parser.add_argument("--work", default=None, help="folder for the runs (default: a new temp folder)")
     parser.add_argument("--out", default=str(BENCH_DIR), help="where search_results.json and RESULTS.md go")
+    parser.add_argument("--strip-strings", action="store_true", help="the search strips its trials' strings")
+    parser.add_argument("--max-train", default=None,
+                        help="fine-tune slices, e.g. seed_cnn=60000 (default " + ", ".join(
+                            f"{m}={n}" for m, n in SEARCH_TRAIN.items()) + ")")
     args = parser.parse_args(argv)
+    for item in (args.max_train or "").split(","):
+        if item.strip():
+            name, _, n = item.partition("=")
+            SEARCH_TRAIN[name.strip()] = int(n)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in TARGETS]
     if bad:
@@ -207,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m benchmarks.search " + " ".join(argv if argv is not None else sys.argv[1:]),
             "work": str(ctx.work)}
     for model in models:  # each model's figures are written as soon as they are measured
-        result = run(ctx, minutes=args.minutes, models=[model])
+        result = run(ctx, minutes=args.minutes, models=[model], strip=args.strip_strings)
         write(result, {**meta, "finished": now_iso()}, Path(args.out), model)
         say(f"wrote {Path(args.out) / 'RESULTS.md'} and search_results-{model}.json")
     return 0

@@ -355,6 +355,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="equal_work,app_path,pages")
     parser.add_argument("--out", default=str(BENCH_DIR))
     parser.add_argument("--work", default=None)
+    parser.add_argument("--runs", type=int, default=2, help="equal work: runs of each side (farm-bench -n)")
     args = parser.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="ttr-cache-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -363,8 +364,10 @@ def main(argv=None) -> int:
     data = json.loads(saved.read_text()) if saved.is_file() else {}
     data["when"] = now_iso()
     for name in args.only.split(","):
-        data[name] = {"equal_work": equal_work, "app_path": app_path, "pages": pages_under_load,
-                      "first_page": first_page}[name](work)
+        if name == "equal_work":
+            data[name] = equal_work(work, runs=args.runs)
+        else:
+            data[name] = {"app_path": app_path, "pages": pages_under_load, "first_page": first_page}[name](work)
         saved.write_text(json.dumps(data, indent=1, default=str))
         write_section(out_dir, data)
     say(f"wrote {saved} and {out_dir / 'RESULTS.md'}")

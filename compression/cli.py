@@ -207,7 +207,8 @@ def cmd_search(args) -> int:
     minutes = 20.0 if args.minutes is None and args.trials is None else args.minutes
     spec = SearchSpec(budget=args.budget, relative=args.relative, minutes=minutes, trials=args.trials,
                       board=args.board, board_ram_kb=args.ram_kb, board_flash_kb=args.flash_kb,
-                      objective=args.objective, seed=args.seed, max_epochs=args.max_epochs)
+                      objective=args.objective, seed=args.seed, max_epochs=args.max_epochs,
+                      strip_strings=args.strip_strings)
     out = Path(args.out)
     bar = TerminalProgress(sys.stderr)
     stop = {"asked": False}
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--objective", choices=["gzip", "raw"], default="gzip", help="minimise gzip or raw bytes")
     srch.add_argument("--seed", type=int, default=None, help="sampler seed (default: the recipe's)")
     srch.add_argument("--max-epochs", type=int, default=None, help="longest fine-tune a trial may pick")
+    srch.add_argument("--strip-strings", action="store_true",
+                      help="trials' files without tensor names or signature (same outputs, fewer bytes)")
     srch.add_argument("--out", default="out", help="output folder for results.json and the trials' .tflite files")
     srch.set_defaults(func=cmd_search)
     sub.add_parser("boards", help="list the microcontroller boards' RAM and flash budgets").set_defaults(

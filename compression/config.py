@@ -332,6 +332,8 @@ class VariantSpec:
         fine_tune_epochs: epochs of fine-tuning for pruning/clustering/QAT.
         quantization: post-training conversion mode.
         sparse_encoding: store pruned weights sparse (EXPERIMENTAL_SPARSITY).
+        strip_strings: drop the file's tensor names and signature after conversion
+            (:func:`compression.convert.strip_strings`): same outputs, fewer bytes.
         representative_samples: size of the int8/int16x8 calibration set.
         learning_rate: fine-tuning learning rate (Adam).
         batch_size: fine-tuning batch size.
@@ -345,6 +347,7 @@ class VariantSpec:
     fine_tune_epochs: int = 2
     quantization: QuantizationMode = QuantizationMode.FLOAT32
     sparse_encoding: bool = False
+    strip_strings: bool = False
     representative_samples: int = 200
     learning_rate: float = 1e-3
     batch_size: int = 64
@@ -373,6 +376,8 @@ class VariantSpec:
             raise CompressionError(f"variant {self.name!r}: sparse_encoding must be true or false.")
         if self.sparse_encoding and self.quantization is QuantizationMode.INT16X8:
             raise CompressionError(f"variant {self.name!r}: {INT16X8_SPARSE_REFUSAL}")
+        if not isinstance(self.strip_strings, bool):
+            raise CompressionError(f"variant {self.name!r}: strip_strings must be true or false.")
         s(self, "representative_samples",
           Limits.representative_samples.check(self.representative_samples,
                                               f"variant {self.name!r}: representative_samples"))
@@ -424,7 +429,8 @@ class VariantSpec:
             out.append(f"cluster {self.clustering.clusters}")
         if self.qat:
             out.append(self.qat_scheme)
-        out.append(self.quantization.value + (" sparse" if self.sparse_encoding else ""))
+        out.append(self.quantization.value + (" sparse" if self.sparse_encoding else "")
+                   + (" stripped" if self.strip_strings else ""))
         return out
 
 

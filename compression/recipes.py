@@ -560,6 +560,13 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
     cache = cache or _StageCache()
     data = cache.convert(model, spec.quantization, ds, sparse=spec.sparse_encoding,
                          samples=spec.representative_samples, seed=recipe.seed)
+    stripped_note = None
+    if spec.strip_strings:
+        from .convert import strip_strings
+
+        full, data = len(data), strip_strings(data)
+        stripped_note = (f"strings stripped: {full:,} → {len(data):,} bytes (no tensor names or signature in "
+                         "the file: invoke it by input index)")
     t2 = time.perf_counter()
     stem = file_stem(spec.name)
     from ._io import atomic_write_bytes
@@ -597,7 +604,7 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
 
         save_centroids(folder.cluster_steps(stem), info["centroids"])
     folder.save_predictions(stem, m["predictions"])
-    notes = list(info["notes"])
+    notes = list(info["notes"]) + ([stripped_note] if stripped_note else [])
     if spec.quantization is QuantizationMode.INT16X8:
         notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
     if m["delegate"] == "none" and m["delegate_note"]:

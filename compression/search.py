@@ -130,6 +130,8 @@ class SearchSpec:
         hopeless_points: stop a trial when its fine-tune accuracy is this many points
             beyond the budget below the baseline (after its first epoch).
         enqueue: extra first trials as parameter dicts (as in ``TrialRecord.params``).
+        strip_strings: every trial's file without tensor names and signature (same outputs, ~1 KB less:
+            :func:`compression.convert.strip_strings`); sizes are measured on the stripped file.
     """
 
     budget: float = 1.0
@@ -146,6 +148,7 @@ class SearchSpec:
     prior: bool = True
     hopeless_points: float = 10.0
     enqueue: tuple[dict, ...] = ()
+    strip_strings: bool = False
 
     def __post_init__(self):
         s = object.__setattr__
@@ -176,6 +179,8 @@ class SearchSpec:
         s(self, "modes", modes)
         s(self, "hopeless_points", float(_positive(self.hopeless_points, "hopeless_points")))
         s(self, "enqueue", tuple(dict(p) for p in self.enqueue))
+        if not isinstance(self.strip_strings, bool):
+            raise CompressionError(f"strip_strings must be true or false. Received: {self.strip_strings!r}")
         if self.board is not None:
             _board_budget(self.board, self.board_ram_kb, self.board_flash_kb)  # refuse a bad board now
 
@@ -399,7 +404,7 @@ def _suggest(trial, space: _Space) -> dict[str, Any]:
 
 
 def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], default_epochs: int = 2,
-               cluster_layers: tuple[str, ...] | None = None) -> VariantSpec:
+               cluster_layers: tuple[str, ...] | None = None, strip_strings: bool = False) -> VariantSpec:
     """The recipe variant a trial's parameters describe (``cluster_layers``: None clusters every layer)."""
     sparsity = {n: round(float(params.get(f"sparsity/{n}", 0.0)), 4) for n in layers}
     pruned = {n: s for n, s in sparsity.items() if s > 0}
@@ -414,7 +419,7 @@ def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], defau
     trains = bool(pruning or clusters or qat)
     clustering = ClusteringConfig(clusters=clusters, layers=cluster_layers) if clusters else None
     return VariantSpec(name=name, pruning=pruning, clustering=clustering,
-                       qat=QATConfig() if qat else None, quantization=mode,
+                       qat=QATConfig() if qat else None, quantization=mode, strip_strings=strip_strings,
                        fine_tune_epochs=int(params.get("epochs", default_epochs)) if trains else 0)
 
 
@@ -783,7 +788,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
 
             def run_here(trial=trial, record=record, fraction=fraction):
                 variant = variant_of(record["params"], record["name"], layers, space.default_epochs,
-                                     space.cluster_layers)
+                                     space.cluster_layers, spec.strip_strings)
                 return run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
                                    _trial_progress(trial, progress, base_acc, record["name"]), trial_cancel,
                                    fraction_span=(fraction, fraction)).to_dict()
@@ -806,7 +811,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             trial, record, fraction = started_trial
             try:
                 pool.submit(variant_of(record["params"], record["name"], layers, space.default_epochs,
-                                       space.cluster_layers))
+                                       space.cluster_layers, spec.strip_strings))
             except CompressionError as exc:
                 finish_trial(trial, record, fraction, lambda exc=exc: _raise(exc))
                 continue

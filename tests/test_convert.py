@@ -208,3 +208,32 @@ def test_gzip_size():
     assert gzip_size(data) == len(gzip.compress(data, compresslevel=9, mtime=0))
     assert gzip_size(data) < 200
     assert gzip_size(data) == gzip_size(data)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_strip_strings_drops_the_names_and_keeps_the_outputs(mode, converted, digits_split):
+    from compression.convert import strip_strings
+    from compression.tflm import measure_tflm
+
+    full = converted[mode]
+    stripped = strip_strings(full)
+    assert len(stripped) < len(full) and gzip_size(stripped) < gzip_size(full)
+    module = _tf.interpreter_module()
+    names = [t["name"] for t in module.Interpreter(model_content=full).get_tensor_details()]
+    assert any("conv" in n for n in names)  # the layer names were there
+    interpreter = module.Interpreter(model_content=stripped)
+    assert all(t["name"] == "" for t in interpreter.get_tensor_details())
+    assert interpreter.get_signature_list() == {}
+    assert tflite_ops(stripped) == tflite_ops(full)
+    x = digits_split[2][:64]
+    np.testing.assert_array_equal(_tflite_outputs(stripped, x), _tflite_outputs(full, x))
+    # what a board runs: TFLite Micro still loads it, with the same arena
+    y = digits_split[3][:20]
+    assert measure_tflm(stripped, x[:20], y).arena_bytes == measure_tflm(full, x[:20], y).arena_bytes
+
+
+def test_strip_strings_refuses_bytes_that_are_not_a_model():
+    from compression.convert import strip_strings
+
+    with pytest.raises(CompressionError, match="not a TFLite model"):
+        strip_strings(b"PK\x03\x04 not a flatbuffer")

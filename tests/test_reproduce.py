@@ -136,6 +136,7 @@ def test_quantize_aware_refuses_an_unknown_scheme(seed_cnn, small_train):
 
 _VARIANTS = [
     {"name": "int8", "quantization": "int8"},
+    {"name": "int8-stripped", "quantization": "int8", "strip_strings": True},
     {"name": "pruned", "pruning": {"final_sparsity": 0.5}, "quantization": "int8", "sparse_encoding": True},
     {"name": "clustered", "clustering": {"clusters": 8}, "quantization": "int8"},
     {"name": "qat", "qat": {}, "quantization": "int8"},

@@ -191,3 +191,23 @@ def test_a_new_best_is_followed_one_sparsity_step_further():
     assert _bolder(params, space) == {**params, "sparsity/logits": 0.85}
     assert _bolder({**params, "sparsity/logits": 0.95}, space) is None  # nothing can go further
     assert _bolder({"sparsity/conv": 0.0, "sparsity/logits": 0.0, "qat": False, "mode": "int8"}, space) is None
+
+
+def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
+    from compression import _tf
+    from compression.convert import gzip_size
+
+    plain = search(recipe, tmp_path / "plain", quick(trials=1))
+    stripped = search(recipe, tmp_path / "stripped", quick(trials=1, strip_strings=True))
+    (a,), (b,) = plain.trials, stripped.trials
+    assert a.params == b.params and a.accuracy == b.accuracy  # the same int8 anchor, the same outputs
+    assert b.gzip_bytes < a.gzip_bytes and b.size_bytes < a.size_bytes
+    row = RunFolder(tmp_path / "stripped").read_results().variant(b.name)
+    assert row.settings["strip_strings"] is True and any("strings stripped" in n for n in row.notes)
+    data = RunFolder(tmp_path / "stripped").tflite(row).read_bytes()
+    assert len(data) == b.size_bytes and gzip_size(data) == b.gzip_bytes
+    names = [t["name"] for t in _tf.interpreter_module().Interpreter(model_content=data).get_tensor_details()]
+    assert set(names) == {""}
+    assert SearchSpec.from_dict(stripped.spec.to_dict()).strip_strings is True
+    with pytest.raises(CompressionError, match="strip_strings must be true or false"):
+        SearchSpec(strip_strings="yes")

@@ -46,6 +46,7 @@ VARIANT = {
     "fine_tune_epochs": 2,
     "quantization": "int8",
     "sparse_encoding": False,
+    "strip_strings": False,
     "representative_samples": 200,
     "learning_rate": 0.001,
     "batch_size": 64,
@@ -430,6 +431,15 @@ def convert(model, mode, x_train, sparse=False, samples=200, seed=0):
         return _convert_saved_model(folder, mode, x_train, sparse, samples, seed, model.inputs[0].dtype.as_numpy_dtype)
 
 
+def strip_strings(data):
+    """The file without tensor names, subgraph names, description and signature (TFLite's flatbuffer_utils)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def _convert_saved_model(folder, mode, x_train, sparse, samples, seed, dtype):
     import tensorflow as tf
 
@@ -541,6 +551,8 @@ def main(argv=None):
         samples=VARIANT["representative_samples"],
         seed=SEED,
     )
+    if VARIANT.get("strip_strings"):
+        data = strip_strings(data)
     Path(args.out).write_bytes(data)
     acc, dtype = accuracy(data, x_test, y_test)
     print(
