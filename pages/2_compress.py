@@ -220,6 +220,9 @@ st.data_editor(
         "sparse_encoding": st.column_config.CheckboxColumn(
             "sparse", help="Store pruned kernels sparse (EXPERIMENTAL_SPARSITY)."
         ),
+        "strip_strings": st.column_config.CheckboxColumn(
+            "strip names", help="Drop the file's tensor names and signature: same outputs, about 1 KB less."
+        ),
         "fine_tune_epochs": st.column_config.NumberColumn(
             "fine-tune epochs",
             min_value=builder.WIDGET_RANGES["fine_tune_epochs"][0],

@@ -333,7 +333,7 @@ def add_rows(rows: list[dict], specs: list[VariantSpec]) -> list[dict]:
     return [*rows, *({**s.to_dict(), "include": True} for s in specs)]
 
 
-EDITABLE = ["include", "name", "quantization", "sparse_encoding", "fine_tune_epochs"]
+EDITABLE = ["include", "name", "quantization", "sparse_encoding", "strip_strings", "fine_tune_epochs"]
 
 
 def table_frame(rows: list[dict]) -> pd.DataFrame:
@@ -351,12 +351,14 @@ def table_frame(rows: list[dict]) -> pd.DataFrame:
                 "techniques": techniques,
                 "quantization": r["quantization"],
                 "sparse_encoding": bool(r["sparse_encoding"]),
+                "strip_strings": bool(r.get("strip_strings", False)),
                 # Blank where nothing is fine-tuned (plain conversion, distillation alone): the value is unused.
                 "fine_tune_epochs": int(r["fine_tune_epochs"]) if _trains(r) else None,
             }
         )
     return pd.DataFrame(
-        records, columns=["include", "name", "techniques", "quantization", "sparse_encoding", "fine_tune_epochs"]
+        records, columns=["include", "name", "techniques", "quantization", "sparse_encoding", "strip_strings",
+                          "fine_tune_epochs"]
     )
 
 

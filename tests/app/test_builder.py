@@ -72,6 +72,7 @@ def test_table_edits_and_validation():
         "techniques",
         "quantization",
         "sparse_encoding",
+        "strip_strings",
         "fine_tune_epochs",
     ]
     assert frame.loc[5, "techniques"] == "prune 80% + PQAT + int8"
@@ -79,6 +80,8 @@ def test_table_edits_and_validation():
     assert edited[0]["include"] is False and edited[1]["name"] == "int8-ptq"
     assert rows[0]["include"] is True  # the input is not mutated
     assert [s.name for s in builder.specs_from_rows(edited)][0] == "int8-ptq"
+    stripped = builder.apply_edits(rows, {1: {"strip_strings": True}})
+    assert builder.specs_from_rows(stripped)[1].strip_strings is True and rows[1]["strip_strings"] is False
     bad = builder.apply_edits(rows, {2: {"fine_tune_epochs": 0}})
     with pytest.raises(CompressionError, match="at least 1 fine-tune epoch"):
         builder.specs_from_rows(bad)
