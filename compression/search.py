@@ -80,7 +80,9 @@ CLUSTER_CHOICES = (0, 8, 16, 32, 64)  # 0 = no clustering
 PRIOR_TEST_SAMPLES = 2000  # the prior only ranks layers: a seeded 2 000-sample test subset is enough
 MAX_REPEATS = 200  # proposals in a row of settings already tried: the space is exhausted, the search stops
 STARTUP_TRIALS = 4  # random trials before TPE models the results (after the prior's enqueued points)
-SPARSITY_STEP = 0.05
+SPARSITY_STEP = 0.05  # the prior's and the follow-ups' step below FINE_FROM
+FINE_FROM, FINE_STEP = 0.8, 0.02  # from 80 % on a step removes a large share of the nonzeros left: smaller steps
+SUGGEST_STEP = 0.01  # the sampler's grid
 MAX_SPARSITY = 0.95
 
 
@@ -392,7 +394,7 @@ def _prior_points(space: _Space, sensitivity, budget_points: float) -> list[tupl
 def _suggest(trial, space: _Space) -> dict[str, Any]:
     """Ask the trial for every variable (define-by-run: mode only without QAT, epochs only when training)."""
     for name in space.layers:
-        trial.suggest_float(f"sparsity/{name}", 0.0, space.upper[name], step=SPARSITY_STEP)
+        trial.suggest_float(f"sparsity/{name}", 0.0, space.upper[name], step=SUGGEST_STEP)
     trial.suggest_categorical("clusters", CLUSTER_CHOICES)
     qat = trial.suggest_categorical("qat", (False, True))
     if not qat:
@@ -424,14 +426,16 @@ def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], defau
 
 
 def _bolder(params: dict[str, Any], space: _Space) -> dict[str, Any] | None:
-    """The same trial with every pruned layer one sparsity step further (None when nothing can go further)."""
+    """The same trial with every pruned layer one sparsity step further: 5 points, 2 from 80 % on (None when
+    nothing can go further)."""
     out = dict(params)
     moved = False
     for name in space.layers:
         key = f"sparsity/{name}"
         s = float(params.get(key, 0.0))
-        if s > 0 and s + SPARSITY_STEP <= space.upper[name] + 1e-9:
-            out[key] = round(s + SPARSITY_STEP, 2)
+        step = FINE_STEP if s >= FINE_FROM - 1e-9 else SPARSITY_STEP
+        if s > 0 and s + step <= space.upper[name] + 1e-9:
+            out[key] = round(s + step, 2)
             moved = True
     return out if moved else None
 

@@ -188,8 +188,9 @@ def test_a_new_best_is_followed_one_sparsity_step_further():
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
     params = {"sparsity/conv": 0.0, "sparsity/logits": 0.8, "clusters": 8, "qat": True, "epochs": 2}
-    assert _bolder(params, space) == {**params, "sparsity/logits": 0.85}
-    assert _bolder({**params, "sparsity/logits": 0.95}, space) is None  # nothing can go further
+    assert _bolder(params, space) == {**params, "sparsity/logits": 0.82}  # from 80 %: 2-point steps
+    assert _bolder({**params, "sparsity/logits": 0.5}, space) == {**params, "sparsity/logits": 0.55}
+    assert _bolder({**params, "sparsity/logits": 0.94}, space) is None  # nothing can go further (0.95 at most)
     assert _bolder({"sparsity/conv": 0.0, "sparsity/logits": 0.0, "qat": False, "mode": "int8"}, space) is None
 
 
