@@ -328,6 +328,7 @@ class _StageCache:
         self.isolate = isolate  # False in a Ray task: the task's process is the isolation (executors.py)
         self.keep_exports = keep_exports  # True: the owner calls close() at the end
         self._export: tuple[Any, Path] | None = None  # the last exported model and its SavedModel export
+        self._pinned: tuple[Any, Path] | None = None  # the model :meth:`export` exported, kept to the end
 
     def _key(self, model, mode: QuantizationMode, sparse: bool, samples: int, seed: int) -> tuple:
         calibrated = mode in (QuantizationMode.INT8, QuantizationMode.INT16X8)
@@ -354,13 +355,18 @@ class _StageCache:
         """Export the model's SavedModel now, in this thread; its conversions (in another thread) reuse it.
 
         For the baseline: the main thread goes on calling it (a distillation's teacher), and a SavedModel
-        export traced in another thread meanwhile can capture that thread's half-made functions.
+        export traced in another thread meanwhile can capture that thread's half-made functions. The export
+        is kept until :meth:`close`, so a later conversion of this model (an int8 variant listed after a
+        fine-tuned one) never exports it again in the other thread.
         """
+        import tempfile
+
         from .convert import export_for_conversion
 
-        folder = self._export_dir(model)
-        if folder is not None:
-            export_for_conversion(model, folder)
+        if not self.keep_exports:
+            return
+        self._pinned = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
+        export_for_conversion(model, self._pinned[1])
 
     def _export_dir(self, model) -> Path | None:
         import shutil
@@ -368,6 +374,8 @@ class _StageCache:
 
         if not self.keep_exports:
             return None
+        if self._pinned is not None and self._pinned[0] is model:
+            return self._pinned[1]
         if self._export is None or self._export[0] is not model:  # the model is held: its id stays its own
             if self._export is not None:
                 shutil.rmtree(self._export[1], ignore_errors=True)
@@ -375,12 +383,13 @@ class _StageCache:
         return self._export[1]
 
     def close(self) -> None:
-        """Delete the kept export (the run's end)."""
+        """Delete the kept exports (the run's end)."""
         import shutil
 
-        if self._export is not None:
-            shutil.rmtree(self._export[1], ignore_errors=True)
-            self._export = None
+        for kept in (self._export, self._pinned):
+            if kept is not None:
+                shutil.rmtree(kept[1], ignore_errors=True)
+        self._export = self._pinned = None
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
         k = json.dumps(key, sort_keys=True, default=str)

@@ -104,3 +104,20 @@ def test_a_run_fills_its_reference_from_the_row_writer_and_times_each_row(tmp_pa
     for v in done.variants:
         assert v.latency.median is not None and v.latency.median > 0 and v.latency.runs == 20, v.name
         assert v.throughput_sps and v.throughput_sps > 0, v.name
+
+
+def test_the_baseline_is_exported_once_in_the_main_thread_even_when_its_int8_comes_after_a_fine_tune(tmp_path):
+    """The row writer converts the int8 (the baseline's) while the main thread distils from the baseline: the
+    baseline's export must be the main thread's, made before (an export traced beside the teacher's predict
+    captured its half-made function and failed)."""
+    from compression import run_recipe
+
+    recipe = {"dataset": {"name": "digits"}, "model": {"name": "seed_cnn"}, "baseline": {"pretrained": True},
+              "evaluation": {"latency_runs": 5, "tflm": False},
+              "variants": [{"name": "pruned", "pruning": {"final_sparsity": 0.5}, "fine_tune_epochs": 1},
+                           {"name": "int8", "quantization": "int8", "representative_samples": 50},
+                           {"name": "student", "distillation": {"student": "seed_cnn", "epochs": 2}}]}
+    run_recipe(recipe, tmp_path / "run", cache=False)
+    done = RunFolder(tmp_path / "run").read_results()
+    assert [(v.name, v.status) for v in done.variants] == [(n, RunStatus.OK) for n in ("pruned", "int8", "student")]
+    assert done.variants[1].input_dtype == "int8"
