@@ -196,7 +196,8 @@ if ss.get("compress_run_id"):
 # ---------------------------------------------------------------- the variant table
 
 st.subheader("Variants")
-st.caption("Untick a row to leave it out; names, conversion mode, sparse encoding and fine-tune epochs are editable.")
+st.caption("Untick a row to leave it out; names, conversion mode, sparse encoding, strip names and fine-tune epochs "
+           "are editable.")
 for sentence in ss.pop("table_refused", None) or []:
     st.warning(sentence)
 st.data_editor(
