@@ -360,6 +360,11 @@ class _Space:
     max_epochs: int
     default_epochs: int
     modes: tuple[str, ...]
+    strip_strings: bool = False  # SearchSpec.strip_strings
+
+    def variant(self, params: dict[str, Any], name: str) -> VariantSpec:
+        """The recipe variant of a trial's parameters in this space (what runs, and what a failed row says)."""
+        return variant_of(params, name, self.layers, self.default_epochs, self.cluster_layers, self.strip_strings)
 
 
 def _step_above(sparsities, safe: float) -> float:
@@ -619,7 +624,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     space = _Space(layers=layers, upper={n: MAX_SPARSITY for n in layers}, cluster_layers=cluster_layers,
                    max_epochs=spec.max_epochs or 2 * default_epochs, default_epochs=min(default_epochs,
                                                                                         spec.max_epochs or 10**6),
-                   modes=spec.modes)
+                   modes=spec.modes, strip_strings=spec.strip_strings)
     ref = RunResults.from_dict(results).reference
     reference_bytes = ref.gzip_bytes if spec.objective is SizeObjective.GZIP else ref.size_bytes
     seed = recipe.seed if spec.seed is None else spec.seed
@@ -736,22 +741,22 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             answers[json.dumps(params, sort_keys=True)] = (None, (), optuna.trial.TrialState.PRUNED)
             record.update(state=TrialState.PRUNED, error=f"hopeless: {exc}")
-            row = _failed_row(name, params, layers, space, "failed", record["error"])
+            row = _failed_row(name, params, space, "failed", record["error"])
         except Cancelled:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             why = "cancelled" if user_cancelled else "stopped by the time budget"
             record.update(state=TrialState.CANCELLED, error=why)
-            row = _failed_row(name, params, layers, space, "cancelled", why)
+            row = _failed_row(name, params, space, "cancelled", why)
         except CompressionError as exc:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             answers[json.dumps(params, sort_keys=True)] = (None, (), optuna.trial.TrialState.FAIL)
             record.update(state=TrialState.FAILED, error=str(exc))
-            row = _failed_row(name, params, layers, space, "failed", str(exc))
+            row = _failed_row(name, params, space, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one trial's crash must not end the search
             log.exception("trial %s failed", name)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             record.update(state=TrialState.FAILED, error=one_line(exc))
-            row = _failed_row(name, params, layers, space, "failed", one_line(exc))
+            row = _failed_row(name, params, space, "failed", one_line(exc))
         record["finished_s"] = round(time.perf_counter() - t_search, 3)
         row["seconds"] = round(record["finished_s"] - t0, 3)
         row["trial"] = {"number": record["number"], "source": record["source"], "params": params}
@@ -791,8 +796,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             trial, record, fraction = started_trial
 
             def run_here(trial=trial, record=record, fraction=fraction):
-                variant = variant_of(record["params"], record["name"], layers, space.default_epochs,
-                                     space.cluster_layers, spec.strip_strings)
+                variant = space.variant(record["params"], record["name"])
                 return run_variant(variant, baseline, ds, recipe, out, reference_predictions, _StageCache(),
                                    _trial_progress(trial, progress, base_acc, record["name"]), trial_cancel,
                                    fraction_span=(fraction, fraction)).to_dict()
@@ -814,8 +818,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
                 continue
             trial, record, fraction = started_trial
             try:
-                pool.submit(variant_of(record["params"], record["name"], layers, space.default_epochs,
-                                       space.cluster_layers, spec.strip_strings))
+                pool.submit(space.variant(record["params"], record["name"]))
             except CompressionError as exc:
                 finish_trial(trial, record, fraction, lambda exc=exc: _raise(exc))
                 continue
@@ -865,9 +868,9 @@ def _remote_row(outcome) -> dict[str, Any]:
     return dict(row)
 
 
-def _failed_row(name, params, layers, space, status, error) -> dict[str, Any]:
+def _failed_row(name, params, space, status, error) -> dict[str, Any]:
     try:
-        settings = variant_of(params, name, layers, space.default_epochs, space.cluster_layers).to_dict()
+        settings = space.variant(params, name).to_dict()
     except CompressionError:
         settings = {"name": name}
     return {"name": name, "status": status, "error": error, "settings": settings}
