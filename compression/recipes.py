@@ -314,6 +314,21 @@ def _restored_baseline(recipe: Recipe, folder: RunFolder, results: ResultsWriter
 # ---------------------------------------------------------------- variants
 
 
+def _drop_export(kept: tuple[Any, Path] | None) -> None:
+    import shutil
+
+    if kept is not None:
+        shutil.rmtree(kept[1], ignore_errors=True)
+
+
+def _fresh_export(model, previous: tuple[Any, Path] | None) -> tuple[Any, Path]:
+    """A new temporary export folder for ``model``; ``previous`` (another model's) is deleted."""
+    import tempfile
+
+    _drop_export(previous)
+    return model, Path(tempfile.mkdtemp(prefix="compression-export-"))
+
+
 class _StageCache:
     """Trained models by the settings that produced them, within one run.
 
@@ -359,36 +374,26 @@ class _StageCache:
         is kept until :meth:`close`, so a later conversion of this model (an int8 variant listed after a
         fine-tuned one) never exports it again in the other thread.
         """
-        import tempfile
-
         from .convert import export_for_conversion
 
         if not self.keep_exports:
             return
-        self._pinned = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
+        self._pinned = _fresh_export(model, self._pinned)
         export_for_conversion(model, self._pinned[1])
 
     def _export_dir(self, model) -> Path | None:
-        import shutil
-        import tempfile
-
         if not self.keep_exports:
             return None
         if self._pinned is not None and self._pinned[0] is model:
             return self._pinned[1]
         if self._export is None or self._export[0] is not model:  # the model is held: its id stays its own
-            if self._export is not None:
-                shutil.rmtree(self._export[1], ignore_errors=True)
-            self._export = (model, Path(tempfile.mkdtemp(prefix="compression-export-")))
+            self._export = _fresh_export(model, self._export)
         return self._export[1]
 
     def close(self) -> None:
         """Delete the kept exports (the run's end)."""
-        import shutil
-
         for kept in (self._export, self._pinned):
-            if kept is not None:
-                shutil.rmtree(kept[1], ignore_errors=True)
+            _drop_export(kept)
         self._export = self._pinned = None
 
     def get_or_make(self, key: dict, make: Callable[[], tuple[Any, dict]]):
