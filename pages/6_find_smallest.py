@@ -208,9 +208,9 @@ if run_id:
 
     @st.fragment(run_every=1.0 if live else None)
     def monitor() -> None:
-        draw(run_id)
         if live and state.store().get_run(run_id)["status"] in FINAL_STATUSES:
-            st.rerun()
+            st.rerun()  # hand over to one full run that draws the final state once (no doubled buttons)
+        draw(run_id)
 
     monitor()
     widgets.page_link("compare", "Compare the trials like any run (charts, table, every download)",

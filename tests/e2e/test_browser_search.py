@@ -40,11 +40,19 @@ def test_short_search_runs_trials_arrive_and_the_chosen_variant_downloads(server
     assert status_when_first_arrived == "running"  # it arrived live, before the search ended
     screenshot(page, shots / "running.png")
     poll(lambda: store.get_run(run["id"])["status"] == "ok", SEARCH_DEADLINE_S, "the search to finish")
-    # The last live refresh hands over to a full rerun: for a moment the old and the new button are both in the DOM.
-    # Wait for the page to settle on exactly one (a button that stays doubled fails here, with this message).
-    chosen = poll(lambda: wait_idle(page) or by_key(page, "fs_dl_chosen").get_by_role("button").count() == 1, 60,
-                  "exactly one download button for the chosen variant")
-    assert chosen
+    # The last live refresh hands over to a full rerun: for a moment the old and the new button can both be in the
+    # DOM. Wait until the page shows the finished search (no Stop button) with exactly one download button, twice in
+    # a row a second apart (a button that stays doubled fails here, with this message).
+    settled = []
+
+    def one_button_settled() -> bool:
+        wait_idle(page)
+        ok = (page.locator('[class*="st-key-fs_stop_"]').count() == 0
+              and by_key(page, "fs_dl_chosen").get_by_role("button").count() == 1)
+        settled.append(ok)
+        return len(settled) >= 2 and settled[-1] and settled[-2]
+
+    assert poll(one_button_settled, 60, "exactly one download button for the chosen variant")
     results = store.results(run["id"])
     search = results.extra["search"]
     chosen_name = search["chosen"]
