@@ -76,7 +76,8 @@ log = logging.getLogger("compression.search")
 
 SEARCH_FILE = "search.json"  # the SearchSpec of a stored search run, next to recipe.json
 TRIALS_FILE = "trials.csv"
-CLUSTER_CHOICES = (0, 8, 16, 32, 64)  # 0 = no clustering
+CLUSTER_CHOICES = (0, 4, 8, 16, 32, 64)  # 0 = no clustering
+PRIOR_MIN_CLUSTERS = 8  # the bolder prior's count; 4 is reached by a follow-up of a best that holds with 8
 PRIOR_TEST_SAMPLES = 2000  # the prior only ranks layers: a seeded 2 000-sample test subset is enough
 MAX_REPEATS = 200  # proposals in a row of settings already tried: the space is exhausted, the search stops
 STARTUP_TRIALS = 4  # random trials before TPE models the results (after the prior's enqueued points)
@@ -380,7 +381,7 @@ def _prior_points(space: _Space, sensitivity, budget_points: float) -> list[tupl
         return points
     k = sensitivity.min_safe_clusters(budget_points)
     for source, steps, clusters, epochs in (("prior", 1, k if k in CLUSTER_CHOICES else 16, space.default_epochs),
-                                            ("prior, bolder", 2, min(c for c in CLUSTER_CHOICES if c),
+                                            ("prior, bolder", 2, PRIOR_MIN_CLUSTERS,
                                              space.max_epochs)):
         params: dict[str, Any] = {}
         for name in space.layers:
@@ -443,6 +444,25 @@ def _bolder(params: dict[str, Any], space: _Space) -> dict[str, Any] | None:
             out[key] = round(s + step, 2)
             moved = True
     return out if moved else None
+
+
+def _fewer_clusters(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The same trial with the next smaller cluster count (None when unclustered or at the fewest)."""
+    k = int(params.get("clusters") or 0)
+    fewer = [c for c in CLUSTER_CHOICES if 0 < c < k]
+    return {**params, "clusters": fewer[-1]} if fewer else None
+
+
+def _follow_ups(params: dict[str, Any], space: _Space, name: str) -> list[tuple[dict[str, Any], str]]:
+    """What to try right after a new best: one sparsity step further, and fewer clusters.
+
+    Few trials fit a time budget and TPE alone spends most of them exploring; the two moves that shrink a best
+    file most are more zeros and fewer distinct values (at 88 % zeros, 4 clusters instead of 8 take the
+    weights' entropy from about 0.87 to 0.72 bits each: H(0.12) + 0.12·log2(k-1)).
+    """
+    moves = ((_bolder(params, space), f"one step past {name}"),
+             (_fewer_clusters(params), f"fewer clusters than {name}"))
+    return [(p, why) for p, why in moves if p is not None]
 
 
 # ---------------------------------------------------------------- one trial
@@ -764,11 +784,9 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         trials.append(TrialRecord(**record))
         tried.add(json.dumps(params, sort_keys=True))
         result = publish()
-        bolder = _bolder(params, space) if result.chosen == name else None
-        if bolder is not None and json.dumps(bolder, sort_keys=True) not in tried:
-            # a new best: try one sparsity step further along it before the sampler goes on (few trials fit
-            # a time budget; TPE alone spends most of them exploring)
-            study.enqueue_trial(bolder, user_attrs={"source": f"one step past {name}"})
+        for follow_up, why in _follow_ups(params, space, name) if result.chosen == name else ():
+            if json.dumps(follow_up, sort_keys=True) not in tried:
+                study.enqueue_trial(follow_up, user_attrs={"source": why})
         emit(progress, Progress(phase="trial_done", variant=name, fraction=min(0.99, fraction),
                                 message=f"{name}: {_trial_line(trials[-1])}; best {_best_line(result)}",
                                 data={"trial": asdict(trials[-1]) | {"state": trials[-1].state.value},

@@ -194,6 +194,22 @@ def test_a_new_best_is_followed_one_sparsity_step_further():
     assert _bolder({"sparsity/conv": 0.0, "sparsity/logits": 0.0, "qat": False, "mode": "int8"}, space) is None
 
 
+def test_a_new_best_is_followed_by_more_zeros_and_by_fewer_clusters():
+    from compression.search import _follow_ups, _Space
+
+    space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
+                   max_epochs=2, default_epochs=1, modes=("int8",))
+    params = {"sparsity/conv": 0.0, "sparsity/logits": 0.8, "clusters": 8, "qat": True, "epochs": 2}
+    assert _follow_ups(params, space, "trial-003") == [
+        ({**params, "sparsity/logits": 0.82}, "one step past trial-003"),
+        ({**params, "clusters": 4}, "fewer clusters than trial-003"),
+    ]
+    at_the_end = {**params, "sparsity/logits": 0.94, "clusters": 4}  # no step further, no fewer clusters
+    assert _follow_ups(at_the_end, space, "trial-009") == []
+    unclustered = {**params, "clusters": 0}
+    assert [why for _, why in _follow_ups(unclustered, space, "t")] == ["one step past t"]
+
+
 def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
     from compression import _tf
     from compression.convert import gzip_size
