@@ -98,6 +98,7 @@ def _loss_and_accuracy(logs: dict) -> dict:
     return {key: _finite(logs.get(key)) for key in ("loss", "accuracy")}
 
 
+SHUFFLE_SEED = 0  # the fine-tune pipeline's shuffle op seed (with the run's tf.random.set_seed)
 _TENSORS: dict[int, tuple[np.ndarray, object]] = {}  # id(array) -> (array, its eager tensor); the last few only
 _TENSORS_KEPT = 4
 
@@ -133,7 +134,9 @@ def batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, start: int 
     stop = len(x) if stop is None else stop
     indices = tf.data.Dataset.range(start, stop)
     if shuffle:
-        indices = indices.shuffle(stop - start, reshuffle_each_iteration=True)
+        # an explicit op seed: the order then follows tf.random.set_seed alone, not how many seeded ops this
+        # process made before (the reproduce script rebuilds the same order: compression/templates/reproduce.py)
+        indices = indices.shuffle(stop - start, seed=SHUFFLE_SEED, reshuffle_each_iteration=True)
     if y is None:
         dataset = indices.batch(batch_size).map(lambda i: tf.gather(xt, i))
     else:

@@ -191,9 +191,23 @@ def compile_for_training(model, learning_rate):
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
 
 
+def batches(x, y, batch_size):
+    """What Compression Lab's fine-tunes read (compression.train.batches, copied so that this script runs
+    without the engine): batches of shuffled indices gathered from the arrays, a new order every epoch (shuffle
+    op seed 0 under tf.random.set_seed), tf.data autotuning off (its thread made fit return seconds late)."""
+    import tensorflow as tf
+
+    xt, yt = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    indices = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=0, reshuffle_each_iteration=True)
+    dataset = indices.batch(batch_size).map(lambda i: (tf.gather(xt, i), tf.gather(yt, i))).prefetch(2)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def fit(model, x, y, epochs, batch_size, callbacks=()):
     if epochs > 0:
-        model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks), verbose=2, shuffle=True)
+        model.fit(batches(x, y, batch_size), epochs=epochs, callbacks=list(callbacks), verbose=2)
 
 
 def fresh_copy(model):
