@@ -23,7 +23,6 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
 from typing import Any
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -136,21 +135,6 @@ def import_in_background() -> None:
     thread = threading.Thread(target=run, daemon=True, name="compression-import")
     _background.update(thread=thread, ready=ready)
     thread.start()
-
-
-def after_tensorflow(fn: Callable[[], Any]) -> None:
-    """Call ``fn`` once this process has TensorFlow in: now if it has, else from a daemon thread when the
-    background import gets there."""
-    ready = _background.get("ready")
-    if ready is None or ready.is_set():
-        fn()
-        return
-
-    def run():
-        ready.wait()
-        fn()
-
-    threading.Thread(target=run, daemon=True, name="compression-after-import").start()
 
 
 def wait_for_tensorflow() -> None:

@@ -852,12 +852,10 @@ def run_recipe(recipe: Recipe | dict, out_dir: str | Path, progress: ProgressFn 
         return _replay(recipe, reuse, run, progress)
     from .isolation import shared_pool
 
-    # The conversion child imports TensorFlow while this process trains the baseline, instead of at the first
-    # conversion (a no-op when it is already warm, as in the app's spare worker). It starts once this process
-    # has TensorFlow in: the two imports side by side (6 s of CPU each on a 2-core machine) delayed this
-    # process's own, which the baseline waits for.
+    # The conversion child imports TensorFlow while this process loads the data and trains the baseline,
+    # instead of at the first conversion (a no-op when it is already warm, as in the app's spare worker).
+    shared_pool().warm()
     _tf.import_in_background()
-    _tf.after_tensorflow(shared_pool().warm)
     with run.recording():
         ds = load_recipe_dataset(recipe, run, progress)
         base_weight, weights = progress_weights(recipe, len(ds.x_train))
