@@ -103,6 +103,60 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def paired_runs(a: list[str], b: list[str], runs: int, *, cwd: Path = ROOT, env: dict | None = None,
+                timeout: float = 3600, log: Path | None = None) -> dict[str, Any]:
+    """Time two whole commands in pairs, the order swapped each pair (A B, B A, A B, ...).
+
+    Each run is one process from start to exit (its start-up included); wall seconds from a monotonic
+    clock, CPU seconds (user + system) from the operating system's accounting of the finished child and
+    every descendant it waited for. The ratio A/B is taken pair by pair, so a drift in the machine's
+    speed moves both sides of a pair alike, and swapping the order cancels a first-of-the-pair penalty.
+    Written here rather than with a library: ``timeit`` and ``pyperf`` time Python code or single
+    commands, not two whole processes interleaved. Raises if a run exits non-zero.
+
+    Returns ``{"A wall s": {"min", "median", "max"}, ... "A/B wall": ..., "A/B cpu": ..., "pairs": [...]}``.
+    """
+    import resource
+    import statistics
+    import subprocess
+
+    def once(cmd: list[str]) -> tuple[float, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        sink = open(log, "ab") if log else subprocess.DEVNULL
+        try:
+            done = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=sink,
+                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        finally:
+            if log:
+                sink.close()
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:4])} exited {done.returncode}" + (f"; see {log}" if log else ""))
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    pairs = []
+    for i in range(runs):
+        order = "AB" if i % 2 == 0 else "BA"
+        got = {side: once(a if side == "A" else b) for side in order}
+        pairs.append({"order": order, "A wall": got["A"][0], "B wall": got["B"][0], "A cpu": got["A"][1],
+                      "B cpu": got["B"][1]})
+        say(f"  pair {i + 1}/{runs} ({order}): A {got['A'][0]:.1f} s, B {got['B'][0]:.1f} s, "
+            f"A/B {got['A'][0] / got['B'][0]:.3f}")
+
+    def spread(values: list[float]) -> dict[str, float]:
+        return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+    out: dict[str, Any] = {"pairs": pairs, "runs": runs}
+    for side in "AB":
+        out[f"{side} wall s"] = spread([p[f"{side} wall"] for p in pairs])
+        out[f"{side} cpu s"] = spread([p[f"{side} cpu"] for p in pairs])
+    out["A/B wall"] = spread([p["A wall"] / p["B wall"] for p in pairs])
+    out["A/B cpu"] = spread([p["A cpu"] / p["B cpu"] for p in pairs])
+    return out
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import BENCH_DIR, ROOT, load_average, now_iso, say
+from .common import BENCH_DIR, ROOT, load_average, now_iso, paired_runs, say
 from .report import markdown_table
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -65,31 +65,6 @@ def _timed(cmd: list[str], log: Path, env: dict | None = None) -> float:
     return seconds
 
 
-def _farm_bench(a: list[str], b: list[str], runs: int, timeout: int) -> dict[str, Any]:
-    """``farm-bench``: A and B in turn (A B A B ...), whole processes; medians and the pair-by-pair ratios."""
-    import shlex
-    import shutil
-
-    tool = shutil.which("farm-bench")
-    if tool is None:
-        raise RuntimeError("farm-bench is not installed")
-    done = subprocess.run([tool, "-n", str(runs), "--warmup", "0", "--timeout", str(timeout), "--vs", shlex.join(b),
-                           "--", *a], cwd=ROOT, capture_output=True, text=True, check=False)
-    figures: dict[str, Any] = {"raw": done.stdout.strip().splitlines()}
-    for line in figures["raw"]:
-        words = line.split()
-        for label in ("A wall s", "B wall s", "A cpu s", "B cpu s", "A/B wall", "A/B cpu"):
-            if line.startswith(label + " "):
-                values = words[len(label.split()):]
-                figures[label] = {"min": float(values[0]), "median": float(values[1]), "max": float(values[2])}
-        if line.startswith(("A exit", "B exit")):
-            figures[line[:1] + " exit"] = line
-    if "A/B wall" not in figures:
-        raise RuntimeError(f"farm-bench gave no ratio (exit {done.returncode}): {done.stdout[-800:]} "
-                           f"{done.stderr[-400:]}")
-    return figures
-
-
 def equal_work(work: Path, runs: int = 2) -> dict[str, Any]:
     recipe_path = work / "equal-work.json"
     recipe_path.write_text(json.dumps(equal_work_recipe(), indent=1))
@@ -101,9 +76,10 @@ def equal_work(work: Path, runs: int = 2) -> dict[str, Any]:
                   "2", "2", "128"]
     out: dict[str, Any] = {"load": {}, "runs": runs}
     out["load"]["start"] = load_average()
-    say(f"[equal work] farm-bench: ours (A), the plain script (B) in turn, {runs} each (load {out['load']['start']})")
-    fb = _farm_bench(ours_cmd, script_cmd, runs, timeout=3500)
-    out["farm_bench"] = fb
+    say(f"[equal work] ours (A) and the plain script (B) in pairs, the order swapped each pair, {runs} each "
+        f"(load {out['load']['start']})")
+    fb = paired_runs(ours_cmd, script_cmd, runs, env=env, log=work / "paired.log")
+    out["paired"] = fb
     out["load"]["end"] = load_average()
     out["first_s"], out["script_s"] = fb["A wall s"]["median"], fb["B wall s"]["median"]
     out["first_ratio"], out["cpu_ratio"] = fb["A/B wall"]["median"], fb["A/B cpu"]["median"]
@@ -240,7 +216,7 @@ def pages_under_load(work: Path, rounds: int = 3) -> dict[str, Any]:
 
 
 def _spread(e: dict[str, Any], label: str, digits: int = 1) -> str:
-    figure = e["farm_bench"][label]
+    figure = e["paired"][label]
     return f"{figure['min']:.{digits}f}-{figure['max']:.{digits}f}"
 
 
@@ -250,7 +226,7 @@ FIRST_PAGE_BEFORE = "680cc4c"  # main before this turn's first-page work (the Co
 
 
 def first_page(work: Path, runs: int = 5) -> dict[str, Any]:
-    """A fresh process drawing the first page (app.py → Compress), now vs before, in turn through farm-bench."""
+    """A fresh process drawing the first page (app.py → Compress), now vs before, in pairs (order swapped)."""
     before = work / f"tree-{FIRST_PAGE_BEFORE}"
     if not before.is_dir():
         before.mkdir(parents=True)
@@ -258,7 +234,7 @@ def first_page(work: Path, runs: int = 5) -> dict[str, Any]:
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
     store = work / "first-page-store"
     child = [sys.executable, "-c", FIRST_PAGE_CHILD]
-    # One command per tree (farm-bench runs no shell of its own): the same child, in each tree.
+    # One command per tree: the same child, in each tree.
 
     def in_tree(tree: Path) -> list[str]:
         import shlex
@@ -266,8 +242,8 @@ def first_page(work: Path, runs: int = 5) -> dict[str, Any]:
         return ["sh", "-c", f"cd {shlex.quote(str(tree))} && COMPRESSION_LAB_DATA={shlex.quote(str(store))} "
                 f"COMPRESSION_LAB_WARM_WORKER=0 exec {shlex.join(child)}"]
     out: dict[str, Any] = {"load_start": load_average(), "runs": runs, "before": FIRST_PAGE_BEFORE}
-    fb = _farm_bench(in_tree(ROOT), in_tree(before), runs, timeout=1200)
-    out.update(farm_bench=fb, load_end=load_average(), now_s=fb["A wall s"]["median"],
+    fb = paired_runs(in_tree(ROOT), in_tree(before), runs, timeout=1200)
+    out.update(paired=fb, load_end=load_average(), now_s=fb["A wall s"]["median"],
                before_s=fb["B wall s"]["median"], ratio=fb["A/B wall"]["median"])
     say(f"[first page] now {out['now_s']:.2f} s, before {out['before_s']:.2f} s (medians), ratio {out['ratio']:.3f} "
         f"(load {out['load_end']})")
@@ -282,17 +258,18 @@ def write_section(out_dir: Path, data: dict[str, Any]) -> None:
              ""]
     if e:
         lines += ["### Equal work vs a plain tfmot script (Fashion-MNIST, experiment E, both retrain the baseline)",
-                  f"`farm-bench -n {e['runs']}`: ours (A: `python -m compression run RECIPE --store S --recompute`, "
-                  "fresh work every run) and the plain script (B) started in turn, A B A B, whole processes; "
+                  f"{e['runs']} pairs: ours (A: `python -m compression run RECIPE --store S --recompute`, "
+                  "fresh work every run) and the plain script (B), whole processes, in pairs with the order swapped "
+                  "each pair (A B, B A, ...: benchmarks.common.paired_runs); "
                   f"medians, the ratio taken pair by pair. Load average {e['load']['start']} at the start, "
                   f"{e['load']['end']} at the end, {e['load']['rerun']} before the re-run.", "",
                   markdown_table(["way", "wall s (median)", "wall s (min-max)", "ratio to the script (pairs)",
                                   "cpu s (median)"], [
                       ["plain script (benchmarks/plain_script.py)", round(e["script_s"], 1),
-                       _spread(e, "B wall s"), 1.0, round(e["farm_bench"]["B cpu s"]["median"], 1)],
+                       _spread(e, "B wall s"), 1.0, round(e["paired"]["B cpu s"]["median"], 1)],
                       ["ours, first run (fresh work)", round(e["first_s"], 1), _spread(e, "A wall s"),
                        f"{e['first_ratio']:.3f} ({_spread(e, 'A/B wall', 3)})",
-                       round(e["farm_bench"]["A cpu s"]["median"], 1)],
+                       round(e["paired"]["A cpu s"]["median"], 1)],
                       ["ours, unchanged re-run (every row reused; one run)", round(e["rerun_s"], 2), "",
                        round(e["rerun_ratio"], 3), ""]]),
                   "", f"Targets: first run ≤ 0.9× the script → **{e['first_ratio']:.2f}×** "
@@ -326,16 +303,17 @@ def write_section(out_dir: Path, data: dict[str, Any]) -> None:
     f = data.get("first_page")
     if f:
         lines += ["### First page after the server starts: now vs before this turn", "",
-                  f"`farm-bench -n {f['runs']}`: a fresh Python process importing Streamlit's AppTest and drawing "
+                  f"{f['runs']} pairs, the order swapped each pair: a fresh Python process importing Streamlit's "
+                  "AppTest and drawing "
                   f"app.py (the Compress page) on an empty store, this tree (A) and commit {f['before']} (B) in "
                   f"turn; load {f['load_start']} at the start, {f['load_end']} at the end.", "",
                   markdown_table(["tree", "wall s (median)", "wall s (min-max)"], [
-                      ["now", round(f["now_s"], 2), f"{f['farm_bench']['A wall s']['min']:.2f}-"
-                                                    f"{f['farm_bench']['A wall s']['max']:.2f}"],
+                      ["now", round(f["now_s"], 2), f"{f['paired']['A wall s']['min']:.2f}-"
+                                                    f"{f['paired']['A wall s']['max']:.2f}"],
                       [f"before ({f['before']})", round(f["before_s"], 2),
-                       f"{f['farm_bench']['B wall s']['min']:.2f}-{f['farm_bench']['B wall s']['max']:.2f}"]]),
+                       f"{f['paired']['B wall s']['min']:.2f}-{f['paired']['B wall s']['max']:.2f}"]]),
                   "", f"Ratio now/before (median of pairs): **{f['ratio']:.3f}** "
-                  f"(pairs {f['farm_bench']['A/B wall']['min']:.3f}-{f['farm_bench']['A/B wall']['max']:.3f}); "
+                  f"(pairs {f['paired']['A/B wall']['min']:.3f}-{f['paired']['A/B wall']['max']:.3f}); "
                   f"target first page ≤ 3 s: {'met' if f['now_s'] <= 3 else 'NOT met'} at this load.", ""]
     for note in data.get("notes", []):
         lines += [f"- {note}"]
@@ -355,7 +333,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="equal_work,app_path,pages")
     parser.add_argument("--out", default=str(BENCH_DIR))
     parser.add_argument("--work", default=None)
-    parser.add_argument("--runs", type=int, default=2, help="equal work: runs of each side (farm-bench -n)")
+    parser.add_argument("--runs", type=int, default=2, help="equal work: pairs of runs (ours and the script)")
     args = parser.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="ttr-cache-"))
     work.mkdir(parents=True, exist_ok=True)
