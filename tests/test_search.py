@@ -210,6 +210,22 @@ def test_a_new_best_is_followed_by_more_zeros_and_by_fewer_clusters():
     assert [why for _, why in _follow_ups(unclustered, space, "t")] == ["one step past t"]
 
 
+def test_a_newer_best_drops_the_follow_ups_of_the_best_it_superseded():
+    from compression.search import _FollowUps, _settings_key, _Space
+
+    space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
+                   max_epochs=2, default_epochs=1, modes=("int8",))
+    old = {"sparsity/conv": 0.0, "sparsity/logits": 0.8, "clusters": 8, "qat": True, "epochs": 2}
+    new = {**old, "sparsity/logits": 0.82}
+    queue = _FollowUps()
+    queue.new_best(old, space, "trial-003")
+    assert queue.next(set()) == ({**old, "sparsity/logits": 0.82}, "one step past trial-003")
+    queue.new_best(new, space, "trial-005")  # "fewer clusters than trial-003" was not asked yet: dropped
+    assert queue.next(set()) == ({**new, "sparsity/logits": 0.84}, "one step past trial-005")
+    tried = {_settings_key({**new, "clusters": 4})}  # the sampler already ran it: skipped, not repeated
+    assert queue.next(tried) is None
+
+
 def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
     from compression import _tf
     from compression.convert import gzip_size
