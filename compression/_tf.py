@@ -61,6 +61,23 @@ def quiet_native_stderr(what: str):
                 log.debug("%s wrote:\n%s", what, text)
 
 
+class _SlowCallbackWarning(logging.Filter):
+    """Keras's "Callback method `on_train_batch_end` is slow compared to the batch time" goes to the log (DEBUG).
+
+    Keras times the first batches of every ``fit``; the progress callback's first event (a row written, a line
+    printed) and the first batch's tracing trip the check on a model this small, and the warning reached a CLI
+    run's terminal once per fine-tune. The callback sends an event at most every 50 ms
+    (``train.BATCH_EVENT_INTERVAL_S``), so later batches do not pay it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "is slow compared to the batch time" in message:
+            log.debug("Keras: %s", message)
+            return False
+        return True
+
+
 def tf():
     """Return the ``tensorflow`` module (imported on first use, its native log lines kept off the terminal)."""
     if "tensorflow" not in sys.modules:
@@ -70,6 +87,7 @@ def tf():
             # The first device query calls cuInit, which logs "failed call to cuInit" at ERROR level on a
             # machine without a GPU: do it here, inside the quiet block.
             tensorflow.config.list_physical_devices()
+            tensorflow.get_logger().addFilter(_SlowCallbackWarning())
     import tensorflow
 
     return tensorflow

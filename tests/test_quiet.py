@@ -65,3 +65,26 @@ def test_a_keras3_h5_is_refused_as_saved_by_keras3(tmp_path):
 
     with pytest.raises(CompressionError, match=r"^'k3\.h5' was saved by Keras 3\.\d+"):
         load_user_model(path)
+
+
+def test_kerass_slow_callback_warning_goes_to_the_log_not_the_terminal(capfd, caplog):
+    """A progress function slower than a batch (the CLI's first printed line, a stored row) trips Keras's timing
+    check in every fit; the warning is logged at DEBUG, and nothing reaches stderr."""
+    import logging
+    import time
+
+    import numpy as np
+
+    from compression import _tf
+    from compression.train import fit
+
+    keras = _tf.keras()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = np.random.default_rng(0).normal(size=(64, 4)).astype("float32"), np.arange(64) % 3
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG, logger="compression.tf"):
+        fit(model, x, y, epochs=1, batch_size=8, progress=lambda event: time.sleep(0.06))
+    assert any("is slow compared to the batch time" in r.getMessage() for r in caplog.records
+               if r.name == "compression.tf")
+    assert "is slow compared" not in capfd.readouterr().err
