@@ -484,6 +484,16 @@ class _FollowUps:
     def new_best(self, params: dict[str, Any], space: _Space, name: str) -> None:
         self.pending = _follow_ups(params, space, name)
 
+    def walk_on(self, params: dict[str, Any], space: _Space, name: str) -> None:
+        """A sparsity step that stayed within budget without being a new best: take the next step first.
+
+        Gzip size is not monotone in sparsity over one step (with 4 clusters, 82 % gave 3 714 B where 80 % gave
+        3 684 B), so stopping the walk at the first step that is not a new best left 84-88 % untried.
+        """
+        bolder = _bolder(params, space)
+        if bolder is not None:
+            self.pending.insert(0, (bolder, f"one step past {name}"))
+
     def next(self, tried: set[str]) -> tuple[dict[str, Any], str] | None:
         """The next follow-up whose settings were not tried yet (None when none is left)."""
         while self.pending:
@@ -819,6 +829,8 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         result = publish()
         if result.chosen == name:
             follow_ups.new_best(params, space, name)
+        elif record.get("within_budget") and record["source"].startswith("one step past"):
+            follow_ups.walk_on(params, space, name)
         emit(progress, Progress(phase="trial_done", variant=name, fraction=min(0.99, fraction),
                                 message=f"{name}: {_trial_line(trials[-1])}; best {_best_line(result)}",
                                 data={"trial": asdict(trials[-1]) | {"state": trials[-1].state.value},

@@ -226,6 +226,22 @@ def test_a_newer_best_drops_the_follow_ups_of_the_best_it_superseded():
     assert queue.next(tried) is None
 
 
+def test_a_step_within_budget_that_is_not_a_new_best_walks_on():
+    from compression.search import _FollowUps, _Space
+
+    space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
+                   max_epochs=2, default_epochs=1, modes=("int8",))
+    best = {"sparsity/conv": 0.0, "sparsity/logits": 0.8, "clusters": 4, "qat": True, "epochs": 2}
+    queue = _FollowUps()
+    queue.new_best(best, space, "trial-006")
+    step, why = queue.next(set())
+    assert why == "one step past trial-006" and step["sparsity/logits"] == 0.82
+    queue.walk_on(step, space, "trial-007")  # 82 % stayed within budget but its gzip was larger than 80 %'s
+    assert queue.next(set()) == ({**best, "sparsity/logits": 0.84}, "one step past trial-007")
+    queue.walk_on({**best, "sparsity/logits": 0.94}, space, "trial-020")  # nothing further: nothing queued
+    assert queue.next(set()) is None
+
+
 def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
     from compression import _tf
     from compression.convert import gzip_size
