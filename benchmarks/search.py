@@ -135,7 +135,8 @@ def run(ctx: Context, minutes: float = 20.0, models=("seed_cnn", "qat_cnn"), str
         targets.append(target(f"{model}: time until a trial within 1 pt reached 20×", r["time_to_20x"],
                               minutes * 60, unit="s", note="not reached" if r["time_to_20x"] is None else ""))
         tables.append(table(
-            f"{model}: baseline accuracy {fmt(r['baseline_accuracy'], 4)}; float32 .tflite "
+            f"{model}: baseline ({BASELINE_EPOCHS[model]} epochs on all 60 000 images) accuracy "
+            f"{fmt(r['baseline_accuracy'], 4)}; float32 .tflite "
             f"{fmt(r['reference']['size_bytes'])} B raw / {fmt(r['reference']['gzip_bytes'])} B gzip; "
             f"{r['n_trials']} trials in {r['search_seconds']:.0f} s (stopped by {r['stopped']})", HEADERS, r["rows"]))
         if r["raw_bytes"]:
@@ -198,11 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train", default=None,
                         help="fine-tune slices, e.g. seed_cnn=60000 (default " + ", ".join(
                             f"{m}={n}" for m, n in SEARCH_TRAIN.items()) + ")")
+    parser.add_argument("--baseline-epochs", default=None,
+                        help="baseline training epochs, e.g. seed_cnn=8 (default " + ", ".join(
+                            f"{m}={n}" for m, n in BASELINE_EPOCHS.items()) + ")")
     args = parser.parse_args(argv)
-    for item in (args.max_train or "").split(","):
-        if item.strip():
-            name, _, n = item.partition("=")
-            SEARCH_TRAIN[name.strip()] = int(n)
+    for option, settings in ((args.max_train, SEARCH_TRAIN), (args.baseline_epochs, BASELINE_EPOCHS)):
+        for item in (option or "").split(","):
+            if item.strip():
+                name, _, n = item.partition("=")
+                settings[name.strip()] = int(n)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in TARGETS]
     if bad:
