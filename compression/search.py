@@ -785,6 +785,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     def finish_trial(trial, record, fraction, run_trial) -> None:
         """Run (or collect) one trial with ``run_trial() -> row``, tell Optuna, record and publish it."""
         name, params, t0 = record["name"], record["params"], record["started_s"]
+        key = _settings_key(params)
         row: dict[str, Any]
         try:
             row = run_trial()
@@ -792,17 +793,17 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
                 _measure_board(row, out)
             value, constraints, reasons, arena = _judge(row, budget_points, base_acc, spec.objective, board)
             named = tuple(zip(("accuracy", "flash", "ram"), constraints, strict=False))
-            for key, bound in named:
-                trial.set_constraint(key, bound)  # feasible when ≤ 0
+            for constraint, bound in named:
+                trial.set_constraint(constraint, bound)  # feasible when ≤ 0
             study.tell(trial, value)
-            answers[_settings_key(params)] = (value, named, None)
+            answers[key] = (value, named, None)
             record.update(state=TrialState.OK, accuracy=row["accuracy"],
                           drop_points=(base_acc - row["accuracy"]) * 100, size_bytes=row["size_bytes"],
                           gzip_bytes=row["gzip_bytes"], arena_bytes=arena, value=value, within_budget=not reasons,
                           reasons=tuple(reasons))
         except _Hopeless as exc:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            answers[_settings_key(params)] = (None, (), optuna.trial.TrialState.PRUNED)
+            answers[key] = (None, (), optuna.trial.TrialState.PRUNED)
             record.update(state=TrialState.PRUNED, error=f"hopeless: {exc}")
             row = _failed_row(name, params, space, "failed", record["error"])
         except Cancelled:
@@ -812,7 +813,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             row = _failed_row(name, params, space, "cancelled", why)
         except CompressionError as exc:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            answers[_settings_key(params)] = (None, (), optuna.trial.TrialState.FAIL)
+            answers[key] = (None, (), optuna.trial.TrialState.FAIL)
             record.update(state=TrialState.FAILED, error=str(exc))
             row = _failed_row(name, params, space, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one trial's crash must not end the search
@@ -825,7 +826,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         row["trial"] = {"number": record["number"], "source": record["source"], "params": params}
         results["variants"].append(row)
         trials.append(TrialRecord(**record))
-        tried.add(_settings_key(params))
+        tried.add(key)
         result = publish()
         if result.chosen == name:
             follow_ups.new_best(params, space, name)
