@@ -228,6 +228,7 @@ def cmd_search(args) -> int:
         print("\nstopping after this trial (Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
     from .results import RunFolder
+    from .tables import format_points
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -248,7 +249,7 @@ def cmd_search(args) -> int:
     if chosen is not None:
         ratio = f", {result.reference_bytes / chosen.value:.1f}x smaller than float32" if result.reference_bytes else ""
         print(f"chosen: {chosen.name}: {chosen.value:,.0f} B {spec.objective.value}{ratio}, accuracy "
-              f"{chosen.accuracy:.4f} ({-chosen.drop_points:+.2f} points; budget {result.budget_points:.2f})")
+              f"{chosen.accuracy:.4f} ({format_points(-chosen.drop_points)}; budget {result.budget_points:.2f})")
     else:
         print(f"chosen: none found: {result.why_none}")
     print(f"stopped by: {result.stopped}; {len(result.trials)} trials in {result.seconds:.0f} s")

@@ -58,6 +58,7 @@ from .config import (
 from .errors import CompressionError
 from .progress import Cancelled, Progress, ProgressFn, emit
 from .results import RunFolder, RunResults, TflmResult, VariantResult
+from .tables import format_points
 
 __all__ = [
     "SEARCH_FILE",
@@ -954,7 +955,7 @@ def describe_params(params: dict) -> str:
 def _trial_line(t: TrialRecord) -> str:
     if t.state is not TrialState.OK:
         return f"{t.state.value} ({t.error})"
-    return (f"{t.value:,.0f} B, accuracy {t.accuracy:.2%} ({-t.drop_points:+.2f} points)"
+    return (f"{t.value:,.0f} B, accuracy {t.accuracy:.2%} ({format_points(-t.drop_points)})"
             + ("" if t.within_budget else " — over budget"))
 
 

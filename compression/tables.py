@@ -83,6 +83,11 @@ def format_when(iso: str | None) -> str:
         return iso
 
 
+def format_points(change: float) -> str:
+    """An accuracy change in points, signed, two decimals: '+0.10 points', '-1.39 points', never '-0.00'."""
+    return f"{round(change, 2) + 0.0:+.2f} points"
+
+
 def format_duration(seconds: float | None) -> str:
     """'42 s' or '3 min 05 s' ("" for None or a non-finite number)."""
     if seconds is None or not math.isfinite(seconds):

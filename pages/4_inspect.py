@@ -12,6 +12,7 @@ from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.pruning import sparsity_curve
 from compression.results import BaselineInfo, Reference, RunFolder
+from compression.tables import format_points
 from ui import file_weights, state, widgets
 
 state.init()
@@ -63,7 +64,7 @@ reference = results.reference or Reference()
 widgets.flag_warnings(results, variant=chosen)  # before the figures they qualify
 m = st.columns(5)
 acc, base_acc = row.accuracy, baseline.accuracy
-m[0].metric("accuracy", f"{acc:.2%}", delta=f"{(acc - base_acc) * 100:+.2f} points" if base_acc is not None else None)
+m[0].metric("accuracy", f"{acc:.2%}", delta=format_points((acc - base_acc) * 100) if base_acc is not None else None)
 gz, gzip_ratio = row.gzip_bytes, row.gzip_ratio(reference)
 m[1].metric(
     "gzip size",

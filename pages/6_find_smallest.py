@@ -16,6 +16,7 @@ from compression.results import RunResults
 from compression.search import SearchSpec, chosen_recipe, read_search
 from compression.sensitivity import read_sensitivity
 from compression.store import FINAL_STATUSES
+from compression.tables import format_points
 from ui import state, widgets
 
 DEFAULTS = {"fs_budget": 1.0, "fs_relative": False, "fs_board": "none", "fs_minutes": 10, "fs_trials": 0,
@@ -155,7 +156,7 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
         ratio = f" — {result.reference_bytes / chosen.value:.1f}× smaller than float32" if result.reference_bytes \
             else ""
         st.success(f"Best so far: **{chosen.name}**, {chosen.value:,.0f} B {result.spec.objective.value}{ratio}, "
-                   f"accuracy {chosen.accuracy:.2%} ({-chosen.drop_points:+.2f} points, budget "
+                   f"accuracy {chosen.accuracy:.2%} ({format_points(-chosen.drop_points)}, budget "
                    f"{result.budget_points:.2f}).", icon=":material/star:")
     elif result.trials:
         st.warning(f"None found yet: {result.why_none}.")

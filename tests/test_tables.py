@@ -97,3 +97,12 @@ def test_a_flagged_variant_does_not_read_ok_and_its_flags_are_sentences_naming_i
     assert flag_lines(results) == [(None, "The baseline is at chance."),
                                    ("int16x8", "accuracy 10.0% is near chance"), ("int16x8", one_class["message"])]
     assert flag_lines(None) == [] and flag_lines(RESULTS) == []
+
+
+def test_points_are_signed_and_never_negative_zero():
+    from compression.tables import format_points
+
+    assert format_points(-0.0) == "+0.00 points"  # a trial exactly at the baseline's accuracy
+    assert format_points(-0.004) == "+0.00 points"
+    assert format_points(0.1) == "+0.10 points"
+    assert format_points(-1.387) == "-1.39 points"
