@@ -103,6 +103,32 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def timed_process(cmd: list[str], *, cwd: Path = ROOT, env: dict | None = None, timeout: float | None = 3600,
+                  log: Path | None = None) -> tuple[float, float]:
+    """Run one whole command (output appended to ``log``, or dropped) → (wall s, CPU s of it and its descendants).
+
+    Wall seconds from a monotonic clock; CPU seconds (user + system) from the operating system's accounting of
+    the finished child and every descendant it waited for. Raises if it exits non-zero.
+    """
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    sink = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        done = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=sink,
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    finally:
+        if log:
+            sink.close()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} exited {done.returncode}" + (f"; see {log}" if log else ""))
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def paired_runs(a: list[str], b: list[str], runs: int, *, cwd: Path = ROOT, env: dict | None = None,
                 timeout: float = 3600, log: Path | None = None) -> dict[str, Any]:
     """Time two whole commands in pairs, the order swapped each pair (A B, B A, A B, ...).
@@ -116,25 +142,10 @@ def paired_runs(a: list[str], b: list[str], runs: int, *, cwd: Path = ROOT, env:
 
     Returns ``{"A wall s": {"min", "median", "max"}, ... "A/B wall": ..., "A/B cpu": ..., "pairs": [...]}``.
     """
-    import resource
     import statistics
-    import subprocess
 
     def once(cmd: list[str]) -> tuple[float, float]:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        sink = open(log, "ab") if log else subprocess.DEVNULL
-        try:
-            done = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=sink,
-                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
-        finally:
-            if log:
-                sink.close()
-        wall = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd[:4])} exited {done.returncode}" + (f"; see {log}" if log else ""))
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return timed_process(cmd, cwd=cwd, env=env, timeout=timeout, log=log)
 
     pairs = []
     for i in range(runs):

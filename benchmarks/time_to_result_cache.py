@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import BENCH_DIR, ROOT, load_average, now_iso, paired_runs, say
+from .common import BENCH_DIR, ROOT, load_average, now_iso, paired_runs, say, timed_process
 from .report import markdown_table
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -56,13 +56,7 @@ def equal_work_recipe() -> dict[str, Any]:
 
 
 def _timed(cmd: list[str], log: Path, env: dict | None = None) -> float:
-    t0 = time.perf_counter()
-    with open(log, "ab") as f:
-        done = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
-    seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} exited {done.returncode}; see {log}")
-    return seconds
+    return timed_process(cmd, env=env, timeout=None, log=log)[0]
 
 
 def equal_work(work: Path, runs: int = 2) -> dict[str, Any]:

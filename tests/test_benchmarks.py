@@ -103,3 +103,24 @@ def test_experiment_e_and_app_recipes_validate():
 
     assert len(Recipe.from_dict({"variants": e_variants(2)}).variants) == 11
     assert len(Recipe.from_dict({"variants": fifty_variants()}).variants) == N_VARIANTS
+
+
+def test_paired_runs_swap_the_order_and_account_child_cpu(tmp_path):
+    """paired_runs times whole processes, A B then B A; CPU comes from the children's accounting."""
+    import sys
+
+    from benchmarks.common import paired_runs, timed_process
+
+    log = tmp_path / "runs.log"
+    spin = [sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\n"
+            "print('spun')"]
+    idle = [sys.executable, "-c", "print('idle')"]
+    out = paired_runs(spin, idle, 2, log=log)
+    assert [p["order"] for p in out["pairs"]] == ["AB", "BA"]
+    assert out["A cpu s"]["min"] >= 0.3 > out["B cpu s"]["max"]
+    assert out["A/B cpu"]["min"] > 1
+    assert log.read_text().count("spun") == 2 and log.read_text().count("idle") == 2
+    wall, cpu = timed_process(spin)
+    assert wall >= cpu * 0.5 and cpu >= 0.3
+    with pytest.raises(RuntimeError, match="exited 3"):
+        timed_process([sys.executable, "-c", "raise SystemExit(3)"])
