@@ -170,6 +170,9 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
         shown["chosen"] = shown["chosen"].map({True: "★", False: ""})
         st.dataframe(shown, hide_index=True, width="stretch", key=f"fs_trials_{run_id}", column_config={
             "chosen": st.column_config.TextColumn("", help="The smallest trial within the budget so far."),
+            "source": st.column_config.TextColumn("source", help=(
+                "Why it ran: the int8 anchor, the sensitivity prior, a move from the best (one step past: more "
+                "zeros; fewer clusters; traded: its biggest layer further, the others back) or sampled by Optuna.")),
             "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
             "drop_points": st.column_config.NumberColumn("drop (points)", format="%.2f"),
             "gzip_bytes": st.column_config.NumberColumn("gzip bytes", format="%d"),
