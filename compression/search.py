@@ -363,7 +363,6 @@ class _Space:
     default_epochs: int
     modes: tuple[str, ...]
     strip_strings: bool = False  # SearchSpec.strip_strings
-    weights: dict[str, int] = field(default_factory=dict)  # kernel weights per layer (the trade move's sizes)
 
     def variant(self, params: dict[str, Any], name: str) -> VariantSpec:
         """The recipe variant of a trial's parameters in this space (what runs, and what a failed row says)."""
@@ -441,40 +440,11 @@ def _bolder(params: dict[str, Any], space: _Space) -> dict[str, Any] | None:
     for name in space.layers:
         key = f"sparsity/{name}"
         s = float(params.get(key, 0.0))
-        step = _step(s)
+        step = FINE_STEP if s >= FINE_FROM - 1e-9 else SPARSITY_STEP
         if s > 0 and s + step <= space.upper[name] + 1e-9:
             out[key] = round(s + step, 2)
             moved = True
     return out if moved else None
-
-
-def _step(s: float) -> float:
-    """The grid step at sparsity ``s`` (upwards): 5 points, 2 from 80 % on."""
-    return FINE_STEP if s >= FINE_FROM - 1e-9 else SPARSITY_STEP
-
-
-def _trade(params: dict[str, Any], space: _Space) -> dict[str, Any] | None:
-    """The same trial with the layer holding most nonzero weights one step further and every other pruned layer
-    one step back: the next move when "one step past" a best lost too much (None when it cannot apply).
-
-    The file's size is nearly all nonzero weights, so the bytes are in the big layer and accuracy lost in a small
-    one buys almost nothing: qat_cnn at 95/95/90 % has 12 544 nonzeros left in logits and 1 152 in its two convs.
-    """
-    pruned = [n for n in space.layers if float(params.get(f"sparsity/{n}", 0.0)) > 0]
-    if len(pruned) < 2 or not all(n in space.weights for n in pruned):
-        return None
-    nonzeros = {n: space.weights[n] * (1 - float(params[f"sparsity/{n}"])) for n in pruned}
-    big = max(pruned, key=lambda n: nonzeros[n])
-    s_big = float(params[f"sparsity/{big}"])
-    if s_big + _step(s_big) > space.upper[big] + 1e-9:
-        return None
-    out = {**params, f"sparsity/{big}": round(s_big + _step(s_big), 2)}
-    for n in pruned:
-        if n != big:
-            s = float(params[f"sparsity/{n}"])
-            back = FINE_STEP if s - FINE_STEP >= FINE_FROM - 1e-9 else SPARSITY_STEP
-            out[f"sparsity/{n}"] = round(max(0.0, s - back), 2)
-    return out
 
 
 def _fewer_clusters(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -511,19 +481,9 @@ class _FollowUps:
 
     def __init__(self) -> None:
         self.pending: list[tuple[dict[str, Any], str]] = []
-        self.best: tuple[dict[str, Any], str] | None = None
 
     def new_best(self, params: dict[str, Any], space: _Space, name: str) -> None:
         self.pending = _follow_ups(params, space, name)
-        self.best = (params, name)
-
-    def over_budget(self, source: str, space: _Space) -> None:
-        """A trial lost too much: when it was one step past the current best, trade next (:func:`_trade`)."""
-        if self.best is None or source != f"one step past {self.best[1]}":
-            return
-        traded = _trade(self.best[0], space)
-        if traded is not None:
-            self.pending.insert(0, (traded, f"traded from {self.best[1]}"))
 
     def walk_on(self, params: dict[str, Any], space: _Space, name: str) -> None:
         """A sparsity step that stayed within budget without being a new best: take the next step first.
@@ -723,8 +683,7 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     space = _Space(layers=layers, upper={n: MAX_SPARSITY for n in layers}, cluster_layers=cluster_layers,
                    max_epochs=spec.max_epochs or 2 * default_epochs, default_epochs=min(default_epochs,
                                                                                         spec.max_epochs or 10**6),
-                   modes=spec.modes, strip_strings=spec.strip_strings,
-                   weights={x.name: x.params for x in sensitivity.layers} if sensitivity else {})
+                   modes=spec.modes, strip_strings=spec.strip_strings)
     ref = RunResults.from_dict(results).reference
     reference_bytes = ref.gzip_bytes if spec.objective is SizeObjective.GZIP else ref.size_bytes
     seed = recipe.seed if spec.seed is None else spec.seed
@@ -874,8 +833,6 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
             follow_ups.new_best(params, space, name)
         elif record.get("within_budget") and record["source"].startswith("one step past"):
             follow_ups.walk_on(params, space, name)
-        elif record.get("state") is TrialState.OK and not record.get("within_budget"):
-            follow_ups.over_budget(record["source"], space)
         emit(progress, Progress(phase="trial_done", variant=name, fraction=min(0.99, fraction),
                                 message=f"{name}: {_trial_line(trials[-1])}; best {_best_line(result)}",
                                 data={"trial": asdict(trials[-1]) | {"state": trials[-1].state.value},

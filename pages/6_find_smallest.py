@@ -172,7 +172,7 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
             "chosen": st.column_config.TextColumn("", help="The smallest trial within the budget so far."),
             "source": st.column_config.TextColumn("source", help=(
                 "Why it ran: the int8 anchor, the sensitivity prior, a move from the best (one step past: more "
-                "zeros; fewer clusters; traded: its biggest layer further, the others back) or sampled by Optuna.")),
+                "zeros; fewer clusters) or sampled by Optuna's TPE.")),
             "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
             "drop_points": st.column_config.NumberColumn("drop (points)", format="%.2f"),
             "gzip_bytes": st.column_config.NumberColumn("gzip bytes", format="%d"),

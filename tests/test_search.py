@@ -260,33 +260,3 @@ def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
     assert SearchSpec.from_dict(stripped.spec.to_dict()).strip_strings is True
     with pytest.raises(CompressionError, match="strip_strings must be true or false"):
         SearchSpec(strip_strings="yes")
-
-
-def test_a_step_past_the_best_that_loses_too_much_trades_small_layers_for_the_big_one():
-    from compression.search import _FollowUps, _Space, _trade
-
-    # qat_cnn's shape: two convs with 18 432 and 4 608 weights, logits with 125 440
-    space = _Space(layers=("conv32", "conv16", "logits"), upper=dict.fromkeys(("conv32", "conv16", "logits"), 0.95),
-                   cluster_layers=None, max_epochs=4, default_epochs=2, modes=("int8",),
-                   weights={"conv32": 18432, "conv16": 4608, "logits": 125440})
-    best = {"sparsity/conv32": 0.95, "sparsity/conv16": 0.95, "sparsity/logits": 0.9, "clusters": 4, "qat": True,
-            "epochs": 4}
-    traded = {**best, "sparsity/conv32": 0.93, "sparsity/conv16": 0.93, "sparsity/logits": 0.92}
-    assert _trade(best, space) == traded
-    # below 80 % the step back is 5 points; a layer that is not pruned stays dense
-    assert _trade({**best, "sparsity/conv32": 0.6, "sparsity/conv16": 0.0}, space) == {
-        **best, "sparsity/conv32": 0.55, "sparsity/conv16": 0.0, "sparsity/logits": 0.92}
-    # the biggest layer is the one with most nonzeros left, not the one with most weights
-    assert _trade({**best, "sparsity/conv32": 0.5, "sparsity/logits": 0.95}, space) == {  # conv32: 9 216 left
-        **best, "sparsity/conv32": 0.55, "sparsity/conv16": 0.93, "sparsity/logits": 0.93}
-    assert _trade({**best, "sparsity/logits": 0.95}, space) is None  # the biggest cannot go further
-    assert _trade({**best, "sparsity/conv32": 0.0, "sparsity/conv16": 0.0}, space) is None  # one pruned layer
-
-    queue = _FollowUps()
-    queue.new_best(best, space, "trial-004")
-    step, why = queue.next(set())
-    assert why == "one step past trial-004"
-    queue.over_budget("one step past trial-002", space)  # past an older best: nothing queued
-    assert queue.next(set()) is None  # (4 clusters: no "fewer clusters" move either)
-    queue.over_budget("one step past trial-004", space)
-    assert queue.next(set()) == (traded, "traded from trial-004")
