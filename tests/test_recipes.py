@@ -105,15 +105,18 @@ def test_dataset_and_model_errors_are_raised_as_sentences(tmp_path):
 
 
 def test_cancel_keeps_finished_variants(tmp_path):
-    state = {"done": 0}
+    # Cancel once the qat fine-tune has finished an epoch: float32's row may still be in the row writer then
+    # (it converts beside the fine-tune), and a cancel must let it finish. Waiting for float32's row instead
+    # raced the 3-epoch fine-tune, which can end first (the cancel then never fired).
+    state = {"qat_epochs": 0}
 
     def progress(event):
-        if event.phase == "variant_done":
-            state["done"] += 1
+        if event.variant == "qat" and event.data.get("epoch_end"):
+            state["qat_epochs"] += 1
 
     with pytest.raises(Cancelled):
         run_recipe(recipe({"name": "float32"}, {"name": "qat", "qat": {}, "fine_tune_epochs": 3}), tmp_path,
-                   progress=progress, cancel=lambda: state["done"] >= 1)
+                   progress=progress, cancel=lambda: state["qat_epochs"] >= 1)
     results = load_results(tmp_path)
     assert results.status == "cancelled"
     assert [(v.name, v.status) for v in results.variants] == [("float32", "ok"), ("qat", "cancelled")]
