@@ -41,7 +41,16 @@ def _supports_like_default(scheme):
     for its config, which raises "get_quantize_config() called on an unsupported layer" while
     ``quantize_apply`` adds output quantizers before such a layer. With the default registry's
     answer, those layers stay float exactly as under plain QAT.
+
+    Each layer also gets its own weight quantizer. The cluster-preserve registry hands one shared quantizer
+    to every Conv2D (and one to every Dense), and PCQAT's quantizer turns its ``preserve_sparsity`` off for
+    good when it meets a layer without zeros ("Input layer does not contain zero weights, so apply CQAT
+    instead"). A dense first convolution, left unpruned, thus switched sparsity preservation off for every
+    later, pruned convolution: an 80 %-sparse conv came out of PCQAT with no zeros at all. With a quantizer
+    per layer, a dense layer gets CQAT and a pruned one PCQAT, as tfmot's message means.
     """
+    import copy
+
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E501
         Default8BitQuantizeRegistry,
     )
@@ -53,6 +62,15 @@ def _supports_like_default(scheme):
         inner = get_registry()
         claims = inner.supports
         inner.supports = lambda layer: claims(layer) and default.supports(layer)
+        shared_config = inner.get_quantize_config
+
+        def own_quantizer(layer):
+            config = shared_config(layer)
+            if hasattr(getattr(config, "weight_quantizer", None), "preserve_sparsity"):
+                config.weight_quantizer = copy.copy(config.weight_quantizer)
+            return config
+
+        inner.get_quantize_config = own_quantizer
         return inner
 
     scheme.get_quantize_registry = registry

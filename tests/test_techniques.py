@@ -157,3 +157,27 @@ def test_distillation_trains_a_smaller_student(digits):
                             digits.x_train, digits.y_train, digits.input_shape, digits.num_classes)
     assert info["params"] < info["teacher_params"] / 10
     assert evaluate_accuracy(student, digits.x_test, digits.y_test) > 0.75
+
+
+def test_pcqat_keeps_a_pruned_conv_sparse_after_a_dense_conv(digits, small_train):
+    """A dense first conv (left unpruned, as the search leaves a tiny one) must not switch PCQAT's sparsity
+    preservation off for the pruned conv after it: tfmot shares one quantizer between all Conv2D layers."""
+    from compression import _tf
+
+    keras = _tf.keras()
+    _tf.set_seed(0)
+    inputs = keras.Input(digits.input_shape)
+    h = keras.layers.Conv2D(8, 3, activation="relu", name="dense_conv")(inputs)
+    h = keras.layers.Conv2D(16, 3, activation="relu", name="pruned_conv")(h)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(h)))
+    pruned, _ = prune(model, PruningConfig(schedule="constant", final_sparsity=0.8, layers=("pruned_conv",)),
+                      *small_train, epochs=1)
+    pc, _ = cluster(pruned, ClusteringConfig(clusters=8, layers=("pruned_conv",)), *small_train, epochs=1,
+                    preserve_sparsity=True)
+    assert kernel_sparsity(pc, "pruned_conv") == pytest.approx(0.8, abs=0.01)
+    pcqat, info = quantize_aware(pc, QATConfig(), *small_train, epochs=1, preserve=Preserve.BOTH)
+    stats = {s["name"]: s for s in layer_weight_stats(pcqat)}
+    assert info["scheme"] == "PCQAT"
+    assert stats["dense_conv"]["sparsity"] == 0
+    assert stats["pruned_conv"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert stats["pruned_conv"]["unique_values"] <= 9
