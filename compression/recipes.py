@@ -237,7 +237,7 @@ def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any],
 def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: ResultsWriter | dict[str, Any],
                      progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
                      fraction_span=(0.0, 0.1), reuse=None, keep_exports: bool = False,
-                     defer: Callable[[Callable[[], None]], None] | None = None):
+                     defer: Callable[[Callable[[], None]], None] | None = None, refuse_at_chance: str | None = None):
     """Get the baseline, save it with its predictions and kernels, convert the float32 reference.
 
     Fills the results' ``baseline`` and ``reference``; shared by recipes, sensitivity and search runs.
@@ -247,13 +247,15 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
     With ``defer``, the reference conversion and the cache record are not made here: ``defer(call)`` is
     given them as one call to make later (a recipe run queues it first in its row writer, which is
     idle while the first fine-tune starts); ``reference`` is filled when it has run.
+    With ``refuse_at_chance`` (why the run means nothing against such a baseline), a baseline at chance is
+    refused with a :class:`CompressionError` (recorded in ``results``) instead of a warning.
 
     Returns:
         (baseline model, its test-set predictions, the stage cache holding the reference conversion).
     """
     from .convert import gzip_size
     from .inspect import layer_kernels
-    from .measure import baseline_flags
+    from .measure import baseline_flags, chance_accuracy
     from .models import clone
     from .train import predict_classes
 
@@ -274,9 +276,14 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
     info = BaselineInfo(source=base_info["source"], history=base_info["history"], accuracy=accuracy,
                         params=int(baseline.count_params()), model_file=folder.baseline_model.name,
                         flags=tuple(map(Flag.from_dict, baseline_flags(reference_predictions, ds.y_test))))
+    _record(results, baseline=info)
+    if refuse_at_chance and any(flag.code == "baseline_at_chance" for flag in info.flags):
+        raise CompressionError(
+            f"The baseline is at chance ({accuracy:.1%} test accuracy, chance {chance_accuracy(ds.y_test):.1%}): "
+            f"{refuse_at_chance}; train the baseline first (more epochs, or enough steps to settle the "
+            "BatchNormalization statistics of a model built with weights=None).")
     for flag in info.flags:
         log.warning("baseline: %s", flag.message)
-    _record(results, baseline=info)
 
     def reference() -> None:
         ref = cache.convert(baseline, QuantizationMode.FLOAT32, ds)

@@ -511,6 +511,13 @@ class _Hopeless(Exception):
     """Raised from the progress callback when the pruner stops a trial."""
 
 
+def _until_done(progress: ProgressFn | None) -> ProgressFn | None:
+    """``progress`` without a sub-step's own "done" event (the prior's analysis is not the end of the search)."""
+    if progress is None:
+        return None
+    return lambda event: None if event.phase == "done" else progress(event)
+
+
 def _trial_progress(trial, progress: ProgressFn | None, baseline_accuracy: float, name: str):
     """Forward events; on each fine-tune epoch end report the accuracy deficit and let the pruner decide."""
     step = [0]
@@ -651,8 +658,10 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     save()
     with job.recording():
         ds = load_recipe_dataset(recipe, results, progress)
-        baseline, reference_predictions, _ = prepare_baseline(recipe, ds, out, results, progress, cancel,
-                                                              fraction_span=(0.0, 0.05))
+        baseline, reference_predictions, _ = prepare_baseline(
+            recipe, ds, out, results, progress, cancel, fraction_span=(0.0, 0.05),
+            refuse_at_chance="every trial would be within the accuracy budget of it, so a search would choose a "
+                             "model that learned nothing")
         save()
         base_acc = float(RunResults.from_dict(results).baseline.accuracy)
         budget_points = spec.budget_points(base_acc)
@@ -660,18 +669,20 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
         if spec.prior:
             emit(progress, Progress(phase="sensitivity", fraction=0.05, message="per-layer sensitivity (the prior)"))
             sensitivity = analyze(baseline, ds, int8=False, max_test=PRIOR_TEST_SAMPLES, seed=recipe.seed,
-                                  cancel=cancel, fraction_span=(0.05, 0.1))
+                                  progress=_until_done(progress), cancel=cancel, fraction_span=(0.05, 0.1))
             results["sensitivity"] = sensitivity.to_dict()
             save()
 
     from .pruning import _prunable
-    from .sensitivity import TINY_SHARE
+    from .sensitivity import TINY_SHARE, _kernel_variable
 
     # A layer under 1 % of the kernel weights (the seed CNN's 108-weight conv on Fashion-MNIST) is left dense and
     # unclustered: compressing it barely changes the file and can cost the whole budget.
     shares = {x.name: x.share for x in sensitivity.layers} if sensitivity else {}
     tiny = tuple(n for n, share in shares.items() if share < TINY_SHARE)
-    prunable = tuple(layer.name for layer in baseline.layers if _prunable(layer))
+    # tfmot's prune registry also "supports" BatchNormalization, which has nothing to prune: only kernels count
+    prunable = tuple(layer.name for layer in baseline.layers
+                     if _prunable(layer) and _kernel_variable(layer) is not None)
     layers = tuple(n for n in prunable if n not in tiny) or prunable
     cluster_layers = None
     if sensitivity is not None and tiny:

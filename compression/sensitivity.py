@@ -44,6 +44,7 @@ import numpy as np
 from . import _tf
 from .errors import CompressionError
 from .progress import Cancelled, Progress, ProgressFn, emit
+from .tables import format_points
 
 __all__ = [
     "DEFAULT_CLUSTERS",
@@ -412,7 +413,7 @@ def analyze(baseline, dataset, *, sparsities: Sequence[float] = DEFAULT_SPARSITI
         emit(progress, Progress(phase="sensitivity", variant=info.name,
                                 fraction=lo + (hi - lo) * (i + 1) / len(plan),
                                 message=f"{info.name} {setting_label(technique, setting)}: "
-                                        + (f"−{drop:.1f} points" if drop is not None else "not measured")))
+                                        + (format_points(-drop) if drop is not None else "not measured")))
     tiny = [x.name for x in layers if x.tiny]
     if tiny:
         notes.append(f"tiny layer(s) {', '.join(tiny)}: under {TINY_SHARE:.0%} of the kernel weights each, so "
@@ -449,7 +450,9 @@ def run_sensitivity(recipe, out_dir: str | Path, progress: ProgressFn | None = N
     job.save()
     with job.recording():
         ds = load_recipe_dataset(recipe, results, progress)
-        baseline, _, _ = prepare_baseline(recipe, ds, folder.path, results, progress, cancel, fraction_span=(0, 0.2))
+        baseline, _, _ = prepare_baseline(
+            recipe, ds, folder.path, results, progress, cancel, fraction_span=(0, 0.2),
+            refuse_at_chance="no layer setting can lower chance accuracy, so every layer would look robust")
         job.save()
         result = analyze(baseline, ds, seed=recipe.seed, progress=progress, cancel=cancel, fraction_span=(0.2, 1.0))
     results["sensitivity"] = result.to_dict()

@@ -260,3 +260,47 @@ def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
     assert SearchSpec.from_dict(stripped.spec.to_dict()).strip_strings is True
     with pytest.raises(CompressionError, match="strip_strings must be true or false"):
         SearchSpec(strip_strings="yes")
+
+
+def test_a_baseline_at_chance_is_refused_before_any_trial(tmp_path, capsys):
+    """Every trial is 'within 1 point' of a baseline at chance: the search and the sensitivity refuse it."""
+    from compression.cli import main
+    from compression.sensitivity import run_sensitivity
+    from tests.flagged_model import save_constant_model
+
+    model = save_constant_model(tmp_path / "constant.keras")
+    at_chance = Recipe.from_dict({"dataset": {"name": "digits"}, "model": {"path": str(model)},
+                                  "baseline": {"pretrained": True}, "variants": [{"name": "float32"}]})
+    with pytest.raises(CompressionError, match=r"The baseline is at chance \(10\.\d% test accuracy"):
+        search(at_chance, tmp_path / "s", quick(trials=2))
+    stored = RunFolder(tmp_path / "s").read_results()
+    assert stored.status.value == "failed" and "would choose a model that learned nothing" in stored.error
+    assert not list((tmp_path / "s").glob("trial-*.tflite")) and not stored.variants
+    with pytest.raises(CompressionError, match="every layer would look robust"):
+        run_sensitivity(at_chance, tmp_path / "sens")
+    (tmp_path / "r.json").write_text(json.dumps(at_chance.to_dict()))
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "r.json"), "--trials", "2", "--out", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: The baseline is at chance"), err
+
+
+def test_the_space_holds_layers_with_kernels_only(tmp_path, digits):
+    """tfmot's prune registry 'supports' BatchNormalization, which has nothing to prune: not a search variable."""
+    from compression import _tf
+    from compression.train import compile_for_training
+
+    keras = _tf.keras()
+    _tf.set_seed(0)
+    inputs = keras.Input(digits.input_shape)
+    h = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv")(inputs)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(h))
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(h)))
+    compile_for_training(model)
+    model.fit(digits.x_train, digits.y_train, epochs=3, verbose=0)
+    model.save(tmp_path / "bn.keras")
+    recipe = Recipe.from_dict({"dataset": {"name": "digits"}, "model": {"path": str(tmp_path / "bn.keras")},
+                               "baseline": {"pretrained": True}, "variants": [{"name": "float32"}]})
+    result = search(recipe, tmp_path / "s", quick(trials=1))
+    assert {k for k in result.trials[0].params if k.startswith("sparsity/")} == {"sparsity/conv", "sparsity/logits"}
+    assert result.trials[0].state is TrialState.OK
