@@ -420,8 +420,9 @@ def variant_of(params: dict[str, Any], name: str, layers: tuple[str, ...], defau
     pruning = None
     if pruned:
         top = max(pruned.values())
+        # only the searched layers: a layer outside ``layers`` (a tiny one) would take final_sparsity
         pruning = PruningConfig(schedule="polynomial", initial_sparsity=min(0.5, top), final_sparsity=top,
-                                layer_sparsity=sparsity)
+                                layers=tuple(pruned), layer_sparsity=sparsity)
     clusters = int(params.get("clusters") or 0)
     qat = bool(params.get("qat"))
     mode = "int8" if qat else str(params.get("mode", "int8"))

@@ -285,22 +285,30 @@ def test_a_baseline_at_chance_is_refused_before_any_trial(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: The baseline is at chance"), err
 
 
-def test_the_space_holds_layers_with_kernels_only(tmp_path, digits):
-    """tfmot's prune registry 'supports' BatchNormalization, which has nothing to prune: not a search variable."""
+def test_the_space_holds_layers_with_kernels_only_and_a_tiny_layer_stays_dense(tmp_path, digits):
+    """tfmot's prune registry 'supports' BatchNormalization, which has nothing to prune: not a search variable.
+    A layer under 1 % of the weights is left out of the space and really stays dense (it once took the trial's
+    highest sparsity)."""
     from compression import _tf
     from compression.train import compile_for_training
 
     keras = _tf.keras()
     _tf.set_seed(0)
     inputs = keras.Input(digits.input_shape)
-    h = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv")(inputs)
+    h = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)  # 36 of ~9 900 weights
     h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(h))
-    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(h)))
+    h = keras.layers.Dense(64, activation="relu", name="hidden")(keras.layers.Flatten()(h))
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(h))
     compile_for_training(model)
-    model.fit(digits.x_train, digits.y_train, epochs=3, verbose=0)
+    model.fit(digits.x_train, digits.y_train, epochs=5, verbose=0)
     model.save(tmp_path / "bn.keras")
-    recipe = Recipe.from_dict({"dataset": {"name": "digits"}, "model": {"path": str(tmp_path / "bn.keras")},
-                               "baseline": {"pretrained": True}, "variants": [{"name": "float32"}]})
-    result = search(recipe, tmp_path / "s", quick(trials=1))
-    assert {k for k in result.trials[0].params if k.startswith("sparsity/")} == {"sparsity/conv", "sparsity/logits"}
-    assert result.trials[0].state is TrialState.OK
+    recipe = Recipe.from_dict({"dataset": {"name": "digits", "max_train": 300},
+                               "model": {"path": str(tmp_path / "bn.keras")}, "baseline": {"pretrained": True},
+                               "variants": [{"name": "float32"}], "evaluation": {"latency_runs": 5}})
+    result = search(recipe, tmp_path / "s", quick(trials=2))
+    assert {k for k in result.trials[0].params if k.startswith("sparsity/")} == {"sparsity/hidden", "sparsity/logits"}
+    assert any("tiny layer(s) left dense" in n and "conv (36 weights" in n for n in result.notes), result.notes
+    pruned = result.trials[1]
+    assert pruned.state is TrialState.OK and pruned.params["sparsity/hidden"] > 0
+    layers = {x.name: x for x in RunFolder(tmp_path / "s").read_results().variant(pruned.name).layers}
+    assert layers["conv"].sparsity == 0 and layers["hidden"].sparsity > 0.4
