@@ -61,19 +61,25 @@ def quiet_native_stderr(what: str):
                 log.debug("%s wrote:\n%s", what, text)
 
 
-class _SlowCallbackWarning(logging.Filter):
-    """Keras's "Callback method `on_train_batch_end` is slow compared to the batch time" goes to the log (DEBUG).
+class _KnownNoise(logging.Filter):
+    """TensorFlow's log lines that say nothing to a user of this engine go to the log (DEBUG), not a terminal.
 
-    Keras times the first batches of every ``fit``; the progress callback's first event (a row written, a line
-    printed) and the first batch's tracing trip the check on a model this small, and the warning reached a CLI
-    run's terminal once per fine-tune. The callback sends an event at most every 50 ms
-    (``train.BATCH_EVENT_INTERVAL_S``), so later batches do not pay it.
+    * Keras's "Callback method `on_train_batch_end` is slow compared to the batch time": Keras times the first
+      batches of every ``fit``; the progress callback's first event (a row written, a line printed) and the
+      first batch's tracing trip the check on a model this small, and the warning reached a CLI run's terminal
+      once per fine-tune. The callback sends an event at most every 50 ms (``train.BATCH_EVENT_INTERVAL_S``),
+      so later batches do not pay it.
+    * "Gradients do not exist for variables [...kernel...]", several times per CQAT/PCQAT fine-tune: tfmot's
+      cluster-preserving quantizer rebuilds each clustered kernel from its centroids every step, so the
+      original kernel variable gets no gradient by design (the centroids do).
     """
+
+    QUIET = ("is slow compared to the batch time", "Gradients do not exist for variables")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "is slow compared to the batch time" in message:
-            log.debug("Keras: %s", message)
+        if any(text in message for text in self.QUIET):
+            log.debug("TensorFlow: %s", message)
             return False
         return True
 
@@ -87,7 +93,7 @@ def tf():
             # The first device query calls cuInit, which logs "failed call to cuInit" at ERROR level on a
             # machine without a GPU: do it here, inside the quiet block.
             tensorflow.config.list_physical_devices()
-            tensorflow.get_logger().addFilter(_SlowCallbackWarning())
+            tensorflow.get_logger().addFilter(_KnownNoise())
     import tensorflow
 
     return tensorflow

@@ -10,6 +10,9 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from collections.abc import Callable
 
 from . import _tf
@@ -20,6 +23,42 @@ from .progress import ProgressFn
 from .train import compile_for_training, fit
 
 _FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D")
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _tfmot_notices():
+    """Send what tfmot's collaborative schemes say while wrapping a model to the log (DEBUG), not the terminal.
+
+    tfmot 0.8.1 says it with ``warnings.warn`` ("No clustering performed on layer quant_x. Too many centroids
+    to cluster.", also for every layer that was never clustered) and with the root logger's module-level
+    ``logging.warning`` ("Input layer does not contain zero weights, so apply CQAT instead.", for every dense
+    layer under PCQAT), which on a process without logging set up also installs a stderr handler on the root
+    logger for good (``logging.basicConfig``). Both reached a CLI run's terminal. What they mean for the file
+    is measured instead: :func:`compression.recipes` notes a layer whose zeros or clusters a later stage lost.
+    """
+    root = logging.getLogger()
+
+    def divert(record: logging.LogRecord) -> bool:
+        if record.name != "root":
+            return True  # other loggers' records go where they went
+        log.debug("tfmot: %s", record.getMessage())
+        return False
+
+    # tf.saved_model.save's first absl log line may already have given root a stderr handler (basicConfig):
+    # filter the root logger itself; a handler on root also stops logging.warning() from calling basicConfig()
+    placeholder = logging.NullHandler()
+    root.addFilter(divert)
+    root.addHandler(placeholder)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        root.removeHandler(placeholder)
+        root.removeFilter(divert)
+    for w in caught:
+        log.debug("tfmot: %s", w.message)
 
 
 def _scheme(preserve: Preserve):
@@ -134,7 +173,7 @@ def apply_qat(model, config: QATConfig, preserve: Preserve = Preserve.NONE):
 
     annotated = keras.models.clone_model(clone(model), clone_function=annotate)
     try:
-        with qk.quantize_scope():
+        with qk.quantize_scope(), _tfmot_notices():
             quantized = qk.quantize_apply(annotated, _scheme(preserve))
     except (ValueError, TypeError, RuntimeError) as exc:  # tfmot's refusals: one sentence, not a traceback
         name = {Preserve.NONE: "QAT", Preserve.SPARSITY: "PQAT", Preserve.CLUSTERS: "CQAT",

@@ -449,6 +449,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
     """
     from .clustering import cluster
     from .distill import distill
+    from .inspect import layer_weight_stats
     from .pruning import prune
     from .qat import quantize_aware
 
@@ -486,6 +487,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.pruning, x, y, epochs=spec.fine_tune_epochs, progress=progress, cancel=cancel,
             variant=spec.name, fraction_span=tuple(span), **common)))
         info["schedule"] = pinfo["schedule"]
+        info["kept"] = {"zeros": {s["name"]: s["sparsity"] for s in layer_weight_stats(model) if s["sparsity"] > 0}}
         info["snapshots"] = pinfo.get("snapshots")
         info["notes"] += pinfo["schedule"]["notes"] + pinfo.get("notes", [])
         info["history"]["prune"] = pinfo["history"]
@@ -496,6 +498,9 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.clustering, x, y, epochs=spec.fine_tune_epochs, preserve_sparsity=bool(spec.pruning),
             progress=progress, cancel=cancel, variant=spec.name, fraction_span=tuple(span), **common)))
         info["notes"] += cinfo["notes"]
+        k = spec.clustering.clusters + bool(spec.pruning)  # the zero of a pruned layer is one more value
+        info.setdefault("kept", {})["values"] = {s["name"]: s["unique_values"] for s in layer_weight_stats(model)
+                                                 if s["unique_values"] <= k < s["params"]}
         info["centroids"] = cinfo.get("centroids")
         info["history"]["cluster"] = cinfo["history"]
         advance()
@@ -625,7 +630,7 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
 
         save_centroids(folder.cluster_steps(stem), info["centroids"])
     folder.save_predictions(stem, m["predictions"])
-    notes = list(info["notes"]) + ([stripped_note] if stripped_note else [])
+    notes = list(info["notes"]) + lost_notes(info.get("kept"), stats) + ([stripped_note] if stripped_note else [])
     if spec.quantization is QuantizationMode.INT16X8:
         notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
     if m["delegate"] == "none" and m["delegate_note"]:
@@ -646,6 +651,28 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
                         measure=round(t3 - t2, 3)),
     )
     return row, deferred
+
+
+def lost_notes(kept: dict | None, stats: list[dict]) -> list[str]:
+    """One sentence per layer whose zeros (after pruning) or distinct values (after clustering) a later stage lost.
+
+    ``kept`` is what the stages left: ``{"zeros": {layer: sparsity}, "values": {layer: distinct values}}``;
+    ``stats`` the final model's :func:`compression.inspect.layer_weight_stats`. A variant's settings say what
+    was asked; these notes say where the model does not hold it (a QAT scheme that did not preserve it).
+    """
+    final = {s["name"]: s for s in stats}
+    notes = []
+    for name, sparsity in (kept or {}).get("zeros", {}).items():
+        now = final.get(name, {}).get("sparsity")
+        if now is not None and now < sparsity - 0.01:
+            notes.append(f"'{name}' lost zeros after pruning: {sparsity:.1%} after pruning, {now:.1%} in the "
+                         "final model")
+    for name, values in (kept or {}).get("values", {}).items():
+        now = final.get(name, {}).get("unique_values")
+        if now is not None and now > values:
+            notes.append(f"'{name}' lost its clusters: {values} distinct values after clustering, {now:,} in "
+                         "the final model")
+    return notes
 
 
 def _with_tflm(row: VariantResult, call) -> VariantResult:

@@ -88,3 +88,25 @@ def test_kerass_slow_callback_warning_goes_to_the_log_not_the_terminal(capfd, ca
     assert any("is slow compared to the batch time" in r.getMessage() for r in caplog.records
                if r.name == "compression.tf")
     assert "is slow compared" not in capfd.readouterr().err
+
+
+def test_a_pcqat_run_prints_progress_not_tfmots_or_tensorflows_warnings(tmp_path):
+    """tfmot's "apply CQAT instead" (root logger) and "No clustering performed" (warnings.warn) and TensorFlow's
+    "Gradients do not exist" (every CQAT step) go to the log; the terminal keeps the progress lines."""
+    recipe = tmp_path / "pcqat.json"
+    recipe.write_text(json.dumps({
+        "dataset": {"name": "digits", "max_train": 300}, "model": {"name": "seed_cnn"},
+        "baseline": {"pretrained": True}, "evaluation": {"tflm": False, "latency_runs": 5},
+        "variants": [{"name": "pcqat", "pruning": {"schedule": "constant", "final_sparsity": 0.8,
+                                                   "layers": ["logits"]},
+                      "clustering": {"clusters": 8, "layers": ["logits"]}, "qat": {}, "fine_tune_epochs": 1,
+                      "quantization": "int8"}]}))
+    env = {k: v for k, v in os.environ.items() if k != "COMPRESSION_VERBOSE"}
+    done = cli("run", str(recipe), "--out", str(tmp_path / "out"), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pcqat: ok" in done.stderr
+    for noise in ("zero weights", "apply CQAT", "No clustering performed", "Gradients do not exist", "WARNING",
+                  "UserWarning"):
+        assert noise not in done.stderr, done.stderr[-3000:]
+    verbose = cli("-v", "run", str(recipe), "--out", str(tmp_path / "v"), env=env)
+    assert "apply CQAT instead" in verbose.stderr  # -v shows the log, tfmot's notice included

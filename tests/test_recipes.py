@@ -135,3 +135,24 @@ def test_lstm_user_model_converts_and_runs(tmp_path, digits):
                               model={"path": str(path)}, baseline={"pretrained": True}), tmp_path / "out")
     assert list(table.status) == ["ok", "ok"], list(table.error)
     assert table.agreement.min() > 0.95
+
+
+def test_a_row_says_which_layer_lost_what_a_stage_made(tmp_path):
+    """Settings say what was asked; a note says where the final model does not hold it, with both figures."""
+    from compression.recipes import lost_notes
+
+    pruned = {"name": "pqat-logits-float", "pruning": {"schedule": "constant", "final_sparsity": 0.8},
+              "qat": {"layers": ["conv"]}, "fine_tune_epochs": 1, "quantization": "int8"}
+    pcqat = {"name": "pcqat", "pruning": {"schedule": "constant", "final_sparsity": 0.8, "layers": ["logits"]},
+             "clustering": {"clusters": 8, "layers": ["logits"]}, "qat": {}, "fine_tune_epochs": 1,
+             "quantization": "int8"}
+    run_recipe(recipe(pruned, pcqat, evaluation={"tflm": False, "latency_runs": 5}), tmp_path)
+    rows = {v.name: v for v in load_results(tmp_path).variants}
+    # QAT leaves logits float, so its fine-tune has no pruning mask: the zeros go, and the row says so
+    lost = [n for n in rows["pqat-logits-float"].notes if n.startswith("'logits' lost zeros after pruning: 80.0%")]
+    assert lost, rows["pqat-logits-float"].notes
+    logits = next(x for x in rows["pqat-logits-float"].layers if x.name == "logits")
+    assert logits.sparsity < 0.79 and f"{logits.sparsity:.1%} in the final model" in lost[0]
+    assert not [n for n in rows["pcqat"].notes if " lost " in n], rows["pcqat"].notes
+    assert lost_notes({"values": {"logits": 8}}, [{"name": "logits", "sparsity": 0.0, "unique_values": 1080}]) == [
+        "'logits' lost its clusters: 8 distinct values after clustering, 1,080 in the final model"]
