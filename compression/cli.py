@@ -241,8 +241,8 @@ def cmd_search(args) -> int:
         signal.signal(signal.SIGINT, previous)
         bar.close()
     frame = result.frame()
-    cols = [c for c in ("name", "state", "source", "accuracy", "drop_points", "gzip_bytes", "size_bytes",
-                        "arena_bytes", "within_budget") if c in frame]
+    cols = [c for c in ("name", "state", "source", "settings", "accuracy", "drop_points", "gzip_bytes",
+                        "size_bytes", "arena_bytes", "within_budget") if c in frame]
     if len(frame):
         print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     chosen = result.chosen_trial

@@ -273,13 +273,15 @@ class SearchResult:
         return self.trial(self.chosen) if self.chosen else None
 
     def frame(self):
-        """One row per trial (number, name, state, source, accuracy, drop_points, sizes, within_budget, params...)."""
+        """One row per trial (number, name, state, source, settings in words, accuracy, drop_points, sizes,
+        within_budget, reasons, params...)."""
         import pandas as pd
 
         rows = []
         for t in self.trials:
             row = {k: v for k, v in asdict(t).items() if k not in ("params", "reasons")}
             row["state"] = t.state.value
+            row["settings"] = describe_params(t.params)
             row["reasons"] = "; ".join(t.reasons)
             row["on_front"] = t.name in self.front
             row["chosen"] = t.name == self.chosen

@@ -164,7 +164,7 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
         st.caption(note)
     frame = result.frame()
     if len(frame):
-        cols = [c for c in ("chosen", "name", "state", "source", "accuracy", "drop_points", "gzip_bytes",
+        cols = [c for c in ("chosen", "name", "state", "source", "settings", "accuracy", "drop_points", "gzip_bytes",
                             "size_bytes", "arena_bytes", "within_budget", "reasons", "error") if c in frame]
         shown = frame[cols].copy().dropna(axis=1, how="all")
         shown["chosen"] = shown["chosen"].map({True: "★", False: ""})
@@ -173,6 +173,9 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
             "source": st.column_config.TextColumn("source", help=(
                 "Why it ran: the int8 anchor, the sensitivity prior, a move from the best (one step past: more "
                 "zeros; fewer clusters) or sampled by Optuna's TPE.")),
+            "settings": st.column_config.TextColumn("settings", help=(
+                "What the trial tried: per-layer sparsity, cluster count, QAT (the scheme follows from the "
+                "techniques) or the conversion mode, fine-tune epochs.")),
             "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
             "drop_points": st.column_config.NumberColumn("drop (points)", format="%.2f"),
             "gzip_bytes": st.column_config.NumberColumn("gzip bytes", format="%d"),

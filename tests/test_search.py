@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -176,6 +177,7 @@ def test_cli_search_prints_the_chosen_variant(recipe, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "chosen: trial-000" in out and "stopped by: trials" in out
+    assert re.search(r" settings .*\n.*int8 anchor +int8 ", out), out  # what each trial tried, in words
     assert read_search(RunFolder(tmp_path / "out").read_results()).chosen == "trial-000"
     assert main(["search", str(path), "--budget", "-1", "--trials", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -43,6 +43,8 @@ def test_a_short_search_runs_from_the_page_and_the_chosen_variant_downloads(lab)
     trials = next(d.value for d in at.dataframe if "within_budget" in d.value.columns)
     assert list(trials["name"]) == ["trial-000", "trial-001"]
     assert list(trials["chosen"]).count("★") == 1
+    assert trials["settings"].iloc[0] == "int8"  # what each trial tried, in words (the int8 anchor first)
+    assert "prune " in trials["settings"].iloc[1] and "epochs" in trials["settings"].iloc[1]
     assert at.success and "Best so far" in at.success[0].value
     titles = [figure(c)["layout"]["title"]["text"] for c in plotly_charts(at)]
     assert any(t.startswith("Search trials") for t in titles) and any(t.startswith("Search history") for t in titles)
