@@ -248,7 +248,8 @@ def prepare_baseline(recipe: Recipe, ds, out: str | Path | RunFolder, results: R
     given them as one call to make later (a recipe run queues it first in its row writer, which is
     idle while the first fine-tune starts); ``reference`` is filled when it has run.
     With ``refuse_at_chance`` (why the run means nothing against such a baseline), a baseline at chance is
-    refused with a :class:`CompressionError` (recorded in ``results``) instead of a warning.
+    refused with a :class:`CompressionError` (recorded in ``results``) instead of a warning (not with ``reuse``,
+    which recipe runs alone pass: they warn).
 
     Returns:
         (baseline model, its test-set predictions, the stage cache holding the reference conversion).
