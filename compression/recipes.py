@@ -450,7 +450,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
     """
     from .clustering import cluster
     from .distill import distill
-    from .inspect import layer_weight_stats
+    from .inspect import layer_kernels, layer_weight_stats
     from .pruning import prune
     from .qat import quantize_aware
 
@@ -500,8 +500,8 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             progress=progress, cancel=cancel, variant=spec.name, fraction_span=tuple(span), **common)))
         info["notes"] += cinfo["notes"]
         k = spec.clustering.clusters + bool(spec.pruning)  # the zero of a pruned layer is one more value
-        info.setdefault("kept", {})["values"] = {s["name"]: s["unique_values"] for s in layer_weight_stats(model)
-                                                 if s["unique_values"] <= k < s["params"]}
+        most = {name: values_per_channel(kernel) for name, kernel in layer_kernels(model).items()}
+        info.setdefault("kept", {})["values"] = {name: n for name, n in most.items() if n <= k}
         info["centroids"] = cinfo.get("centroids")
         info["history"]["cluster"] = cinfo["history"]
         advance()
@@ -631,7 +631,8 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
 
         save_centroids(folder.cluster_steps(stem), info["centroids"])
     folder.save_predictions(stem, m["predictions"])
-    notes = list(info["notes"]) + lost_notes(info.get("kept"), stats) + ([stripped_note] if stripped_note else [])
+    notes = list(info["notes"]) + lost_notes(info.get("kept"), layer_kernels(model)) + (
+        [stripped_note] if stripped_note else [])
     if spec.quantization is QuantizationMode.INT16X8:
         notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
     if m["delegate"] == "none" and m["delegate_note"]:
@@ -654,25 +655,34 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
     return row, deferred
 
 
-def lost_notes(kept: dict | None, stats: list[dict]) -> list[str]:
+def values_per_channel(kernel: np.ndarray) -> int:
+    """Distinct values in a kernel's most varied output channel (last axis).
+
+    A clustered layer keeps its k values per channel whether its centroids are the layer's (clustering) or,
+    as CQAT trains a Conv2D's, each channel's own: the whole kernel then holds up to k × channels values.
+    """
+    kernel = np.asarray(kernel)
+    flat = kernel.reshape(-1, kernel.shape[-1]) if kernel.ndim > 1 else kernel.reshape(-1, 1)
+    return max(int(np.unique(flat[:, c]).size) for c in range(flat.shape[1]))
+
+
+def lost_notes(kept: dict | None, kernels: dict[str, np.ndarray]) -> list[str]:
     """One sentence per layer whose zeros (after pruning) or distinct values (after clustering) a later stage lost.
 
-    ``kept`` is what the stages left: ``{"zeros": {layer: sparsity}, "values": {layer: distinct values}}``;
-    ``stats`` the final model's :func:`compression.inspect.layer_weight_stats`. A variant's settings say what
-    was asked; these notes say where the model does not hold it (a QAT scheme that did not preserve it).
+    ``kept`` is what the stages left: ``{"zeros": {layer: sparsity}, "values": {layer: distinct values in its
+    most varied channel}}``; ``kernels`` the final model's :func:`compression.inspect.layer_kernels`. A
+    variant's settings say what was asked; these notes say where the model does not hold it (a QAT scheme that
+    did not preserve it).
     """
-    final = {s["name"]: s for s in stats}
     notes = []
     for name, sparsity in (kept or {}).get("zeros", {}).items():
-        now = final.get(name, {}).get("sparsity")
-        if now is not None and now < sparsity - 0.01:
+        if name in kernels and (now := float(np.mean(kernels[name] == 0))) < sparsity - 0.01:
             notes.append(f"'{name}' lost zeros after pruning: {sparsity:.1%} after pruning, {now:.1%} in the "
                          "final model")
     for name, values in (kept or {}).get("values", {}).items():
-        now = final.get(name, {}).get("unique_values")
-        if now is not None and now > values:
-            notes.append(f"'{name}' lost its clusters: {values} distinct values after clustering, {now:,} in "
-                         "the final model")
+        if name in kernels and (now := values_per_channel(kernels[name])) > values:
+            notes.append(f"'{name}' lost its clusters: at most {values} distinct values per channel after "
+                         f"clustering, up to {now:,} in the final model")
     return notes
 
 

@@ -139,7 +139,7 @@ def test_lstm_user_model_converts_and_runs(tmp_path, digits):
 
 def test_a_row_says_which_layer_lost_what_a_stage_made(tmp_path):
     """Settings say what was asked; a note says where the final model does not hold it, with both figures."""
-    from compression.recipes import lost_notes
+    from compression.recipes import lost_notes, values_per_channel
 
     pruned = {"name": "pqat-logits-float", "pruning": {"schedule": "constant", "final_sparsity": 0.8},
               "qat": {"layers": ["conv"]}, "fine_tune_epochs": 1, "quantization": "int8"}
@@ -154,5 +154,11 @@ def test_a_row_says_which_layer_lost_what_a_stage_made(tmp_path):
     logits = next(x for x in rows["pqat-logits-float"].layers if x.name == "logits")
     assert logits.sparsity < 0.79 and f"{logits.sparsity:.1%} in the final model" in lost[0]
     assert not [n for n in rows["pcqat"].notes if " lost " in n], rows["pcqat"].notes
-    assert lost_notes({"values": {"logits": 8}}, [{"name": "logits", "sparsity": 0.0, "unique_values": 1080}]) == [
-        "'logits' lost its clusters: 8 distinct values after clustering, 1,080 in the final model"]
+    # a clustered layer keeps k values per channel (CQAT trains a conv's centroids per channel): not lost
+    per_channel = np.repeat(np.arange(10.0)[None, :], 108, axis=0) + np.arange(108)[:, None] % 8
+    assert values_per_channel(per_channel) == 8 and len(np.unique(per_channel)) == 17
+    assert lost_notes({"values": {"logits": 8}}, {"logits": per_channel}) == []
+    scattered = np.arange(1080.0).reshape(108, 10)
+    assert lost_notes({"values": {"logits": 8}}, {"logits": scattered}) == [
+        "'logits' lost its clusters: at most 8 distinct values per channel after clustering, up to 108 in the "
+        "final model"]
