@@ -450,7 +450,7 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
     """
     from .clustering import cluster
     from .distill import distill
-    from .inspect import layer_kernels, layer_weight_stats
+    from .inspect import layer_kernels
     from .pruning import prune
     from .qat import quantize_aware
 
@@ -488,7 +488,8 @@ def build_variant_model(spec: VariantSpec, baseline, ds, seed: int, cache: _Stag
             m, spec.pruning, x, y, epochs=spec.fine_tune_epochs, progress=progress, cancel=cancel,
             variant=spec.name, fraction_span=tuple(span), **common)))
         info["schedule"] = pinfo["schedule"]
-        info["kept"] = {"zeros": {s["name"]: s["sparsity"] for s in layer_weight_stats(model) if s["sparsity"] > 0}}
+        zeros = {name: float(np.mean(kernel == 0)) for name, kernel in layer_kernels(model).items()}
+        info["kept"] = {"zeros": {name: share for name, share in zeros.items() if share > 0}}
         info["snapshots"] = pinfo.get("snapshots")
         info["notes"] += pinfo["schedule"]["notes"] + pinfo.get("notes", [])
         info["history"]["prune"] = pinfo["history"]
@@ -620,8 +621,9 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
                                     message="measuring under TensorFlow Lite Micro (arena, flash)"))
             tflm = call()
     stats = layer_weight_stats(model)
+    kernels = layer_kernels(model)
     if not built.is_baseline:  # a post-training variant's kernels are the baseline's: RunFolder.kernels refers there
-        folder.save_weights(stem, layer_kernels(model))
+        folder.save_weights(stem, kernels)
     if info.get("snapshots"):
         from .pruning import save_snapshots
 
@@ -631,7 +633,7 @@ def _measure_variant(built: _Built, ds, recipe: Recipe, out, reference_predictio
 
         save_centroids(folder.cluster_steps(stem), info["centroids"])
     folder.save_predictions(stem, m["predictions"])
-    notes = list(info["notes"]) + lost_notes(info.get("kept"), layer_kernels(model)) + (
+    notes = list(info["notes"]) + lost_notes(info.get("kept"), kernels) + (
         [stripped_note] if stripped_note else [])
     if spec.quantization is QuantizationMode.INT16X8:
         notes.append("int16x8 is not delegated to XNNPACK: expect it to run 20–40× slower than int8 on CPU")
