@@ -3,7 +3,7 @@
 Start it with ``make run`` (or ``python3 -m streamlit run app.py``). This file
 only routes: every page is a short script in ``pages/``. The first page load
 does not import TensorFlow; runs execute in worker processes (see
-``compression/runner.py``), so a rerun or a page change never stops them.
+``compression/run/runner.py``), so a rerun or a page change never stops them.
 
 The runner is started once the first page has drawn (not before: its warm spare worker imports
 TensorFlow, which would compete with that page for the CPU), so the spare is ready by the time

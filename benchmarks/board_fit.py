@@ -1,11 +1,11 @@
 """Benchmark 7: board fit — every experiment-E variant measured under TensorFlow Lite Micro, fitted to boards.
 
 For experiment E on digits (pretrained seed CNN) and on Fashion-MNIST (seed CNN trained here), each
-variant's TFLM measurement (:func:`compression.tflm.measure_tflm`, run by ``run_recipe`` for every
+variant's TFLM measurement (:func:`compression.measure.tflm.measure_tflm`, run by ``run_recipe`` for every
 variant): whether TFLM runs it (or why not), the smallest tensor arena that allocates and invokes,
 the RecordingMicroAllocator's total, the flash bytes, TFLM's accuracy on the reference kernels and its
 agreement with LiteRT, the host time per sample, and the fit on each board of
-:data:`compression.boards.BOARDS`.
+:data:`compression.measure.boards.BOARDS`.
 
 When benchmark 1 ran in the same invocation its run folders are reused (their results.json already
 carry the TFLM fields); otherwise the recipes are run here (``--quick``: Fashion-MNIST subsampled).
@@ -24,7 +24,7 @@ FIT_MARK = {"fits": "fits", "does not fit": "✗ over", "cannot run under TFLM":
 
 
 def headers() -> list[str]:
-    from compression.boards import BOARDS
+    from compression.measure.boards import BOARDS
 
     return ["variant", "TFLM", "arena B", "allocator total B", "flash B", "TFLM accuracy", "samples",
             "agrees with LiteRT", "host ms/sample", *BOARDS]
@@ -32,7 +32,7 @@ def headers() -> list[str]:
 
 def variant_rows(results) -> list[dict[str, Any]]:
     """One plain dict per finished variant: the TFLM measurement and the fit status per board."""
-    from compression.boards import BOARDS, fit_of
+    from compression.measure.boards import BOARDS, fit_of
     from compression.results import RunResults
 
     run = RunResults.from_dict(results)
@@ -71,7 +71,7 @@ def _recipes(ctx: Context) -> dict[str, Any]:
 
 
 def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
-    from compression.recipes import load_results, run_recipe
+    from compression.run.recipe import load_results, run_recipe
 
     reused = ctx.shared.get(f"experiment_e_{key}")
     if reused:
@@ -93,7 +93,7 @@ def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from compression.boards import BOARDS, format_bytes
+    from compression.measure.boards import BOARDS, format_bytes
 
     runs: dict[str, Any] = {}
     with Stopwatch() as t:

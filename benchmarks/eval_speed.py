@@ -1,6 +1,6 @@
 """Benchmark 3: evaluating a model on the whole Fashion-MNIST test set, four ways, same model, same data, same run.
 
-- the engine: :func:`compression.measure.measure_tflite`'s accuracy pass (its ``eval_seconds``:
+- the engine: :func:`compression.measure.litert.measure_tflite`'s accuracy pass (its ``eval_seconds``:
   batched invokes of up to 512 samples on a resized input, every usable core), and the same
   pinned to 1 thread;
 - Keras ``model.predict`` of the float baseline the ``.tflite`` was converted from (batch 32, its
@@ -49,7 +49,7 @@ def _interpreter(data: bytes, threads: int, batch: int, sample_shape):
 
 def loop_predict(data: bytes, x: np.ndarray, batch: int, threads: int = 1):
     """Experiment E's evaluation (batch 32) or a plain per-sample loop (batch 1): one Python invoke per batch."""
-    from compression.measure import quantize_input
+    from compression.measure.litert import quantize_input
 
     interpreter = _interpreter(data, threads, batch, x.shape[1:])
     in_detail = interpreter.get_input_details()[0]
@@ -75,7 +75,7 @@ def engine_eval_seconds(data: bytes, x, y, eval_threads: int | None = None) -> t
 
     ``eval_threads`` None is the engine's default (every usable core).
     """
-    from compression.measure import measure_tflite
+    from compression.measure.litert import measure_tflite
 
     def once():
         return measure_tflite(data, x, y, threads=1, latency_runs=5, throughput_batch=256,
@@ -91,9 +91,9 @@ def engine_eval_seconds(data: bytes, x, y, eval_threads: int | None = None) -> t
 
 def run(ctx: Context) -> dict[str, Any]:
     from compression import _tf
-    from compression.data import load_dataset
-    from compression.recipes import load_results
+    from compression.inputs.data import load_dataset
     from compression.results import RunFolder
+    from compression.run.recipe import load_results
 
     from .experiment_e import ensure_fashion_run
 

@@ -3,7 +3,7 @@
 Runs on Fashion-MNIST (seed CNN, baseline trained here, seeded), on digits (shipped
 pretrained seed CNN) and on mnist1d (shipped pretrained Conv1D), with the product's
 own path: one :class:`~compression.config.Recipe` per dataset, run by
-:func:`~compression.recipes.run_recipe` (its stage cache shares identical fine-tunes,
+:func:`~compression.run.recipe.run_recipe` (its stage cache shares identical fine-tunes,
 e.g. the pruning stage between ``pruned``, ``pruned-dynamic`` and the PQAT/PCQAT rows).
 """
 
@@ -114,7 +114,7 @@ def row_cells(r: dict) -> list[Any]:
 
 def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
     """Run one recipe into the work folder and summarise it."""
-    from compression.recipes import load_results, run_recipe
+    from compression.run.recipe import load_results, run_recipe
 
     out = ctx.run_dir(f"experiment_e-{key}")
     say(f"[1] experiment E on {recipe.dataset.name} ({len(recipe.variants)} variants) → {out}")
@@ -142,7 +142,7 @@ def ensure_fashion_run(ctx: Context):
     """
     from pathlib import Path
 
-    from compression.recipes import run_recipe
+    from compression.run.recipe import run_recipe
 
     if "fashion_run" not in ctx.shared:
         recipe = fashion_recipe(ctx.quick)

@@ -215,7 +215,7 @@ def choose(rows: list[dict], max_loss: float = MAX_LOSS_POINTS) -> dict | None:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from compression.recipes import load_results, run_recipe
+    from compression.run.recipe import load_results, run_recipe
 
     from .experiment_e import ensure_fashion_run, table_rows
 

@@ -20,10 +20,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=6, help="conversions per mode and place")
     args = parser.parse_args(argv)
-    from compression.convert import convert_to_tflite
-    from compression.data import load_dataset
+    from compression.inputs.data import load_dataset
+    from compression.inputs.pretrained import load_pretrained
     from compression.isolation import IsolatedPool, shared_pool
-    from compression.pretrained import load_pretrained
+    from compression.tflite.convert import convert_to_tflite
 
     ds = load_dataset("digits")
     model = load_pretrained("digits", "seed_cnn")

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LESSONS_TITLE = "Lessons: pruning, clustering, int8, the pruning schedule"  # compression.lessons.LESSONS_TITLE
+LESSONS_TITLE = "Lessons: pruning, clustering, int8, the pruning schedule"  # compression.explore.lessons.LESSONS_TITLE
 CHROMIUM = "/usr/bin/chromium"
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CHART = ".st-key-lesson_chart .js-plotly-plot"
@@ -80,7 +80,7 @@ def _stop(proc: subprocess.Popen, data: Path) -> None:
                 cmd = Path(f"/proc/{run['pid']}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"compression.worker" in cmd and str(data).encode() in cmd:
+            if b"compression.run.worker" in cmd and str(data).encode() in cmd:
                 os.killpg(run["pid"], signal.SIGKILL)
 
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
-    from compression.lessons import LESSONS
+    from compression.explore.lessons import LESSONS
     from compression.store import Store
 
     keys = args.only.split(",") if args.only else list(LESSONS)

@@ -1,7 +1,7 @@
 """Benchmark 5: measurement quality — is one latency figure reproducible?
 
 The Fashion-MNIST float32 ``.tflite`` of benchmark 1 (and its int8 sibling, for context) is
-measured 5 times with :func:`compression.measure.measure_tflite` exactly as a recipe does
+measured 5 times with :func:`compression.measure.litert.measure_tflite` exactly as a recipe does
 (1 thread, 200 timed batch-1 invokes after a warm-up); the coefficient of variation of the
 5 medians (sample standard deviation / mean) says how far two runs of the same model can
 disagree. The same with 1 000 invokes shows whether more runs would tighten it.
@@ -21,7 +21,7 @@ GOAL_CV_PERCENT = 5.0
 
 
 def medians(data: bytes, x, y, latency_runs: int, repeats: int = REPEATS) -> list[float]:
-    from compression.measure import measure_tflite
+    from compression.measure.litert import measure_tflite
 
     return [measure_tflite(data, x, y, threads=1, latency_runs=latency_runs)["latency_ms"]["median"]
             for _ in range(repeats)]
@@ -34,9 +34,9 @@ def cv_percent(values: list[float]) -> float:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from compression.data import load_dataset
-    from compression.recipes import load_results
+    from compression.inputs.data import load_dataset
     from compression.results import RunFolder
+    from compression.run.recipe import load_results
 
     from .experiment_e import ensure_fashion_run
 

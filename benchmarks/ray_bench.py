@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.ray_bench [--work DIR] [--no-write]``
 
-Both runs go through the app's path: a :class:`~compression.runner.Runner` on a fresh
+Both runs go through the app's path: a :class:`~compression.run.runner.Runner` on a fresh
 :class:`~compression.store.Store` starts a worker process; the Ray run differs only by
 ``COMPRESSION_LAB_RAY_ADDRESS=local`` in the worker's environment (a Ray instance with this
 machine's CPUs, one variant per 1-CPU task). Wall time is submit → final status, so the Ray
@@ -62,9 +62,9 @@ def eight_variants():
 
 def through_runner(root: Path, recipe, ray_address: str | None) -> dict[str, Any]:
     """Submit to a Runner on a fresh store (the app's path); wall time from submit to final status."""
-    from compression.executors import CPUS_ENV, RAY_ADDRESS_ENV
     from compression.results import RunFolder
-    from compression.runner import Runner
+    from compression.run.executors import CPUS_ENV, RAY_ADDRESS_ENV
+    from compression.run.runner import Runner
     from compression.store import Store
 
     saved = {k: os.environ.get(k) for k in (RAY_ADDRESS_ENV, CPUS_ENV, "RAY_AUTH_MODE")}

@@ -4,7 +4,7 @@
 
 For each model: train the float baseline on the full Fashion-MNIST training set
 (seeded, as benchmark 1 does for the seed CNN), then run
-:func:`compression.search.search` with a 1-point accuracy budget, the gzip size as
+:func:`compression.explore.search.search` with a 1-point accuracy budget, the gzip size as
 objective and a ``--minutes`` time budget, fine-tuning on a seeded slice of the
 training set (seed CNN: 20 000, the frontier benchmark's setting; qat_cnn: 30 000,
 at most 2 epochs a trial; the test set is the full 10 000). It reports:
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compression.search import describe_params
+from compression.explore.search import describe_params
 
 from .common import BENCH_DIR, Context, fmt, load_average, machine_info, now_iso, say, section, table, target
 from .report import markdown_table
@@ -54,8 +54,8 @@ def markers(key: str) -> tuple[str, str]:
 def baseline_run(ctx: Context, model: str) -> Path:
     """Train the Fashion-MNIST baseline (seeded) with just the float32 variant; its folder holds baseline.keras."""
     from compression.config import Recipe
-    from compression.recipes import run_recipe
     from compression.results import RunFolder
+    from compression.run.recipe import run_recipe
 
     out = ctx.run_dir(f"search-baseline-{model}")
     if not RunFolder(out).baseline_model.is_file():
@@ -72,8 +72,8 @@ def baseline_run(ctx: Context, model: str) -> Path:
 
 def search_one(ctx: Context, model: str, minutes: float, strip: bool = False) -> dict[str, Any]:
     from compression.config import Recipe
+    from compression.explore.search import SearchSpec, search
     from compression.results import RunFolder
-    from compression.search import SearchSpec, search
 
     base = baseline_run(ctx, model)
     recipe = Recipe.from_dict({"title": f"Benchmark search: Fashion-MNIST × {model}",

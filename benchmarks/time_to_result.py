@@ -1,7 +1,7 @@
 """Benchmark 4: time to result through the app's path, and against a plain script.
 
 Ours: the experiment-E preset on digits with the pretrained baseline, submitted to a
-:class:`~compression.runner.Runner` on a fresh :class:`~compression.store.Store` (what the
+:class:`~compression.run.runner.Runner` on a fresh :class:`~compression.store.Store` (what the
 app does), then the store is polled as a page would: seconds from ``submit`` to the first
 variant's row in results.json, and to the full table (run status final).
 
@@ -29,7 +29,7 @@ def through_runner(ctx: Context) -> dict[str, Any]:
     """Submit the preset to a Runner and watch the store like the app's pages do."""
     from compression.config import Recipe
     from compression.results import RunResults
-    from compression.runner import Runner
+    from compression.run.runner import Runner
     from compression.store import FINAL_STATUSES, Store
 
     store = Store(ctx.run_dir("store-time-to-result"))
@@ -93,9 +93,9 @@ COLD_PATH = """
 import json, time
 t = time.perf_counter()
 from compression import _tf
-from compression.data import load_dataset
-from compression.pretrained import load_pretrained
-from compression.convert import convert_to_tflite
+from compression.inputs.data import load_dataset
+from compression.inputs.pretrained import load_pretrained
+from compression.tflite.convert import convert_to_tflite
 marks = {"python + engine modules": time.perf_counter() - t}
 t = time.perf_counter(); _tf.set_seed(0); marks["import TensorFlow"] = time.perf_counter() - t
 t = time.perf_counter(); ds = load_dataset("digits"); marks["load digits (scikit-learn)"] = time.perf_counter() - t

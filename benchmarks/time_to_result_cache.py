@@ -9,7 +9,7 @@
    retrains its baseline too), each as a subprocess from start to exit, one after the other; then the
    same command again on the same store (an unchanged re-run: every row from the cache).
 2. **The app's path** (the default preset: experiment E on digits, pretrained baseline) through a
-   :class:`~compression.runner.Runner` with a warm spare: submit → first row, submit → full table on a
+   :class:`~compression.run.runner.Runner` with a warm spare: submit → first row, submit → full table on a
    fresh store; then the unchanged re-run's submit → full table.
 3. **Pages while three runs go**: every page's script (Streamlit's AppTest, in this process, which never
    imports TensorFlow) rendered repeatedly while three real runs (experiment E on digits, retraining)
@@ -129,7 +129,7 @@ def _watch(store, run_id: str, t0: float) -> dict[str, float]:
 
 def app_path(work: Path) -> dict[str, Any]:
     from compression.config import Recipe
-    from compression.runner import Runner
+    from compression.run.runner import Runner
     from compression.store import Store
 
     root = work / "app-store"
@@ -174,7 +174,7 @@ print(json.dumps({"first_page_s": first, "times": times, "tensorflow": "tensorfl
 
 def pages_under_load(work: Path, rounds: int = 3) -> dict[str, Any]:
     from compression.config import Recipe
-    from compression.runner import Runner
+    from compression.run.runner import Runner
     from compression.store import Store
 
     root = work / "pages-store"

@@ -37,22 +37,22 @@ from .progress import Cancelled, Progress
 # Public functions that live in modules importing TensorFlow or heavy libraries:
 # resolved on first attribute access so `import compression` stays light.
 _LAZY = {
-    "load_dataset": "data",
-    "list_datasets": "data",
-    "load_npz": "data",
-    "Dataset": "data",
-    "build_model": "models",
-    "list_models": "models",
-    "load_user_model": "safe_load",
-    "train_baseline": "train",
-    "convert_to_tflite": "convert",
-    "measure_tflite": "measure",
-    "run_recipe": "recipes",
-    "load_results": "recipes",
+    "load_dataset": "inputs.data",
+    "list_datasets": "inputs.data",
+    "load_npz": "inputs.data",
+    "Dataset": "inputs.data",
+    "build_model": "inputs.models",
+    "list_models": "inputs.models",
+    "load_user_model": "inputs.safe_load",
+    "train_baseline": "techniques.train",
+    "convert_to_tflite": "tflite.convert",
+    "measure_tflite": "measure.litert",
+    "run_recipe": "run.recipe",
+    "load_results": "run.recipe",
     "results_table": "results",
     "Store": "store",
-    "Runner": "runner",
-    "get_runner": "runner",
+    "Runner": "run.runner",
+    "get_runner": "run.runner",
 }
 
 __all__ = [

@@ -67,8 +67,8 @@ def _load_recipe(arg: str) -> Recipe:
 def cmd_run(args) -> int:
     import pandas as pd
 
-    from .executors import executor_from_environment, make_executor
-    from .tables import FLAGGED
+    from .run.executors import executor_from_environment, make_executor
+    from .views.tables import FLAGGED
 
     recipe = _load_recipe(args.recipe)
     if args.recompute:
@@ -77,7 +77,7 @@ def cmd_run(args) -> int:
         recipe = dataclasses.replace(recipe, evaluation=dataclasses.replace(recipe.evaluation, recompute=True))
     board = None
     if args.board is not None:
-        from .boards import get_board
+        from .measure.boards import get_board
 
         board = get_board(args.board, args.ram_kb, args.flash_kb)  # refused before the run, not after
     executor = make_executor(args.ray) if args.ray else executor_from_environment()
@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
             store = Store(args.store or None)
             table, out = _run_into_store(store, recipe, bar, executor)
         else:
-            from .recipes import run_recipe
+            from .run.recipe import run_recipe
 
             out = Path(args.out)
             table = run_recipe(recipe, out, progress=bar, executor=executor)
@@ -116,7 +116,7 @@ def cmd_run(args) -> int:
 def _print_flags(out: Path) -> None:
     """One "warning:" line per flag of the baseline and of each variant (a figure that would mislead alone)."""
     from .results import RunFolder
-    from .tables import flag_lines
+    from .views.tables import flag_lines
 
     results = RunFolder(out).read_results()
     if results is None:
@@ -143,8 +143,8 @@ def _run_into_store(store, recipe: Recipe, bar, executor=None):
     The run is created "running" (no app runner can claim it) and holds the run's
     worker lock like a worker does, so a crash here is seen as one after a restart.
     """
-    from .recipes import run_recipe
-    from .worker import CancelCheck, ProgressWriter, _take_lock
+    from .run.recipe import run_recipe
+    from .run.worker import CancelCheck, ProgressWriter, _take_lock
 
     run_id = store.create_run(recipe, session="cli", running=True)
     out = store.run_dir(run_id)
@@ -176,7 +176,7 @@ def _run_into_store(store, recipe: Recipe, bar, executor=None):
 
 
 def cmd_sensitivity(args) -> int:
-    from .sensitivity import run_sensitivity
+    from .explore.sensitivity import run_sensitivity
 
     recipe = _load_recipe(args.recipe)
     out = Path(args.out)
@@ -201,7 +201,7 @@ def cmd_sensitivity(args) -> int:
 def cmd_search(args) -> int:
     import signal
 
-    from .search import SearchSpec, search
+    from .explore.search import SearchSpec, search
 
     recipe = _load_recipe(args.recipe)
     minutes = 20.0 if args.minutes is None and args.trials is None else args.minutes
@@ -228,13 +228,13 @@ def cmd_search(args) -> int:
         print("\nstopping after this trial (Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
     from .results import RunFolder
-    from .tables import format_points
+    from .views.tables import format_points
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = search(recipe, out, spec, progress=progress, cancel=lambda: stop["asked"])
     except Cancelled:
-        from .search import read_search
+        from .explore.search import read_search
 
         result = read_search(RunFolder(out).read_results())
     finally:
@@ -259,7 +259,7 @@ def cmd_search(args) -> int:
 
 def _print_fit(out: Path, board) -> None:
     """The fit column of every finished variant on ``board`` (TFLM arena and flash against its budget)."""
-    from .boards import fit_table, format_bytes
+    from .measure.boards import fit_table, format_bytes
     from .results import RunFolder
 
     fits = fit_table(RunFolder(out).read_results(), board)
@@ -271,7 +271,7 @@ def _print_fit(out: Path, board) -> None:
 
 
 def cmd_boards(args) -> int:
-    from .boards import BOARDS, CUSTOM, format_bytes
+    from .measure.boards import BOARDS, CUSTOM, format_bytes
 
     for board in BOARDS.values():
         print(f"{board.key:<10} {board.name:<40} RAM {format_bytes(board.ram_bytes):>9}  flash "
@@ -281,7 +281,7 @@ def cmd_boards(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .data import list_datasets
+    from .inputs.data import list_datasets
 
     for d in list_datasets():
         where = "available" if d.get("offline") else "needs download/files"
@@ -290,8 +290,8 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import list_models
-    from .pretrained import list_pretrained
+    from .inputs.models import list_models
+    from .inputs.pretrained import list_pretrained
 
     pretrained = {(c["dataset"], c["model"]): c for c in list_pretrained()}
     for m in list_models():

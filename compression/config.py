@@ -333,7 +333,7 @@ class VariantSpec:
         quantization: post-training conversion mode.
         sparse_encoding: store pruned weights sparse (EXPERIMENTAL_SPARSITY).
         strip_strings: drop the file's tensor names and signature after conversion
-            (:func:`compression.convert.strip_strings`): same outputs, fewer bytes.
+            (:func:`compression.tflite.convert.strip_strings`): same outputs, fewer bytes.
         representative_samples: size of the int8/int16x8 calibration set.
         learning_rate: fine-tuning learning rate (Adam).
         batch_size: fine-tuning batch size.
@@ -511,10 +511,10 @@ class EvaluationSpec:
         latency_runs: timed batch-1 invokes after one warm-up.
         throughput_batch: batch size of the throughput measurement.
         tflm: also measure every variant under TensorFlow Lite Micro (runs or not, tensor arena,
-            flash, accuracy on the reference kernels): :mod:`compression.tflm`.
+            flash, accuracy on the reference kernels): :mod:`compression.measure.tflm`.
         tflm_max_samples: test samples run through TFLM per variant (a seeded sample of a larger set).
         recompute: compute every part afresh instead of reusing an earlier run's identical
-            baseline and variants (:mod:`compression.cache`); not part of any cache key.
+            baseline and variants (:mod:`compression.run.cache`); not part of any cache key.
     """
 
     threads: int = 1

@@ -1,7 +1,7 @@
 """Typed results: what a run produced, and where its files live.
 
 ``results.json`` is the contract between the engine (one writer:
-:func:`compression.recipes.run_recipe` / ``run_variant``) and every reader
+:func:`compression.run.recipe.run_recipe` / ``run_variant``) and every reader
 (store, charts, export, pages, benchmarks). Readers go through these types,
 never through ``(row.get("latency_ms") or {}).get(...)`` chains.
 
@@ -200,7 +200,7 @@ class Timings(_Record):
 
 @dataclass(frozen=True)
 class TflmResult(_Record):
-    """The variant measured under TensorFlow Lite Micro (:func:`compression.tflm.measure_tflm`).
+    """The variant measured under TensorFlow Lite Micro (:func:`compression.measure.tflm.measure_tflm`).
 
     ``runnable`` is True when TFLM allocates and invokes the model, False when it refuses it
     (``reason`` says why, in one sentence), None when the measurement itself failed or was

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compression import charts, charts_data
 from compression.errors import CompressionError
-from compression.models import check_compatible
-from compression.pretrained import has_pretrained
+from compression.inputs.models import check_compatible
+from compression.inputs.pretrained import has_pretrained
 from compression.results import RunKind
+from compression.views import charts
+from compression.views import data_preview as charts_data
 from ui import builder, state, widgets
 
 state.init()
@@ -45,7 +46,7 @@ if ss["dataset_name"] == "npz":
         "or sequences (N, L); integer labels from 0. Pickled objects are refused.",
     )
     if upload is not None and upload.file_id != ss.get("npz_file_id"):
-        from compression.data import load_npz
+        from compression.inputs.data import load_npz
 
         state.accept_upload(upload, load_npz, "npz")
     if ss["npz_path"]:
@@ -136,7 +137,7 @@ elif source == "Pretrained sample":
             format_func=lambda n: (
                 f"{n} — test accuracy {card_of[n]['test_accuracy']:.1%}, {card_of[n]['params']:,} parameters"
             ),
-            help="Trained once with `python -m compression.pretrained` and shipped in sample_models/.",
+            help="Trained once with `python -m compression.techniques.samples` and shipped in sample_models/.",
         )
         card = card_of[ss["model_name"]]
         t = card.get("training", {})
@@ -152,7 +153,7 @@ else:
         help="Checked before loading: Lambda layers and custom code are refused, nothing is unpickled.",
     )
     if upload is not None and upload.file_id != ss.get("model_file_id"):
-        from compression.model_cards import check_model_file  # in a child process: no TensorFlow here
+        from compression.inputs.model_cards import check_model_file
 
         with st.spinner("Checking and loading the model…"):
             state.accept_upload(upload, check_model_file, "model")
@@ -185,8 +186,8 @@ if (
             key="model_layers",
             column_config={"params": st.column_config.NumberColumn("parameters", format="%d")},
         )
-        from compression.data import fit_to_model
-        from compression.safe_load import model_input_spec
+        from compression.inputs.data import fit_to_model
+        from compression.inputs.safe_load import model_input_spec
 
         try:
             # An uploaded model decides the layout (axes, integer ids), as the run will.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compression import charts
 from compression.config import CentroidInit, Preserve, ScheduleKind
 from compression.errors import CompressionError
-from compression.executors import describe_setting
 from compression.results import RunFolder
+from compression.run.executors import describe_setting
+from compression.views import charts
 from ui import builder, state, widgets
 
 state.init(builder.CONTROL_DEFAULTS)
@@ -332,8 +332,8 @@ with t_prune:
     )
     ds, problem = state.current_dataset_info()
     if ds is not None:
-        from compression.pruning import applied_schedule, sparsity_curve
-        from compression.train import steps_per_epoch
+        from compression.techniques.pruning import applied_schedule, sparsity_curve
+        from compression.techniques.train import steps_per_epoch
 
         total = steps_per_epoch(ds.n_train, int(ss["b_batch"])) * max(1, int(ss["b_epochs"]))
         try:

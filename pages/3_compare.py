@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compression import charts, export
-from compression.boards import BOARDS, CUSTOM, fit_table, format_bytes, get_board
 from compression.errors import CompressionError
+from compression.measure.boards import BOARDS, CUSTOM, fit_table, format_bytes, get_board
 from compression.results import FINAL_STATUSES, BaselineInfo, Reference, file_stem
+from compression.tflite import export
+from compression.views import charts
 from ui import state, widgets
 
 state.init({"compare_board": "nano33", "compare_ram_kb": 256.0, "compare_flash_kb": 1024.0})

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from compression import charts
-from compression.boards import format_bytes
 from compression.config import PruningConfig
 from compression.errors import CompressionError
-from compression.pruning import sparsity_curve
+from compression.measure.boards import format_bytes
 from compression.results import BaselineInfo, Reference, RunFolder
-from compression.tables import format_points
+from compression.techniques.pruning import sparsity_curve
+from compression.views import charts
+from compression.views.tables import format_points
 from ui import file_weights, state, widgets
 
 state.init()

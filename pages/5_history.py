@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from compression import charts
 from compression.errors import CompressionError
 from compression.results import FINAL_STATUSES
-from compression.tables import history_table
+from compression.views import charts
+from compression.views.tables import history_table
 from ui import state, widgets
 
 state.init()

@@ -7,16 +7,16 @@ import json
 import pandas as pd
 import streamlit as st
 
-from compression import charts_search
-from compression.boards import BOARDS, format_bytes
 from compression.config import Recipe
 from compression.errors import CompressionError
+from compression.explore.search import SearchSpec, chosen_recipe, read_search
+from compression.explore.sensitivity import read_sensitivity
+from compression.measure.boards import BOARDS, format_bytes
 from compression.progress import Progress
 from compression.results import RunResults
-from compression.search import SearchSpec, chosen_recipe, read_search
-from compression.sensitivity import read_sensitivity
 from compression.store import FINAL_STATUSES
-from compression.tables import format_points
+from compression.views import search_charts as charts_search
+from compression.views.tables import format_points
 from ui import state, widgets
 
 DEFAULTS = {"fs_budget": 1.0, "fs_relative": False, "fs_board": "none", "fs_minutes": 10, "fs_trials": 0,
@@ -96,7 +96,7 @@ if start_col.button("Start search", type="primary", icon=":material/play_arrow:"
                           max_epochs=int(ss["fs_max_epochs"]) or None, strip_strings=bool(ss["fs_strip"]))
         unit = "%" if spec.relative else (" point" if spec.budget == 1 else " points")
         ss["search_run_id"] = ss["run_id"] = submit(
-            "compression.search:run_search", f"Find smallest within {spec.budget:g}{unit}"
+            "compression.explore.search:run_search", f"Find smallest within {spec.budget:g}{unit}"
             + (f" on {board}" if board else ""), {"search.json": json.dumps(spec.to_dict())})
     except CompressionError as exc:
         st.error(str(exc))
@@ -104,7 +104,7 @@ start_col.caption("Starts the search in a background worker; trials appear below
 if sens_col.button("Sensitivity only", icon=":material/troubleshoot:", key="fs_sensitivity", width="stretch",
                    disabled=not ready, help="Only the per-layer sensitivity analysis (seconds): no search."):
     try:
-        ss["search_run_id"] = submit("compression.sensitivity:run_sensitivity", "Sensitivity")
+        ss["search_run_id"] = submit("compression.explore.sensitivity:run_sensitivity", "Sensitivity")
     except CompressionError as exc:
         st.error(str(exc))
 sens_col.caption("How much each layer alone loses when pruned, clustered or quantized, without fine-tuning.")

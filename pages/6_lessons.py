@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from compression import charts
-from compression.clustering import load_centroids
 from compression.config import PruningConfig
 from compression.errors import CompressionError
-from compression.lessons import LESSONS, main_layer
+from compression.explore.lessons import LESSONS, main_layer
 from compression.progress import Progress
-from compression.pruning import load_snapshots, sparsity_curve
 from compression.results import RunFolder
 from compression.store import FINAL_STATUSES
-from compression.tflite_weights import tflite_weights_by_layer
+from compression.techniques.clustering import load_centroids
+from compression.techniques.pruning import load_snapshots, sparsity_curve
+from compression.tflite.weights import tflite_weights_by_layer
+from compression.views import charts
 from ui import lessons, state, widgets
 
 state.init()

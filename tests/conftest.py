@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def digits():
-    from compression.data import load_dataset
+    from compression.inputs.data import load_dataset
 
     return load_dataset("digits")
 
@@ -31,7 +31,7 @@ def hostile(tmp_path_factory):
 @pytest.fixture(scope="session")
 def seed_cnn(digits):
     """The shipped pretrained digits × seed CNN (a real trained model, loaded in a second)."""
-    from compression.pretrained import load_pretrained
+    from compression.inputs.pretrained import load_pretrained
 
     return load_pretrained("digits", "seed_cnn")
 
@@ -44,7 +44,8 @@ def small_train(digits):
 
 @pytest.fixture(scope="session")
 def digits_split():
-    """(x_train, y_train, x_test, y_test): 8x8x1 images in [0, 1], a fixed split independent of compression.data."""
+    """(x_train, y_train, x_test, y_test): 8x8x1 images in [0, 1], a fixed split independent of
+    compression.inputs.data."""
     from sklearn.datasets import load_digits
 
     data = load_digits()

@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Engine limit for model files (compression.safe_load.DEFAULT_MAX_BYTES) and Streamlit's upload limit
+# Engine limit for model files (compression.inputs.safe_load.DEFAULT_MAX_BYTES) and Streamlit's upload limit
 # (.streamlit/config.toml server.maxUploadSize), both 100 MB.
 OVER_100_MB = 101 * 2**20
 

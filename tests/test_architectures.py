@@ -22,7 +22,7 @@ def weightless_op_models():
 @pytest.mark.parametrize("preserve", [Preserve.SPARSITY, Preserve.CLUSTERS, Preserve.BOTH])
 @pytest.mark.parametrize("name", ["hard_swish", "squeeze_excite"])
 def test_collaborative_schemes_leave_weightless_tf_op_layers_float(weightless_op_models, name, preserve):
-    from compression.qat import apply_qat
+    from compression.techniques.qat import apply_qat
 
     model = weightless_op_models[name]
     quantized, chosen, float_layers = apply_qat(model, QATConfig(), preserve)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from compression.boards import BOARDS, CUSTOM, Board, FitStatus, check_fit, fit_of, format_bytes, get_board
 from compression.errors import CompressionError
+from compression.measure.boards import BOARDS, CUSTOM, Board, FitStatus, check_fit, fit_of, format_bytes, get_board
 
 KB = 1024
 
@@ -94,7 +94,7 @@ def _results():
 
 
 def test_fit_table_one_row_per_finished_variant():
-    from compression.boards import FIT_COLUMNS, fit_table
+    from compression.measure.boards import FIT_COLUMNS, fit_table
 
     table = fit_table(_results(), BOARDS["nano33"])
     assert list(table.columns) == FIT_COLUMNS
@@ -108,8 +108,8 @@ def test_fit_table_one_row_per_finished_variant():
 
 
 def test_ram_vs_flash_draws_the_budget_box_and_the_points():
-    from compression.boards import fit_table
-    from compression.charts import ram_vs_flash
+    from compression.measure.boards import fit_table
+    from compression.views.charts import ram_vs_flash
 
     board = BOARDS["nano33"]
     fig = ram_vs_flash(fit_table(_results(), board), board)

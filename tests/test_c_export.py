@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from compression.export import c_identifier, c_source, tflite_zip
+from compression.tflite.export import c_identifier, c_source, tflite_zip
 
 
 @pytest.mark.parametrize(

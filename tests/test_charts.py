@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from compression import charts
+from compression.views import charts
 
 
 def _frame() -> pd.DataFrame:
@@ -213,7 +213,7 @@ def test_kernel_heatmap_and_confusion_matrix():
 
 def test_schedule_and_training_curves():
     from compression.config import PruningConfig
-    from compression.pruning import applied_schedule, sparsity_curve
+    from compression.techniques.pruning import applied_schedule, sparsity_curve
 
     config = PruningConfig(initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
     steps, target = sparsity_curve(config, 46)
@@ -245,7 +245,7 @@ def test_charts_import_neither_streamlit_nor_tensorflow():
     import subprocess
 
     code = (
-        "import sys, compression.charts, compression.export; "
+        "import sys, compression.views.charts, compression.tflite.export; "
         "bad = [m for m in ('streamlit', 'tensorflow') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

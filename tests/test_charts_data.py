@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from compression import charts_data
+from compression.views import data_preview as charts_data
 
 NAMES = [str(c) for c in range(10)]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compression import charts
+from compression.views import charts
 
 
 @pytest.mark.parametrize(("ms", "text"), [(0.00068, "0.7 µs"), (0.68, "680 µs"), (0.0345, "34.5 µs"),

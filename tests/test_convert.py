@@ -1,4 +1,4 @@
-"""Tests of compression.convert on tiny tf_keras models trained on sklearn's 8x8 digits."""
+"""Tests of compression.tflite.convert on tiny tf_keras models trained on sklearn's 8x8 digits."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from compression import _tf
 from compression.config import QuantizationMode
-from compression.convert import _converter_reason, convert_to_tflite, gzip_size, tflite_io_details, tflite_ops
 from compression.errors import CompressionError
+from compression.tflite.convert import _converter_reason, convert_to_tflite, gzip_size, tflite_io_details, tflite_ops
 
 MODES = [m.value for m in QuantizationMode]
 
@@ -60,7 +60,7 @@ def _tflite_outputs(tflite_bytes: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, compression.convert; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, compression.tflite.convert; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -212,8 +212,8 @@ def test_gzip_size():
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])
 def test_strip_strings_drops_the_names_and_keeps_the_outputs(mode, converted, digits_split):
-    from compression.convert import strip_strings
-    from compression.tflm import measure_tflm
+    from compression.measure.tflm import measure_tflm
+    from compression.tflite.convert import strip_strings
 
     full = converted[mode]
     stripped = strip_strings(full)
@@ -233,7 +233,7 @@ def test_strip_strings_drops_the_names_and_keeps_the_outputs(mode, converted, di
 
 
 def test_strip_strings_refuses_bytes_that_are_not_a_model():
-    from compression.convert import strip_strings
+    from compression.tflite.convert import strip_strings
 
     with pytest.raises(CompressionError, match="not a TFLite model"):
         strip_strings(b"PK\x03\x04 not a flatbuffer")

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compression import _tf, data
-from compression.data import Dataset, list_datasets, load_dataset, load_npz, read_idx, write_idx
+from compression import _tf
 from compression.errors import CompressionError
+from compression.inputs import data
+from compression.inputs.data import Dataset, list_datasets, load_dataset, load_npz, read_idx, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN = Path(data.DEBIAN_FASHION_MNIST_DIR)
@@ -378,7 +379,7 @@ def test_npz_missing_file(tmp_path):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, compression.data; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, compression.inputs.data; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 

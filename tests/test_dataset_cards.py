@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from compression.data import load_dataset
-from compression.dataset_cards import dataset_card, describe_dataset
+from compression.inputs.data import load_dataset
+from compression.inputs.dataset_cards import dataset_card, describe_dataset
 
 
 @pytest.mark.parametrize("max_train, max_test", [(None, None), (500, 100), (100_000, None)])
@@ -24,7 +24,8 @@ def test_datasets_without_a_card_or_with_a_file_are_loaded():
 
 
 def test_a_card_needs_no_scikit_learn():
-    code = ("import sys; from compression.dataset_cards import dataset_card; dataset_card('digits', max_train=10); "
+    code = ("import sys; from compression.inputs.dataset_cards import dataset_card; "
+            "dataset_card('digits', max_train=10); "
             "print('sklearn' in sys.modules, 'tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from compression.config import PRESETS, PruningConfig, Recipe
-from compression.pruning import prune
-from compression.recipes import run_recipe
 from compression.results import RunResults
+from compression.run.recipe import run_recipe
+from compression.techniques.pruning import prune
 
 
 def test_default_preset_leaves_the_small_conv_dense_and_the_writeup_prunes_everything():

@@ -10,12 +10,7 @@ import pytest
 
 from compression import Recipe
 from compression.errors import CompressionError
-from compression.export import (
-    recipe_json,
-    results_csv,
-    results_json,
-    tflite_zip,
-)
+from compression.tflite.export import recipe_json, results_csv, results_json, tflite_zip
 
 
 def test_tflite_zip(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from compression.config import VariantSpec
 from compression.errors import CompressionError
-from compression.measure import baseline_flags, prediction_flags
+from compression.measure.litert import baseline_flags, prediction_flags
 from compression.results import VariantResult
 
 LABELS = np.repeat(np.arange(10), 20)
@@ -48,17 +48,17 @@ def test_imbalanced_labels_raise_the_chance_level():
 def test_int16x8_with_sparse_encoding_is_refused_up_front():
     with pytest.raises(CompressionError, match="int16x8 with sparse encoding is refused: TFLite's converter"):
         VariantSpec(name="x", quantization="int16x8", sparse_encoding=True)
-    from compression.convert import convert_to_tflite
+    from compression.tflite.convert import convert_to_tflite
 
     with pytest.raises(CompressionError, match="^int16x8 with sparse encoding is refused"):
         convert_to_tflite(object(), "int16x8", sparse=True)
 
 
 def test_an_untrained_model_is_flagged_at_chance_and_its_variant_against_a_trained_baseline(cnn, digits_split):
-    from compression.convert import convert_to_tflite
-    from compression.measure import measure_tflite
-    from compression.models import build_model
-    from compression.train import predict_classes
+    from compression.inputs.models import build_model
+    from compression.measure.litert import measure_tflite
+    from compression.techniques.train import predict_classes
+    from compression.tflite.convert import convert_to_tflite
 
     _, _, x_test, y_test = digits_split
     untrained = build_model("seed_cnn", x_test.shape[1:], 10, seed=3)

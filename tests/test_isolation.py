@@ -83,7 +83,7 @@ def _gru(keras, steps=40):
 
 
 def test_isolated_conversion_gives_the_same_bytes_as_in_process(cnn, digits_split):
-    from compression.convert import convert_to_tflite
+    from compression.tflite.convert import convert_to_tflite
 
     x_train = digits_split[0]
     for mode in ("float32", "int8"):
@@ -98,7 +98,7 @@ def test_isolated_conversion_gives_the_same_bytes_as_in_process(cnn, digits_spli
 
 def test_gru_int8_calibration_segfault_is_one_sentence_and_conversion_goes_on():
     from compression import _tf
-    from compression.convert import convert_to_tflite
+    from compression.tflite.convert import convert_to_tflite
 
     model = _gru(_tf.keras(), steps=12)
     x = np.random.default_rng(0).normal(size=(20, 12, 1)).astype(np.float32)
@@ -153,7 +153,7 @@ def test_cli_run_survives_a_segfault_in_one_variants_conversion(tmp_path):
 
 def test_the_apps_worker_survives_a_segfault_in_one_variants_conversion(tmp_path):
     from compression.config import Recipe
-    from compression.runner import Runner
+    from compression.run.runner import Runner
     from compression.store import Store
 
     store = Store(tmp_path / "lab")

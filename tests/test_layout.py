@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compression.data import fit_to_model, infer_layout, load_npz
 from compression.errors import CompressionError
+from compression.inputs.data import fit_to_model, infer_layout, load_npz
 
 RNG = np.random.default_rng(0)
 
@@ -78,7 +78,7 @@ def test_fit_to_model_adds_or_drops_a_size_one_axis_and_casts_ids(tmp_path):
 
 
 def test_the_mismatch_message_says_what_was_done_and_what_to_change(tmp_path):
-    from compression.models import check_compatible
+    from compression.inputs.models import check_compatible
 
     x = RNG.normal(size=(30, 40)).astype(np.float32)
     ds = load_npz(save_npz(tmp_path / "seq.npz", x, x[:9]))
@@ -92,8 +92,8 @@ def test_the_mismatch_message_says_what_was_done_and_what_to_change(tmp_path):
 def test_a_recipe_runs_an_lstm_on_its_sequence_npz_and_an_embedding_model_keeps_integer_ids(tmp_path):
     from compression import _tf
     from compression.config import Recipe
-    from compression.recipes import run_recipe
     from compression.results import RunFolder
+    from compression.run.recipe import run_recipe
 
     keras = _tf.keras()
     x = RNG.normal(size=(60, 40, 1)).astype(np.float32)

@@ -7,15 +7,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from compression import charts
 from compression.config import PruningConfig
 from compression.errors import CompressionError
-from compression.lessons import LESSONS, LESSONS_TITLE, find_reusable_run, lesson_recipe, main_layer
-from compression.pruning import load_snapshots, prune, sparsity_curve
-from compression.recipes import run_recipe
+from compression.explore.lessons import LESSONS, LESSONS_TITLE, find_reusable_run, lesson_recipe, main_layer
 from compression.results import RunFolder, RunResults
+from compression.run.recipe import run_recipe
 from compression.store import Store
-from compression.tflite_weights import tflite_weights_by_layer
+from compression.techniques.pruning import load_snapshots, prune, sparsity_curve
+from compression.tflite.weights import tflite_weights_by_layer
+from compression.views import charts
 
 DIGITS = {"name": "digits"}
 SEED_CNN = {"name": "seed_cnn"}
@@ -111,7 +111,7 @@ def test_schedule_lesson_run_stores_its_steps_in_the_run_folder_and_pruning_keep
 
 
 def test_clustering_lesson_records_its_centroids_and_the_file_holds_the_last_ones(tmp_path):
-    from compression.clustering import load_centroids
+    from compression.techniques.clustering import load_centroids
 
     run_recipe(only_its_own(lesson_recipe("clustering", DIGITS, SEED_CNN)), tmp_path)
     folder = RunFolder(tmp_path)

@@ -1,4 +1,4 @@
-"""Tests of compression.measure on tiny tf_keras models trained on sklearn's 8x8 digits."""
+"""Tests of compression.measure.litert on tiny tf_keras models trained on sklearn's 8x8 digits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from compression import _tf
-from compression.convert import convert_to_tflite
 from compression.errors import CompressionError
-from compression.measure import measure_tflite, quantize_input
+from compression.measure.litert import measure_tflite, quantize_input
+from compression.tflite.convert import convert_to_tflite
 
 RESULT_KEYS = {
     "accuracy",
@@ -46,7 +46,7 @@ def float32_result(cnn, digits_split, keras_predictions):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, compression.measure; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, compression.measure.litert; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

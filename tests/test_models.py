@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from compression import CompressionError
-from compression.models import ZOO, build_model, clone, list_models, model_summary
+from compression.inputs.models import ZOO, build_model, clone, list_models, model_summary
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -52,7 +52,7 @@ def test_summary_and_listing(seed_cnn):
 def test_check_compatible_is_the_one_sentence_for_shape_and_class_mismatches():
     from types import SimpleNamespace
 
-    from compression.models import check_compatible
+    from compression.inputs.models import check_compatible
 
     digits = SimpleNamespace(name="digits", input_shape=(8, 8, 1), num_classes=10)
     check_compatible((8, 8, 1), 10, digits)

@@ -61,7 +61,7 @@ def test_a_keras3_h5_is_refused_as_saved_by_keras3(tmp_path):
         capture_output=True, text=True, env=env, timeout=300)
     assert made.returncode == 0, made.stderr[-2000:]
     from compression.errors import CompressionError
-    from compression.safe_load import load_user_model
+    from compression.inputs.safe_load import load_user_model
 
     with pytest.raises(CompressionError, match=r"^'k3\.h5' was saved by Keras 3\.\d+"):
         load_user_model(path)
@@ -76,7 +76,7 @@ def test_kerass_slow_callback_warning_goes_to_the_log_not_the_terminal(capfd, ca
     import numpy as np
 
     from compression import _tf
-    from compression.train import fit
+    from compression.techniques.train import fit
 
     keras = _tf.keras()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])

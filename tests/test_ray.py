@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from compression import Cancelled, CompressionError, Recipe, run_recipe
-from compression.executors import (
+from compression.results import RunFolder, RunStatus
+from compression.run.executors import (
     RAY_ADDRESS_ENV,
     LocalExecutor,
     RayExecutor,
@@ -24,7 +25,6 @@ from compression.executors import (
     make_executor,
     run_variant_task,
 )
-from compression.results import RunFolder, RunStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 300  # a whole short recipe on the shared 2-core machine
@@ -205,13 +205,13 @@ def test_the_setting_is_chosen_without_importing_ray(monkeypatch):
     assert "COMPRESSION_LAB_RAY_CPUS must be a whole number" in describe_setting()
     with pytest.raises(CompressionError, match="The Ray address must be"):
         make_executor("nonsense")
-    code = ("import sys; import compression.executors as e, compression.recipes, compression.cli; "
+    code = ("import sys; import compression.run.executors as e, compression.run.recipe, compression.cli; "
             "e.describe_setting('auto'); sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
 
 
 def test_a_short_search_fans_its_trials_out_on_ray(ray_local, tmp_path):
-    from compression.search import SearchSpec, TrialState, read_search, search
+    from compression.explore.search import SearchSpec, TrialState, read_search, search
 
     recipe = Recipe.from_dict({**FOUR, "dataset": {"name": "digits", "max_train": 300}})
     with RayExecutor("local") as executor:
@@ -235,7 +235,7 @@ import os, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 from compression import CompressionError, Recipe, executors, run_recipe
-from compression.executors import RayExecutor
+from compression.run.executors import RayExecutor
 
 # The engine's probe, tightened for the test: every second instead of every 10 s, lost after 5 s unanswered
 # instead of 15 s (before the kill every probe must still be answered in time, or the run fails too early).

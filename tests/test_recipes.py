@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from compression import Cancelled, CompressionError, Recipe, run_recipe
-from compression.recipes import load_results
+from compression.run.recipe import load_results
 
 TINY = {
     "dataset": {"name": "digits"},
@@ -123,8 +123,8 @@ def test_cancel_keeps_finished_variants(tmp_path):
 
 
 def test_lstm_user_model_converts_and_runs(tmp_path, digits):
-    from compression.models import build_model
-    from compression.train import compile_for_training
+    from compression.inputs.models import build_model
+    from compression.techniques.train import compile_for_training
 
     model = build_model("lstm", digits.input_shape, 10)
     compile_for_training(model)
@@ -139,7 +139,7 @@ def test_lstm_user_model_converts_and_runs(tmp_path, digits):
 
 def test_a_row_says_which_layer_lost_what_a_stage_made(tmp_path):
     """Settings say what was asked; a note says where the final model does not hold it, with both figures."""
-    from compression.recipes import lost_notes, values_per_channel
+    from compression.run.recipe import lost_notes, values_per_channel
 
     pruned = {"name": "pqat-logits-float", "pruning": {"schedule": "constant", "final_sparsity": 0.8},
               "qat": {"layers": ["conv"]}, "fine_tune_epochs": 1, "quantization": "int8"}

@@ -7,7 +7,7 @@ import json
 from compression import Recipe, run_recipe
 from compression.results import RunFolder, RunResults
 from compression.store import Store
-from compression.tables import variant_status_rows
+from compression.views.tables import variant_status_rows
 
 RECIPE = {
     "dataset": {"name": "digits"},

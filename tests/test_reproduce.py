@@ -17,8 +17,8 @@ import pytest
 from compression import PRESETS, Recipe
 from compression.config import PruningConfig
 from compression.errors import CompressionError
-from compression.export import REPRODUCE_DATA_BEGIN, REPRODUCE_DATA_END, reproduce_script
-from compression.templates import reproduce as template
+from compression.tflite.export import REPRODUCE_DATA_BEGIN, REPRODUCE_DATA_END, reproduce_script
+from compression.tflite.templates import reproduce as template
 
 
 def _data_block(script: str) -> dict:
@@ -76,7 +76,7 @@ def test_odd_variant_names_stay_data(name):
 
 
 def test_applied_schedule_matches_the_engine_over_a_grid():
-    from compression.pruning import applied_schedule
+    from compression.techniques.pruning import applied_schedule
 
     checked = 0
     for total, frequency, begin, end in itertools.product(
@@ -97,7 +97,7 @@ def test_applied_schedule_matches_the_engine_over_a_grid():
 
 @pytest.mark.parametrize("dataset", [{"name": "digits"}, {"name": "digits", "max_train": 300, "max_test": 111}])
 def test_load_data_is_the_engines_split(dataset):
-    from compression.data import load_dataset
+    from compression.inputs.data import load_dataset
 
     seed = 3
     ds = load_dataset(dataset["name"], max_train=dataset.get("max_train"), max_test=dataset.get("max_test"), seed=seed)
@@ -113,8 +113,8 @@ def test_load_data_is_the_engines_split(dataset):
      ("float32", True), ("dynamic", True)],
 )
 def test_convert_and_accuracy_match_the_engine(seed_cnn, digits, mode, sparse):
-    from compression.convert import convert_to_tflite
-    from compression.measure import measure_tflite
+    from compression.measure.litert import measure_tflite
+    from compression.tflite.convert import convert_to_tflite
 
     mine = template.convert(seed_cnn, mode, digits.x_train, sparse=sparse, samples=50, seed=1)
     engine = convert_to_tflite(seed_cnn, mode, representative=digits.x_train, sparse=sparse,
@@ -190,8 +190,8 @@ class _Scripts:
 @pytest.fixture(scope="module")
 def engine_run(tmp_path_factory):
     """One engine run of every technique on a digits subsample with one-epoch fine-tunes."""
-    from compression.recipes import run_recipe
     from compression.results import RunFolder
+    from compression.run.recipe import run_recipe
 
     recipe = Recipe.from_dict({
         "dataset": {"name": "digits", "max_train": 320, "max_test": 200},

@@ -18,7 +18,7 @@ import pytest
 
 from compression.config import Recipe
 from compression.errors import CompressionError
-from compression.runner import Runner, get_runner
+from compression.run.runner import Runner, get_runner
 from compression.store import Store
 from tests.jobs import fake_tflite, make_recipe
 
@@ -398,7 +398,7 @@ def test_a_real_tiny_recipe_runs_through_the_runner(store, make_runner):
     )
 
     assert run["status"] == "ok", run["error"]
-    assert run["job"] == "compression.recipes:run_recipe"
+    assert run["job"] == "compression.run.recipe:run_recipe"
     results = store.results(run_id)
     assert [v.name for v in results.variants] == ["float32", "int8"]
     assert all(v.status == "ok" for v in results.variants)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compression import _locks
 from compression.results import RunStatus
-from compression.runner import Runner
+from compression.run.runner import Runner
 from compression.store import Store
 from tests.test_runner import DEADLINE, make_recipe, poll
 

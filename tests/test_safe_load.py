@@ -14,7 +14,7 @@ import pytest
 
 from compression import _tf
 from compression.errors import CompressionError
-from compression.safe_load import check_model_config, load_user_model
+from compression.inputs.safe_load import check_model_config, load_user_model
 
 ROOT = Path(__file__).resolve().parents[1]
 X = np.random.default_rng(0).random((5, 8, 8, 1), dtype=np.float32)
@@ -266,5 +266,5 @@ def test_zip_without_savedmodel(tmp_path):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, compression.safe_load; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, compression.inputs.safe_load; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -10,9 +10,9 @@ import pytest
 
 from compression.config import PruningConfig, Recipe, VariantSpec
 from compression.errors import CompressionError
+from compression.explore.search import SearchResult, SearchSpec, TrialState, read_search, run_search, search
 from compression.progress import Cancelled
 from compression.results import RunFolder
-from compression.search import SearchResult, SearchSpec, TrialState, read_search, run_search, search
 
 # 95 % of conv's 108 and logits' 1080 weights leave 5 and 54 non-zero: fewer than 64 clusters in both layers,
 # so the engine refuses to cluster ("None of the chosen layers can be clustered"): a real failing trial.
@@ -131,8 +131,8 @@ def test_bad_settings_are_sentences():
 
 
 def test_per_layer_sparsity(seed_cnn, small_train):
-    from compression.inspect import layer_kernels
-    from compression.pruning import prune
+    from compression.measure.weight_stats import layer_kernels
+    from compression.techniques.pruning import prune
 
     pruned, info = prune(seed_cnn, PruningConfig(schedule="constant", final_sparsity=0.9,
                                                  layer_sparsity={"conv": 0.0, "logits": 0.9}), *small_train, epochs=1)
@@ -149,7 +149,7 @@ def test_store_keeps_the_search_settings_with_the_run(recipe, tmp_path):
 
     store = Store(tmp_path)
     spec = json.dumps(quick(trials=2).to_dict())
-    run_id = store.create_run(recipe, job="compression.search:run_search", files={"search.json": spec})
+    run_id = store.create_run(recipe, job="compression.explore.search:run_search", files={"search.json": spec})
     assert SearchSpec.from_dict(json.loads((store.run_dir(run_id) / "search.json").read_text())) == quick(trials=2)
     with pytest.raises(CompressionError, match="plain .json names"):
         store.create_run(recipe, files={"../evil.json": "{}"})
@@ -185,7 +185,7 @@ def test_cli_search_prints_the_chosen_variant(recipe, tmp_path, capsys):
 
 
 def test_a_new_best_is_followed_one_sparsity_step_further():
-    from compression.search import _bolder, _Space
+    from compression.explore.search import _bolder, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -197,7 +197,7 @@ def test_a_new_best_is_followed_one_sparsity_step_further():
 
 
 def test_a_new_best_is_followed_by_more_zeros_and_by_fewer_clusters():
-    from compression.search import _follow_ups, _Space
+    from compression.explore.search import _follow_ups, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -213,7 +213,7 @@ def test_a_new_best_is_followed_by_more_zeros_and_by_fewer_clusters():
 
 
 def test_a_newer_best_drops_the_follow_ups_of_the_best_it_superseded():
-    from compression.search import _FollowUps, _settings_key, _Space
+    from compression.explore.search import _FollowUps, _settings_key, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -229,7 +229,7 @@ def test_a_newer_best_drops_the_follow_ups_of_the_best_it_superseded():
 
 
 def test_a_step_within_budget_that_is_not_a_new_best_walks_on():
-    from compression.search import _FollowUps, _Space
+    from compression.explore.search import _FollowUps, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -246,7 +246,7 @@ def test_a_step_within_budget_that_is_not_a_new_best_walks_on():
 
 def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
     from compression import _tf
-    from compression.convert import gzip_size
+    from compression.tflite.convert import gzip_size
 
     plain = search(recipe, tmp_path / "plain", quick(trials=1))
     stripped = search(recipe, tmp_path / "stripped", quick(trials=1, strip_strings=True))
@@ -267,7 +267,7 @@ def test_a_stripping_search_sizes_and_keeps_the_stripped_file(recipe, tmp_path):
 def test_a_baseline_at_chance_is_refused_before_any_trial(tmp_path, capsys):
     """Every trial is 'within 1 point' of a baseline at chance: the search and the sensitivity refuse it."""
     from compression.cli import main
-    from compression.sensitivity import run_sensitivity
+    from compression.explore.sensitivity import run_sensitivity
     from tests.flagged_model import save_constant_model
 
     model = save_constant_model(tmp_path / "constant.keras")
@@ -292,7 +292,7 @@ def test_the_space_holds_layers_with_kernels_only_and_a_tiny_layer_stays_dense(t
     A layer under 1 % of the weights is left out of the space and really stays dense (it once took the trial's
     highest sparsity)."""
     from compression import _tf
-    from compression.train import compile_for_training
+    from compression.techniques.train import compile_for_training
 
     keras = _tf.keras()
     _tf.set_seed(0)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from compression import _tf
-from compression.charts_search import sensitivity_heatmap, sensitivity_ranking
 from compression.errors import CompressionError
-from compression.sensitivity import SensitivityResult, Technique, analyze, run_sensitivity
+from compression.explore.sensitivity import SensitivityResult, Technique, analyze, run_sensitivity
+from compression.views.search_charts import sensitivity_heatmap, sensitivity_ranking
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ def _bilstm(keras):
 
 def test_layer_stats_cover_both_directions_of_a_bidirectional_layer():
     from compression import _tf
-    from compression.inspect import layer_weight_stats
+    from compression.measure.weight_stats import layer_weight_stats
 
     names = [s["name"] for s in layer_weight_stats(_bilstm(_tf.keras()))]
     for direction in ("forward", "backward"):  # e.g. bi/forward_lstm and bi/forward_lstm/recurrent_kernel
@@ -26,7 +26,7 @@ def test_layer_stats_cover_both_directions_of_a_bidirectional_layer():
 def test_the_pruning_note_names_the_bidirectional_layer_and_the_achieved_sparsity():
     from compression import _tf
     from compression.config import PruningConfig
-    from compression.pruning import prune
+    from compression.techniques.pruning import prune
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 10, 3)).astype(np.float32), rng.integers(0, 3, 64)
@@ -39,7 +39,7 @@ def test_the_pruning_note_names_the_bidirectional_layer_and_the_achieved_sparsit
 
 def test_the_softmax_check_looks_through_tfmot_wrappers():
     from compression import _tf
-    from compression.models import outputs_logits
+    from compression.inputs.models import outputs_logits
 
     keras = _tf.keras()
     tfmot = _tf.tfmot()

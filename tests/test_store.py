@@ -18,14 +18,7 @@ import compression.store as store_module
 import compression.store.runs as store_runs
 from compression.errors import CompressionError
 from compression.results import RunKind, RunStatus
-from compression.store import (
-    SCHEMA_VERSION,
-    Store,
-    atomic_write_bytes,
-    atomic_write_text,
-    best_ratio,
-    default_root,
-)
+from compression.store import SCHEMA_VERSION, Store, atomic_write_bytes, atomic_write_text, best_ratio, default_root
 from tests.jobs import make_recipe
 
 
@@ -107,7 +100,7 @@ def test_opening_a_version_1_database_migrates_it(tmp_path):
     conn.executescript(V1_SCHEMA)
     conn.execute(
         "INSERT INTO runs (id, status, job, title, dataset, model, n_variants, created, started, finished)"
-        " VALUES ('20240101-000000-000-abcdef', 'ok', 'compression.recipes:run_recipe', 'old run', 'digits',"
+        " VALUES ('20240101-000000-000-abcdef', 'ok', 'compression.run.recipe:run_recipe', 'old run', 'digits',"
         " 'seed_cnn', 1, 1704067200, 1704067200, 1704067260)"
     )
     conn.execute(
@@ -145,10 +138,10 @@ def test_a_version_2_database_gets_run_kinds_and_old_baseline_runs_become_kind_b
     conn = sqlite3.connect(root / "lab.sqlite3")
     conn.executescript(V2_SCHEMA)
     old = [
-        ("20240101-000000-000-aaaaaa", "compression.recipes:run_recipe", "Baseline: seed_cnn on digits"),
-        ("20240101-000000-001-bbbbbb", "compression.recipes:run_recipe", "Experiment E"),
-        ("20240101-000000-002-cccccc", "compression.sensitivity:run_sensitivity", "Sensitivity"),
-        ("20240101-000000-003-dddddd", "compression.search:run_search", "Baseline: a search, by its title"),
+        ("20240101-000000-000-aaaaaa", "compression.run.recipe:run_recipe", "Baseline: seed_cnn on digits"),
+        ("20240101-000000-001-bbbbbb", "compression.run.recipe:run_recipe", "Experiment E"),
+        ("20240101-000000-002-cccccc", "compression.explore.sensitivity:run_sensitivity", "Sensitivity"),
+        ("20240101-000000-003-dddddd", "compression.explore.search:run_search", "Baseline: a search, by its title"),
     ]
     for i, (run_id, job, title) in enumerate(old):
         conn.execute(
@@ -170,7 +163,7 @@ def test_a_version_2_database_gets_run_kinds_and_old_baseline_runs_become_kind_b
     # New runs: the kind is given (or inferred from the job), never read from the title.
     trained = store.create_run(make_recipe("Baseline: mlp on digits"), kind=RunKind.BASELINE)
     titled = store.create_run(make_recipe("Baseline: just a title"))
-    searched = store.create_run(make_recipe("s"), job="compression.search:run_search")
+    searched = store.create_run(make_recipe("s"), job="compression.explore.search:run_search")
     assert [store.get_run(r)["kind"] for r in (trained, titled, searched)] == ["baseline", "recipe", "search"]
     with pytest.raises(CompressionError, match="kind must be one of"):
         store.create_run(make_recipe(), kind="lesson")
@@ -209,7 +202,7 @@ def test_create_get_list_runs(store):
     assert run["status"] == "queued" and run["title"] == "first" and run["session"] == "a"
     assert (run["dataset"], run["model"], run["n_variants"]) == ("digits", "seed_cnn", 2)
     assert run["started"] is None and run["duration"] is None and run["progress"] is None
-    assert run["job"] == "compression.recipes:run_recipe"
+    assert run["job"] == "compression.run.recipe:run_recipe"
     assert run["dir"] == store.run_dir(first) == store.root / "runs" / first
     assert store.recipe(first) == make_recipe("first")
     assert store.results(first) is None

@@ -5,9 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from compression.charts import history_frame
 from compression.results import RunResults
-from compression.tables import (
+from compression.views.charts import history_frame
+from compression.views.tables import (
     FLAGGED,
     HISTORY_COLUMNS,
     VARIANT_STATUS_COLUMNS,
@@ -100,7 +100,7 @@ def test_a_flagged_variant_does_not_read_ok_and_its_flags_are_sentences_naming_i
 
 
 def test_points_are_signed_and_never_negative_zero():
-    from compression.tables import format_points
+    from compression.views.tables import format_points
 
     assert format_points(-0.0) == "+0.00 points"  # a trial exactly at the baseline's accuracy
     assert format_points(-0.004) == "+0.00 points"

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from compression import CompressionError
-from compression.clustering import cluster
 from compression.config import ClusteringConfig, DistillationConfig, Preserve, PruningConfig, QATConfig
-from compression.distill import distill, soft_targets
-from compression.inspect import layer_kernels, layer_weight_stats, overall_sparsity
-from compression.models import build_model
-from compression.pruning import applied_schedule, prune, sparsity_curve
-from compression.qat import quantize_aware
-from compression.train import evaluate_accuracy
+from compression.inputs.models import build_model
+from compression.measure.weight_stats import layer_kernels, layer_weight_stats, overall_sparsity
+from compression.techniques.clustering import cluster
+from compression.techniques.distill import distill, soft_targets
+from compression.techniques.pruning import applied_schedule, prune, sparsity_curve
+from compression.techniques.qat import quantize_aware
+from compression.techniques.train import evaluate_accuracy
 
 
 def kernel_sparsity(model, name):
@@ -148,7 +148,7 @@ def test_pcqat_keeps_both(seed_cnn, small_train):
 
 
 def test_distillation_trains_a_smaller_student(digits):
-    from compression.pretrained import load_pretrained
+    from compression.inputs.pretrained import load_pretrained
 
     teacher = load_pretrained("digits", "mlp")
     soft = soft_targets(teacher, digits.x_test[:5], temperature=4.0)

@@ -14,7 +14,7 @@ def test_keras_is_tf_keras():
 def test_keras_files_saved_twice_in_another_thread_are_real_keras_zips(tmp_path):
     """tf_keras' thread-local flag made the 2nd .keras save in a non-import thread a legacy file."""
     from compression import _tf
-    from compression.models import build_model
+    from compression.inputs.models import build_model
 
     results = {}
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compression import charts
-from compression.clustering import cluster
 from compression.config import ClusteringConfig, PruningConfig
-from compression.convert import convert_to_tflite
 from compression.errors import CompressionError
-from compression.inspect import layer_kernels
-from compression.pruning import prune
-from compression.tflite_weights import tflite_weights, tflite_weights_by_layer
+from compression.measure.weight_stats import layer_kernels
+from compression.techniques.clustering import cluster
+from compression.techniques.pruning import prune
+from compression.tflite.convert import convert_to_tflite
+from compression.tflite.weights import tflite_weights, tflite_weights_by_layer
+from compression.views import charts
 
 LAYERS = ["conv", "logits"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compression.boards import BOARDS, FitStatus, fit_of
-from compression.convert import convert_to_tflite
 from compression.errors import CompressionError
-from compression.measure import measure_tflite
+from compression.measure.boards import BOARDS, FitStatus, fit_of
+from compression.measure.litert import measure_tflite
+from compression.measure.tflm import find_arena, invokes_with_arena, measure_tflm, refusal_reason
 from compression.results import TflmResult
-from compression.tflm import find_arena, invokes_with_arena, measure_tflm, refusal_reason
+from compression.tflite.convert import convert_to_tflite
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compression import train
+from compression.techniques import train
 
 
 def _epoch(dataset):

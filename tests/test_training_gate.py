@@ -9,14 +9,14 @@ import time
 import pytest
 
 from compression.errors import CompressionError
-from compression.recipes import ResultsWriter, TrainingGate, _Pipeline
 from compression.results import RunFolder, RunResults, RunStatus
+from compression.run.recipe import ResultsWriter, TrainingGate, _Pipeline
 
 
 def test_a_timing_waits_for_the_fine_tune_to_park_and_the_fine_tune_loses_no_batch(seed_cnn, digits):
     from compression import _tf
-    from compression.models import clone
-    from compression.train import compile_for_training, fit, steps_per_epoch
+    from compression.inputs.models import clone
+    from compression.techniques.train import compile_for_training, fit, steps_per_epoch
 
     keras = _tf.keras()
     model = clone(seed_cnn)

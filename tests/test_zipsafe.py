@@ -10,10 +10,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from compression import zipsafe
-from compression.data import load_npz
 from compression.errors import CompressionError
-from compression.safe_load import load_user_model
+from compression.inputs import zipsafe
+from compression.inputs.data import load_npz
+from compression.inputs.safe_load import load_user_model
 
 MB = 2**20
 

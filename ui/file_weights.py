@@ -1,7 +1,7 @@
 """Inspect's view of the weights the converted .tflite really holds, and a two-variant comparison.
 
 The Keras kernels saved with a run are the weights before conversion (still float for int8 and QAT
-variants); this section reads the file itself (``compression.tflite_weights``).
+variants); this section reads the file itself (``compression.tflite.weights``).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from compression import charts
-from compression.clustering import load_centroids
 from compression.config import PruningConfig
 from compression.errors import CompressionError
-from compression.pruning import load_snapshots, sparsity_curve
 from compression.results import RunFolder, RunResults, VariantResult
-from compression.tflite_weights import TfliteWeights, tflite_weights_by_layer
+from compression.techniques.clustering import load_centroids
+from compression.techniques.pruning import load_snapshots, sparsity_curve
+from compression.tflite.weights import TfliteWeights, tflite_weights_by_layer
+from compression.views import charts
 
 from . import state
 

@@ -1,7 +1,7 @@
 """Lessons in the app: the sidebar buttons that start one, and the presentation mode for projectors.
 
 A lesson button (one click from any page) builds the lesson's one-variant recipe on the current data
-and model (``compression.lessons``), reuses a run of the same recipe when the store has one, else
+and model (``compression.explore.lessons``), reuses a run of the same recipe when the store has one, else
 submits it, and switches to the Lessons page, which shows the weights of the converted file.
 """
 
@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from compression.errors import CompressionError
-from compression.lessons import LESSONS, find_reusable_run, lesson_recipe
+from compression.explore.lessons import LESSONS, find_reusable_run, lesson_recipe
 
 from . import state
 

@@ -162,7 +162,7 @@ def store() -> Store:
 
 def runner():
     """The process-wide runner (its worker processes outlive reruns and page changes)."""
-    from compression.runner import get_runner
+    from compression.run.runner import get_runner
 
     return get_runner()
 
@@ -237,7 +237,7 @@ def _stamp(path: str | None) -> tuple | None:
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def _dataset(name: str, path: str | None, max_train: int | None, stamp: tuple | None, layout: str | None = None):
-    from compression.data import load_dataset
+    from compression.inputs.data import load_dataset
 
     return load_dataset(name, path=path, max_train=max_train or None, layout=layout)
 
@@ -253,7 +253,7 @@ def _uploaded_flags(path: str, stamp: tuple | None, data: str) -> tuple[list[dic
 
     from compression.errors import CompressionError
     from compression.isolation import ChildError, shared_pool
-    from compression.train import uploaded_baseline_check
+    from compression.techniques.train import uploaded_baseline_check
 
     try:  # in the engine's child process: the server never imports TensorFlow
         return shared_pool().call(uploaded_baseline_check, path, json.loads(data),
@@ -271,21 +271,21 @@ def uploaded_baseline_flags(path: str) -> list[dict]:
 
 @st.cache_data(show_spinner=False)
 def datasets() -> list[dict]:
-    from compression.data import list_datasets
+    from compression.inputs.data import list_datasets
 
     return list_datasets()
 
 
 @st.cache_data(show_spinner=False)
 def zoo() -> list[dict]:
-    from compression.models import list_models
+    from compression.inputs.models import list_models
 
     return list_models()
 
 
 @st.cache_data(show_spinner=False)
 def pretrained_cards() -> list[dict]:
-    from compression.pretrained import list_pretrained
+    from compression.inputs.pretrained import list_pretrained
 
     return list_pretrained()
 
@@ -311,8 +311,8 @@ def _model_summary(
     dataset_name: str,
     stamp: tuple | None,
 ) -> dict:
-    # Never TensorFlow in the server: a precomputed card, else a child process (compression.model_cards).
-    from compression.model_cards import model_summary as summarize
+    # Never TensorFlow in the server: a precomputed card, else a child process (compression.inputs.model_cards).
+    from compression.inputs.model_cards import model_summary as summarize
 
     kind = "pretrained" if not path and source == "Pretrained sample" and _has_pretrained(dataset_name, name) \
         else "zoo"
@@ -320,7 +320,7 @@ def _model_summary(
 
 
 def _has_pretrained(dataset_name: str, name: str | None) -> bool:
-    from compression.pretrained import has_pretrained
+    from compression.inputs.pretrained import has_pretrained
 
     return bool(name) and has_pretrained(dataset_name, name)
 
@@ -369,7 +369,7 @@ def current_dataset_info():
     From the built-in dataset's card when it has one (the default digits: no scikit-learn import in the
     server for the first page), else from the loaded dataset.
     """
-    from compression.dataset_cards import dataset_card, describe_dataset
+    from compression.inputs.dataset_cards import dataset_card, describe_dataset
 
     d = data_key()
     card = dataset_card(d["name"], d["path"], d["max_train"], layout=d["layout"])
@@ -409,7 +409,7 @@ def recipe_parts() -> dict:
     Returns:
         ``{"dataset", "model", "baseline", "label", "note"}``; ``note`` explains a fallback.
     """
-    from compression.pretrained import has_pretrained
+    from compression.inputs.pretrained import has_pretrained
 
     ss = st.session_state
     d = data_key()

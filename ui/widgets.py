@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from compression import charts, export
 from compression.errors import CompressionError
 from compression.progress import Progress
 from compression.results import FINAL_STATUSES, RunResults
-from compression.tables import FLAGGED, flag_lines, format_duration, format_when, variant_status_rows
+from compression.tflite import export
+from compression.views import charts
+from compression.views.tables import FLAGGED, flag_lines, format_duration, format_when, variant_status_rows
 
 from . import builder, state
 
@@ -190,7 +191,7 @@ def results_table(df: pd.DataFrame, key: str) -> None:
 
 
 def _variant_rows(run: dict, results: RunResults | None) -> pd.DataFrame:
-    """One line per variant of the recipe (:func:`compression.tables.variant_status_rows`)."""
+    """One line per variant of the recipe (:func:`compression.views.tables.variant_status_rows`)."""
     try:
         names = [v.name for v in state.store().recipe(run["id"]).variants]
     except CompressionError:

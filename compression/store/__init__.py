@@ -1,4 +1,4 @@
-"""The experiment store: one SQLite database plus one folder per run.
+"""The experiment store: one SQLite database plus one folder per run (may import: core, ``inputs``).
 
 Layout under the data directory (``COMPRESSION_LAB_DATA``, else
 ``~/.compression-lab``)::

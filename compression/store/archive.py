@@ -14,9 +14,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import zipsafe
 from ..config import Recipe
 from ..errors import CompressionError
+from ..inputs import zipsafe
 from ..results import FINAL_STATUSES, RunFolder, RunKind, RunStatus
 from .liveness import Liveness
 from .runs import DEFAULT_JOB, RUN_ID, _iso, _new_run_id
@@ -107,7 +107,7 @@ class Archive(Liveness):
         """Restore a run from an :meth:`export_run` zip, byte for byte.
 
         The zip is checked before anything is written, first by the engine's one
-        set of zip rules (:mod:`compression.zipsafe`: no encrypted members, no
+        set of zip rules (:mod:`compression.inputs.zipsafe`: no encrypted members, no
         name twice, no links or special files, no unsafe paths, bounded member
         count and sizes, no zip bombs), then for a run export's layout: a
         manifest, ``run/<files>`` with a recipe, every file's sha256 as the

@@ -22,7 +22,7 @@ from .schema import Database, kind_of
 
 __all__ = ["DEFAULT_JOB", "STATUSES", "RunRecords"]
 
-DEFAULT_JOB = "compression.recipes:run_recipe"
+DEFAULT_JOB = "compression.run.recipe:run_recipe"
 STATUSES = tuple(s.value for s in RunStatus)
 MAX_BATCH_EVENTS = 2_000  # batch-level events kept per run before thinning
 

@@ -72,14 +72,21 @@ def _migration_2(conn: sqlite3.Connection, root: Path) -> None:
 
 # The jobs that make runs of a kind other than "recipe" (a run's kind is inferred from its job).
 KIND_OF_JOB = {
-    "compression.sensitivity:run_sensitivity": RunKind.SENSITIVITY,
-    "compression.search:run_search": RunKind.SEARCH,
+    "compression.explore.sensitivity:run_sensitivity": RunKind.SENSITIVITY,
+    "compression.explore.search:run_search": RunKind.SEARCH,
+}
+# Job names recorded before the engine was grouped by floor (a store made then still holds them).
+LEGACY_JOBS = {
+    "compression.recipes:run_recipe": "compression.run.recipe:run_recipe",
+    "compression.sensitivity:run_sensitivity": "compression.explore.sensitivity:run_sensitivity",
+    "compression.search:run_search": "compression.explore.search:run_search",
 }
 _LEGACY_BASELINE_PREFIX = "Baseline:"  # the "train now" runs' title before runs had a kind
 
 
 def kind_of(job: str | None, title: str | None = None) -> RunKind:
     """The kind of a run recorded without one: from its job, else a legacy "Baseline:" title, else recipe."""
+    job = LEGACY_JOBS.get(job or "", job)
     if job in KIND_OF_JOB:
         return KIND_OF_JOB[job]
     if (title or "").startswith(_LEGACY_BASELINE_PREFIX):

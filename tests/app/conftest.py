@@ -12,7 +12,7 @@ from tests.session_cache import shared_folder
 
 
 def _stop_runner(root: Path) -> None:
-    from compression import runner as runner_module
+    from compression.run import runner as runner_module
 
     runner = runner_module._RUNNERS.pop(root.resolve(), None)
     if runner is not None and runner.alive:
@@ -48,7 +48,7 @@ def finished_run_export(tmp_path_factory):
 
 def _make_finished_run_export(tmp_path_factory) -> tuple[bytes, str]:
     from compression import Recipe
-    from compression.runner import get_runner
+    from compression.run.runner import get_runner
     from compression.store import Store
 
     root = tmp_path_factory.mktemp("lab-template")

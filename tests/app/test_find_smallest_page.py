@@ -35,7 +35,7 @@ def test_a_short_search_runs_from_the_page_and_the_chosen_variant_downloads(lab)
     assert_clean(at)
     run_id = at.session_state["search_run_id"]
     store = Store()
-    assert store.get_run(run_id)["job"] == "compression.search:run_search"
+    assert store.get_run(run_id)["job"] == "compression.explore.search:run_search"
     assert json.loads((store.run_dir(run_id) / "search.json").read_text())["trials"] == 2
     run = wait_for_run(at, run_id)
     assert run["status"] == "ok", run["error"]
@@ -54,7 +54,7 @@ def test_a_short_search_runs_from_the_page_and_the_chosen_variant_downloads(lab)
 
 
 def test_stop_keeps_the_finished_trials(lab):
-    from compression.search import read_search
+    from compression.explore.search import read_search
     from compression.store import Store
 
     at = app_test(PAGE, **QUICK, fs_trials=0)

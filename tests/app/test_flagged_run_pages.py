@@ -16,8 +16,8 @@ SESSION = "flag-session"
 @pytest.fixture(scope="module")
 def flagged_run(tmp_path_factory):
     """(AppTest of the Compress page after its run finished, run id): float32 and int8 of the constant model."""
-    from compression import runner as runner_module
     from compression.config import Recipe
+    from compression.run import runner as runner_module
     from tests.flagged_model import save_constant_model
     from ui import builder
 

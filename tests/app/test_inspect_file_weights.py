@@ -7,7 +7,7 @@ from apptest_support import app_test, assert_clean, figure, plotly_charts
 
 from compression.results import RunFolder
 from compression.store import Store
-from compression.tflite_weights import tflite_weights_by_layer
+from compression.tflite.weights import tflite_weights_by_layer
 
 
 def charts_by_title(at) -> dict[str, dict]:

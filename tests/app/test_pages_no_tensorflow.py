@@ -40,7 +40,7 @@ def test_no_page_imports_tensorflow_in_the_server_process(with_run):
 
 
 def test_the_precomputed_summaries_match_the_models():
-    from compression.model_cards import _cards, _summarize, card_key
+    from compression.inputs.model_cards import _cards, _summarize, card_key
 
     cards = _cards()
     assert card_key("zoo", "seed_cnn", (8, 8, 1)) in cards and card_key("pretrained", "seed_cnn", dataset="digits") \
@@ -52,4 +52,4 @@ def test_the_precomputed_summaries_match_the_models():
             fresh = _summarize("zoo", rest[0], None, tuple(int(d) for d in rest[1].split("x")), int(rest[2]), "")
         else:
             fresh = _summarize("pretrained", rest[1], None, (), 0, rest[0])
-        assert json.loads(json.dumps(fresh)) == cards[key], f"{key}: run python -m compression.model_cards"
+        assert json.loads(json.dumps(fresh)) == cards[key], f"{key}: run python -m compression.inputs.model_cards"

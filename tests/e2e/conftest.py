@@ -92,7 +92,7 @@ def _our_worker(pid: int, data: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"compression.worker" in cmdline and str(data).encode() in cmdline
+    return b"compression.run.worker" in cmdline and str(data).encode() in cmdline
 
 
 def _stop(server: Server) -> None:

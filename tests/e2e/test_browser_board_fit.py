@@ -15,7 +15,7 @@ import sys
 import pytest
 from e2e_support import ROOT, by_key, exceptions, open_page, poll, screenshot, wait_idle
 
-from compression.boards import BOARDS
+from compression.measure.boards import BOARDS
 from compression.results import RunFolder
 
 pytestmark = pytest.mark.e2e

@@ -36,7 +36,7 @@ def evaluate_int8_tflite(data: bytes) -> float:
     """Top-1 accuracy of a full-integer .tflite on the digits test set, inputs quantized by hand."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from compression.data import load_dataset
+    from compression.inputs.data import load_dataset
 
     ds = load_dataset("digits")
     interpreter = Interpreter(model_content=data)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from e2e_support import TITLES, by_key, exceptions, navigate, poll, wait_idle
 
-from compression.lessons import LESSONS, LESSONS_TITLE
+from compression.explore.lessons import LESSONS, LESSONS_TITLE
 from compression.results import RunFolder
-from compression.tflite_weights import tflite_weights_by_layer
+from compression.tflite.weights import tflite_weights_by_layer
 
 pytestmark = pytest.mark.e2e
 

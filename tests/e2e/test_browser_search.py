@@ -31,7 +31,7 @@ def test_short_search_runs_trials_arrive_and_the_chosen_variant_downloads(server
     wait_idle(page)
 
     run = poll(lambda: next(iter(store.list_runs()), None), 60, "the search run in the store")
-    assert run["job"] == "compression.search:run_search"
+    assert run["job"] == "compression.explore.search:run_search"
 
     def first_trial_shown():  # the table is a canvas grid: its cells are not text; the best-so-far box is
         return any("Best so far: trial-000" in a for a in alerts(page)) and store.get_run(run["id"])["status"]

@@ -1,0 +1,1172 @@
+"""Plotly figures for the dashboard: pure functions of DataFrames and arrays.
+
+Nothing here imports Streamlit or TensorFlow, so tests (and notebooks) build
+the same figures the app shows. The comparison charts take the frame of
+:func:`results_frame` (the results table plus hover text and a run label);
+the inspection charts take plain NumPy arrays read from a run folder.
+
+Usage::
+
+    df = results_frame(store.results(run_id))
+    fig = size_vs_accuracy(df)
+    fig.show()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..config import Preserve
+from ..results import TABLE_COLUMNS, LayerStat, RunResults, results_table
+
+__all__ = [
+    "LOG_RANGE",
+    "centroids_over_time",
+    "class_counts",
+    "confusion_matrix",
+    "describe_settings",
+    "file_weight_histogram",
+    "format_latency",
+    "int8_grid",
+    "history_frame",
+    "kernel_heatmap",
+    "kernel_stats",
+    "latency_unit",
+    "latency_vs_accuracy",
+    "layer_bars",
+    "layer_frame",
+    "pareto_front",
+    "pruning_over_time",
+    "ram_vs_flash",
+    "ratio_bars",
+    "results_frame",
+    "sample_grid",
+    "schedule_curve",
+    "size_bars",
+    "size_vs_accuracy",
+    "tradeoff_bubble",
+    "training_curves",
+    "variant_comparison",
+    "weight_histograms",
+]
+
+# An axis whose positive values span more than this factor gets a log scale.
+LOG_RANGE = 20.0
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
+FRONT_COLOR = "#D62728"
+TEMPLATE = "plotly_white"
+
+
+# ---------------------------------------------------------------- frames
+
+
+def _layers_suffix(config: dict) -> str:
+    """", layers a, b" for a technique config (a recipe dict) restricted to some layers, else ""."""
+    names = (config["layers"] if "layers" in config else None) or ()
+    return f", layers {', '.join(names)}" if names else ""
+
+
+def describe_settings(settings: dict[str, Any] | None, schedule: dict | None = None) -> str:
+    """A variant's settings (a ``VariantSpec`` dict) as short hover lines joined by ``<br>``.
+
+    With the applied pruning ``schedule`` (a result row's ``schedule``), the steps and frequency are
+    the ones that ran, and a frequency the engine changed says so ("every 28 (asked 100)").
+
+    Usage::
+
+        describe_settings(row["settings"], row["schedule"])   # "prune polynomial 50%→80%, steps 0→224, every 28 ..."
+    """
+    if not settings:
+        return ""
+    lines = []
+    d = settings.get("distillation")
+    if d:
+        lines.append(f"distill → {d['student']} (T={d['temperature']:g}, α={d['alpha']:g}, {d['epochs']} epochs)")
+    p = settings.get("pruning")
+    if p:
+        if p.get("structured"):
+            what = f"prune {p['structured']} structured"
+        elif p.get("schedule") == "constant":
+            what = f"prune constant {p['final_sparsity']:.0%}"
+        else:
+            what = f"prune polynomial {p['initial_sparsity']:.0%}→{p['final_sparsity']:.0%}"
+        if schedule:
+            asked = p.get("frequency")
+            every = schedule.get("frequency")
+            what += f", steps {schedule.get('begin_step', 0)}→{schedule.get('end_step')}, every {every}"
+            if asked is not None and every is not None and asked != every:
+                what += f" (asked {asked})"
+        else:
+            end = "end of fine-tune" if p.get("end_step") is None else p["end_step"]
+            what += f", steps {p.get('begin_step', 0)}→{end}, every {p.get('frequency')}"
+        what += _layers_suffix(p)
+        lines.append(what)
+    c = settings.get("clustering")
+    if c:
+        what = f"cluster {c['clusters']} centroids ({c['init']})"
+        what += _layers_suffix(c)
+        lines.append(what)
+    q = settings.get("qat")
+    if q is not None:
+        scheme = Preserve.for_techniques(bool(p), bool(c)).scheme_name
+        lines.append(scheme + _layers_suffix(q))
+    if p or c or q is not None:
+        lines.append(
+            f"fine-tune {settings.get('fine_tune_epochs')} epochs, lr {settings.get('learning_rate', 0):g}, "
+            f"batch {settings.get('batch_size')}"
+        )
+    mode = settings.get("quantization", "float32")
+    lines.append(f"convert {mode}" + (" + sparse encoding" if settings.get("sparse_encoding") else ""))
+    return "<br>".join(lines)
+
+
+def results_frame(results: RunResults | dict | None, run: str | None = None) -> pd.DataFrame:
+    """The results table of a run's :class:`RunResults` (or results.json dict), plus columns the charts use.
+
+    Adds ``settings`` (hover text), ``run`` (``run`` or ""), ``label`` (the
+    variant name, prefixed by the run when given) and ``latency_ms`` (median).
+
+    Usage::
+
+        df = results_frame(store.results(run_id))
+    """
+    if results is not None and not isinstance(results, RunResults):
+        results = RunResults.from_dict(results)
+    if results is None or not results.variants:
+        return pd.DataFrame(columns=[*TABLE_COLUMNS, "settings", "run", "label", "latency_ms"])
+    df = results_table(results)
+    rows = {v.name: v for v in results.variants}
+    df["settings"] = [describe_settings(rows[n].settings, rows[n].schedule) if n in rows else "" for n in df["name"]]
+    df["run"] = run or ""
+    df["label"] = [f"{run} · {n}" if run else n for n in df["name"]]
+    df["latency_ms"] = df["latency_median_ms"]
+    return df
+
+
+HISTORY_COLUMNS = ["phase", "variant", "epoch", "batch", "loss", "accuracy"]
+
+
+def history_frame(history: dict[str, dict] | None, variant: str = "") -> pd.DataFrame:
+    """A variant's fine-tuning history (``VariantResult.history``: stage → {loss, accuracy}) as epoch rows.
+
+    The frame :func:`training_curves` draws: one row per epoch of each stage that has losses;
+    a missing or short accuracy list is padded with None.
+
+    Usage::
+
+        training_curves(history_frame(row.history, row.name))
+    """
+    frames = []
+    for stage, h in (history or {}).items():
+        h = h if isinstance(h, dict) else {}
+        loss, accuracy = (list(h[key] or ()) if key in h else [] for key in ("loss", "accuracy"))
+        if not loss:
+            continue
+        accuracy = (accuracy + [None] * len(loss))[: len(loss)]
+        epochs = range(1, len(loss) + 1)
+        frames.append(pd.DataFrame({"phase": stage, "variant": variant, "epoch": epochs, "batch": epochs,
+                                    "loss": loss, "accuracy": accuracy}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+def kernel_stats(kernels: dict[str, np.ndarray]) -> list[dict]:
+    """Per-kernel sparsity, unique values and size from saved arrays (``weights/<stem>.npz``).
+
+    The same numbers as ``compression.measure.weight_stats.layer_weight_stats``, without a model.
+    """
+    return [
+        {
+            "name": name,
+            "sparsity": float(np.mean(np.asarray(k) == 0)) if np.size(k) else 0.0,
+            "unique_values": int(np.unique(k).size),
+            "params": int(np.size(k)),
+        }
+        for name, k in kernels.items()
+    ]
+
+
+def layer_frame(variant_layers: Iterable[LayerStat | dict] | None,
+                baseline_layers: Iterable[LayerStat | dict] | None = None) -> pd.DataFrame:
+    """Per-layer stats (``VariantResult.layers``, or :func:`kernel_stats` dicts) of a variant and the baseline.
+
+    Returns:
+        Columns ``layer, which ("baseline"/"variant"), sparsity, unique_values, params``.
+    """
+    rows = []
+    for which, layers in (("baseline", baseline_layers), ("variant", variant_layers)):
+        for layer in map(LayerStat.from_dict, layers or ()):
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "which": which,
+                    "sparsity": layer.sparsity,
+                    "unique_values": layer.unique_values,
+                    "params": layer.params,
+                }
+            )
+    return pd.DataFrame(rows, columns=["layer", "which", "sparsity", "unique_values", "params"])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _ok(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Finished variants with numbers in every column a chart needs."""
+    cols = list(columns)
+    if df is None or df.empty:
+        return pd.DataFrame(columns=df.columns if df is not None else cols)
+    mask = pd.Series(True, index=df.index)
+    if "status" in df:
+        mask &= df["status"] == "ok"
+    for c in cols:
+        mask &= pd.to_numeric(df[c], errors="coerce").notna()
+    return df[mask]
+
+
+LOG_AXIS = {"type": "log", "dtick": 1}
+
+
+def _axis(title: str, log: bool) -> dict:
+    """An axis dict: log with ticks at powers of ten only (no '2 5' minor labels), or linear."""
+    return {"title": title, **(LOG_AXIS if log else {"type": "linear"})}
+
+
+def _wide(values) -> bool:
+    """Whether positive values span enough orders of magnitude for a log axis."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    v = v[v > 0]
+    return len(v) >= 2 and v.max() / v.min() > LOG_RANGE
+
+
+def _empty(title: str, message: str = "No finished variants yet.") -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(title=title, template=TEMPLATE, xaxis_visible=False, yaxis_visible=False, height=320)
+    return fig
+
+
+def _color_of(values: Sequence) -> dict:
+    keys = list(dict.fromkeys(values))
+    return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
+
+
+def latency_unit(values_ms) -> tuple[float, str]:
+    """``(factor, unit)`` to show latencies given in ms: µs (×1000) when every value is below 1 ms."""
+    v = pd.to_numeric(pd.Series(values_ms, dtype=object), errors="coerce").dropna()
+    return (1000.0, "µs") if len(v) and float(v.max()) < 1.0 else (1.0, "ms")
+
+
+def format_latency(ms: float | None) -> str:
+    """One latency for people: '680 µs' below a millisecond, '1.25 ms' above, '—' when unknown."""
+    if ms is None or not np.isfinite(ms):
+        return "—"
+    if ms < 1.0:
+        us = ms * 1000
+        return f"{us:.0f} µs" if us >= 100 else f"{us:.1f} µs"
+    return f"{ms:.2f} ms"
+
+
+def _hover(df: pd.DataFrame) -> list:
+    cols = ["label", "settings", "accuracy", "latency_ms", "size_bytes", "gzip_bytes"]
+    data = df.reindex(columns=cols).copy()
+    data["latency_ms"] = [format_latency(v if v is None else float(v)) for v in data["latency_ms"]]
+    return data.to_numpy().tolist()
+
+
+_HOVER = (
+    "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
+    "accuracy %{customdata[2]:.2%} · host latency %{customdata[3]}<br>"
+    "size %{customdata[4]:,} B raw · %{customdata[5]:,} B gzip<extra></extra>"
+)
+
+
+def pareto_front(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
+    """Which rows are Pareto-optimal: no other row is at least as good everywhere and better somewhere.
+
+    Rows with a missing value in any of the columns are never on the front.
+
+    Args:
+        df: one row per variant.
+        minimize: columns where smaller is better (size, latency).
+        maximize: columns where larger is better (accuracy).
+
+    Returns:
+        A boolean Series aligned with ``df.index``.
+
+    Usage::
+
+        front = pareto_front(df, minimize=["gzip_bytes"], maximize=["accuracy"])
+    """
+    cols = list(minimize) + list(maximize)
+    if not cols:
+        raise ValueError("pareto_front needs at least one column to minimize or maximize.")
+    values = (
+        np.column_stack(
+            [pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in minimize]
+            + [-pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in maximize]
+        )
+        if len(df)
+        else np.empty((0, len(cols)))
+    )
+    valid = ~np.isnan(values).any(axis=1)
+    front = np.zeros(len(df), dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = values[valid]
+        dominated = np.any(np.all(others <= values[i], axis=1) & np.any(others < values[i], axis=1))
+        front[i] = not dominated
+    return pd.Series(front, index=df.index, name="pareto")
+
+
+def _scatter(
+    df: pd.DataFrame,
+    x: str,
+    title: str,
+    x_title: str,
+    minimize: Sequence[str],
+    color: str,
+    size: str | None = None,
+) -> go.Figure:
+    data = _ok(df, [x, "accuracy", *minimize, *([size] if size else [])])
+    if data.empty:
+        return _empty(title)
+    front = pareto_front(data, minimize=minimize, maximize=["accuracy"])
+    colors = _color_of(data[color].fillna(""))
+    fig = go.Figure()
+    sizes = None
+    if size:
+        s = data[size].astype(float)
+        sizes = 14 + 36 * np.sqrt(s / s.max())
+    for key, part in data.groupby(data[color].fillna(""), sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=part["accuracy"],
+                mode="markers+text",
+                name=str(key) or "variant",
+                text=part["label"],
+                textposition="top center",
+                cliponaxis=False,  # a label near the plot's edge is drawn whole, not cut ("runed-dynamic")
+                textfont={"size": 10},
+                marker={
+                    "size": sizes.loc[part.index].tolist() if sizes is not None else 12,
+                    "color": colors[key],
+                    "opacity": 0.85,
+                    "line": {
+                        "width": [3 if f else 1 for f in front.loc[part.index]],
+                        "color": [FRONT_COLOR if f else "white" for f in front.loc[part.index]],
+                    },
+                },
+                customdata=_hover(part),
+                hovertemplate=_HOVER,
+            )
+        )
+    on_front = data[front].sort_values(x)
+    if len(on_front):  # one size axis: a staircase; size and latency: the front's points (no line joins them)
+        style = (
+            {"mode": "lines", "name": "Pareto front",
+             "line": {"color": FRONT_COLOR, "dash": "dash", "width": 2, "shape": "hv"}}
+            if len(minimize) == 1 else
+            {"mode": "markers", "name": "Pareto front (size, latency, accuracy)",
+             "marker": {"symbol": "circle-open", "size": 8, "color": FRONT_COLOR, "line": {"width": 2}}}
+        )
+        fig.add_trace(go.Scatter(x=on_front[x], y=on_front["accuracy"], hoverinfo="skip", **style))
+    fig.update_layout(
+        title=title,
+        template=TEMPLATE,
+        legend={"orientation": "h", "y": -0.2},
+        xaxis=_axis(x_title, _wide(data[x])),
+        yaxis={"title": "accuracy (test set)", "tickformat": ".1%"},
+        height=460,
+        margin={"t": 60, "b": 40},
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- comparison charts
+
+
+def size_vs_accuracy(df: pd.DataFrame, size: str = "gzip_bytes", color: str = "quantization") -> go.Figure:
+    """Accuracy against file size; the size/accuracy Pareto front is outlined and joined.
+
+    Args:
+        df: a :func:`results_frame`.
+        size: "gzip_bytes" (what pruning shrinks) or "size_bytes" (raw flatbuffer).
+        color: column that colours the points ("quantization", or "run" across runs).
+    """
+    kind = "gzip" if size == "gzip_bytes" else "raw"
+    return _scatter(df, size, f"Size ({kind}) vs accuracy", f"{kind} .tflite size (bytes)", [size], color)
+
+
+def latency_vs_accuracy(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
+    """Accuracy against median batch-1 host latency (this machine's CPU, not a device's); front outlined.
+
+    The axis is in µs when every latency is below a millisecond (never "680μ" ticks of milliseconds).
+    """
+    factor, unit = latency_unit(df["latency_ms"] if "latency_ms" in df else [])
+    data = df.assign(latency_shown=pd.to_numeric(df["latency_ms"], errors="coerce") * factor) if len(df) else df
+    return _scatter(data, "latency_shown", "Host latency vs accuracy",
+                    f"median host latency, batch 1 ({unit}, this CPU)", ["latency_shown"], color)
+
+
+def tradeoff_bubble(df: pd.DataFrame, color: str = "quantization") -> go.Figure:
+    """All three at once: latency (x), accuracy (y), gzip size (bubble area); 3-way Pareto front ringed."""
+    factor, unit = latency_unit(df["latency_ms"] if "latency_ms" in df else [])
+    data = df.assign(latency_shown=pd.to_numeric(df["latency_ms"], errors="coerce") * factor) if len(df) else df
+    fig = _scatter(
+        data,
+        "latency_shown",
+        "Host latency, accuracy and size (bubble area = gzip size)",
+        f"median host latency, batch 1 ({unit}, this CPU)",
+        ["latency_shown", "gzip_bytes"],
+        color,
+        size="gzip_bytes",
+    )
+    return fig
+
+
+def _raw_and_gzip_bars(data: pd.DataFrame, columns: tuple[str, str], text, hover: str, title: str,
+                       yaxis: dict) -> go.Figure:
+    """Two bars per variant (raw, gzip) with the variant's settings on hover."""
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=data["label"],
+                y=data[col],
+                name=name,
+                marker_color=c,
+                text=[text(v) for v in data[col]],
+                textposition="outside",
+                customdata=data[["settings"]].to_numpy(),
+                hovertemplate="<b>%{x}</b><br>" + hover + " " + name + "<br>%{customdata[0]}<extra></extra>",
+            )
+            for col, name, c in ((columns[0], "raw", PALETTE[0]), (columns[1], "gzip", PALETTE[1]))
+        ]
+    )
+    fig.update_layout(title=title, barmode="group", template=TEMPLATE, yaxis=yaxis, height=420,
+                      legend={"orientation": "h", "y": 1.08})
+    return fig
+
+
+def size_bars(df: pd.DataFrame) -> go.Figure:
+    """Raw and gzip size of every variant side by side (gzip is where pruning's zeros pay off)."""
+    data = _ok(df, ["size_bytes", "gzip_bytes"])
+    if data.empty:
+        return _empty("File size: raw vs gzip")
+    wide = _wide(pd.concat([data["size_bytes"], data["gzip_bytes"]]))
+    return _raw_and_gzip_bars(data, ("size_bytes", "gzip_bytes"), lambda v: f"{v / 1024:.1f} KiB", "%{y:,} bytes",
+                              "File size: raw vs gzip", _axis("bytes", wide))
+
+
+def ratio_bars(df: pd.DataFrame) -> go.Figure:
+    """Compression ratio against the float32 `.tflite` of the baseline (raw and gzip), 1× line marked."""
+    data = _ok(df, ["ratio", "gzip_ratio"])
+    if data.empty:
+        return _empty("Compression ratio vs float32")
+    fig = _raw_and_gzip_bars(data, ("ratio", "gzip_ratio"), lambda v: f"{v:.2f}×", "%{y:.2f}×",
+                             "Compression ratio vs float32 (higher is smaller)",
+                             _axis("× smaller than float32", _wide(data["gzip_ratio"])))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="float32", annotation_position="left")
+    return fig
+
+
+# ---------------------------------------------------------------- inspection charts
+
+
+def layer_bars(layers: pd.DataFrame) -> go.Figure:
+    """Per-layer sparsity (fraction of zeros) and unique kernel values, baseline vs variant.
+
+    Args:
+        layers: a :func:`layer_frame`.
+    """
+    if layers is None or layers.empty:
+        return _empty("Per-layer sparsity and unique values", "No per-layer statistics for this variant.")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("sparsity (fraction of zeros)", "unique kernel values"))
+    colors = {"baseline": "#9E9E9E", "variant": PALETTE[0]}
+    for which, part in layers.groupby("which", sort=False):
+        hover = "<b>%{x}</b> (" + which + ")<br>%{y}<br>%{customdata:,} weights<extra></extra>"
+        for col, column in enumerate(("sparsity", "unique_values"), start=1):
+            fig.add_trace(
+                go.Bar(
+                    x=part["layer"],
+                    y=part[column],
+                    name=which,
+                    marker_color=colors.get(which),
+                    customdata=part["params"],
+                    hovertemplate=hover,
+                    legendgroup=which,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(**(LOG_AXIS if _wide(layers["unique_values"]) else {"type": "linear"}), row=1, col=2)
+    fig.update_layout(barmode="group", template=TEMPLATE, height=380, title="Per-layer sparsity and unique values")
+    return fig
+
+
+def weight_histograms(
+    before: np.ndarray | None, after: np.ndarray | None, layer: str = "", bins: int = 80
+) -> go.Figure:
+    """Overlaid histograms of one kernel before (baseline) and after (variant).
+
+    Counts are on a log axis so pruning's spike at zero and clustering's few
+    spikes stand out next to the smooth float distribution.
+    """
+    arrays = [
+        (n, np.asarray(a, dtype=float).ravel())
+        for n, a in (("baseline", before), ("variant", after))
+        if a is not None and np.size(a)
+    ]
+    if not arrays:
+        return _empty(f"Weight histogram {layer}".strip(), "No weights for this layer.")
+    lo = min(a.min() for _, a in arrays)
+    hi = max(a.max() for _, a in arrays)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    fig = go.Figure()
+    for (name, a), color in zip(arrays, ("#9E9E9E", PALETTE[1]), strict=False):
+        counts, _ = np.histogram(a, bins=edges)
+        centers = (edges[:-1] + edges[1:]) / 2
+        fig.add_trace(
+            go.Bar(
+                x=centers,
+                y=counts,
+                width=(edges[1] - edges[0]),
+                name=f"{name} ({np.mean(a == 0):.0%} zeros, {np.unique(a).size} unique)",
+                marker_color=color,
+                opacity=0.6,
+                hovertemplate="value ≈ %{x:.4f}<br>%{y} weights<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"Weight histogram {layer}".strip(),
+        barmode="overlay",
+        template=TEMPLATE,
+        xaxis_title="weight value",
+        yaxis={"title": "count (log)", **LOG_AXIS},
+        height=380,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def kernel_heatmap(kernel: np.ndarray | None, layer: str = "") -> go.Figure:
+    """One layer's kernel as a 2-D heat map (all input dimensions flattened × output channels).
+
+    Zeros (pruned weights) show as the white middle of a diverging scale.
+    """
+    if kernel is None or np.size(kernel) == 0:
+        return _empty(f"Kernel {layer}".strip(), "No kernel for this layer.")
+    k = np.asarray(kernel, dtype=float)
+    grid = k.reshape(-1, k.shape[-1]) if k.ndim > 1 else k.reshape(1, -1)
+    if grid.shape[0] > grid.shape[1] * 4:
+        grid = grid.T  # keep the picture landscape
+        x_title, y_title = "input position (flattened)", "output channel"
+    else:
+        x_title, y_title = "output channel", "input position (flattened)"
+    bound = float(np.abs(grid).max()) or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            hovertemplate="row %{y}, col %{x}<br>%{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Kernel {layer} {tuple(k.shape)}".strip(),
+        template=TEMPLATE,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=380,
+    )
+    return fig
+
+
+def confusion_matrix(
+    labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str] | None = None
+) -> go.Figure:
+    """Counts of true class (rows) against predicted class (columns)."""
+    labels = np.asarray(labels).astype(int).ravel()
+    predictions = np.asarray(predictions).astype(int).ravel()
+    if labels.size == 0 or labels.shape != predictions.shape:
+        return _empty("Confusion matrix", "No predictions for this variant.")
+    n = int(max(labels.max(), predictions.max()) + 1)
+    if class_names is not None and len(class_names) >= n:
+        n = len(class_names)
+        names = [str(c) for c in class_names]
+    else:
+        names = [str(i) for i in range(n)]
+    matrix = np.zeros((n, n), dtype=int)
+    np.add.at(matrix, (labels, predictions), 1)
+    accuracy = float(np.trace(matrix) / matrix.sum())
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            text=matrix,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Confusion matrix (accuracy {accuracy:.2%})",
+        template=TEMPLATE,
+        xaxis={"title": "predicted", "type": "category"},
+        yaxis={"title": "true", "type": "category", "autorange": "reversed"},
+        height=440,
+    )
+    return fig
+
+
+def schedule_curve(steps: np.ndarray, sparsity: np.ndarray, schedule: dict | None = None, title: str = "") -> go.Figure:
+    """Target sparsity over fine-tune steps; pruning events and the begin/end steps marked.
+
+    Args:
+        steps, sparsity: from ``compression.techniques.pruning.sparsity_curve``.
+        schedule: the applied schedule dict (``begin_step``, ``end_step``, ``frequency``) for markers.
+    """
+    steps = np.asarray(steps)
+    sparsity = np.asarray(sparsity, dtype=float)
+    if steps.size == 0:
+        return _empty(title or "Sparsity schedule", "No pruning schedule.")
+    fig = go.Figure(
+        go.Scatter(
+            x=steps,
+            y=sparsity,
+            mode="lines",
+            line={"shape": "hv", "color": PALETTE[0], "width": 3},
+            name="target sparsity",
+            hovertemplate="step %{x}: %{y:.1%}<extra></extra>",
+        )
+    )
+    if schedule:
+        events = np.flatnonzero(np.diff(np.concatenate([[0.0], sparsity])) != 0)
+        fig.add_trace(
+            go.Scatter(
+                x=steps[events],
+                y=sparsity[events],
+                mode="markers",
+                marker={"color": PALETTE[1], "size": 7},
+                name=f"mask update (every {schedule.get('frequency')} steps)",
+                hovertemplate="step %{x}: %{y:.1%}<extra></extra>",
+            )
+        )
+        for key, label in (("begin_step", "begin"), ("end_step", "end")):
+            if schedule.get(key) is not None:
+                fig.add_vline(x=schedule[key], line_dash="dot", line_color="grey", annotation_text=label)
+    fig.update_layout(
+        title=title or "Sparsity schedule",
+        template=TEMPLATE,
+        xaxis_title="fine-tune step (optimizer step)",
+        yaxis={"title": "sparsity", "tickformat": ".0%", "range": [0, 1.02]},
+        height=320,
+        margin={"t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return fig
+
+
+def training_curves(events: pd.DataFrame, title: str = "Training") -> go.Figure:
+    """Loss and accuracy over training batches, from a run's progress events.
+
+    Args:
+        events: rows with ``phase, variant, epoch, batch, loss, accuracy`` (the store's events);
+            rows without a loss are ignored. Each (phase, variant) is its own line.
+    """
+    if events is None or events.empty or "loss" not in events:
+        return _empty(title, "No training progress yet.")
+    data = events[pd.to_numeric(events["loss"], errors="coerce").notna()].copy()
+    by_epoch = "epoch" in data and data["epoch"].notna().all()
+    if "batch" in data and not by_epoch:
+        data = data[data["batch"].notna()]
+    if data.empty:
+        return _empty(title, "No training progress yet.")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy (training batches)"))
+    variant = data["variant"].fillna("") if "variant" in data else pd.Series("", index=data.index)
+    keys = (data["phase"].astype(str) + " " + variant).str.strip()
+    for i, (key, part) in enumerate(data.groupby(keys, sort=False)):
+        # x in epochs (the store thins batch events, so their count is not a step count): batch b of epoch e
+        # sits at e - 1 + b / (batches per epoch, the largest batch number seen).
+        # An epoch-end row (no batch) sits at its epoch; so does a series of one row per epoch.
+        if by_epoch:
+            epoch = pd.to_numeric(part["epoch"]).to_numpy(dtype=float)
+            batch = (pd.to_numeric(part["batch"], errors="coerce").to_numpy(dtype=float) if "batch" in part
+                     else np.full(len(part), np.nan))
+            if np.isnan(batch).all() or np.unique(epoch).size == len(part):
+                x = epoch
+            else:
+                per_epoch = max(float(np.nanmax(batch)), 1.0)
+                x = np.where(np.isnan(batch), epoch, epoch - 1 + batch / per_epoch)
+        else:
+            x = np.arange(1, len(part) + 1)
+        color = PALETTE[i % len(PALETTE)]
+        custom = part.reindex(columns=["epoch", "batch"]).to_numpy()
+        hover = "%{y:.4f}<br>epoch %{customdata[0]}, batch %{customdata[1]}<extra>" + str(key) + "</extra>"
+        has_accuracy = "accuracy" in part and part["accuracy"].notna().any()
+        for col, metric in ((1, "loss"), (2, "accuracy")) if has_accuracy else ((1, "loss"),):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=part[metric],
+                    name=str(key),
+                    line={"color": color},
+                    customdata=custom,
+                    hovertemplate=hover,
+                    legendgroup=str(key),
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="epoch" if by_epoch else "logged batch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(title=title, template=TEMPLATE, height=340, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+# ---------------------------------------------------------------- dataset previews
+
+
+def sample_grid(
+    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], per_class: int = 1, max_classes: int = 10
+) -> go.Figure:
+    """A grid of sample images: ``per_class`` rows, one column per class (first ``max_classes``)."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    classes = [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]
+    if not classes or x.ndim < 3:
+        return _empty("Samples", "No images to show.")
+    fig = make_subplots(
+        rows=per_class,
+        cols=len(classes),
+        subplot_titles=[str(class_names[c]) for c in classes] + [""] * (per_class - 1) * len(classes),
+        horizontal_spacing=0.01,
+        vertical_spacing=0.02,
+    )
+    for col, c in enumerate(classes, start=1):
+        idx = np.flatnonzero(y == c)[:per_class]
+        for row, i in enumerate(idx, start=1):
+            img = x[i]
+            if img.ndim == 3 and img.shape[-1] == 1:
+                img = img[..., 0]
+            if img.ndim == 3:
+                rgb = np.clip(img * 255 if img.max() <= 1.5 else img, 0, 255).astype(np.uint8)
+                fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), row=row, col=col)
+            else:
+                fig.add_trace(
+                    go.Heatmap(z=img, colorscale="gray_r", showscale=False, hoverinfo="skip"), row=row, col=col
+                )
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for i in range(1, per_class * len(classes) + 1):  # square pixels: each y axis follows its x axis
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    fig.update_layout(
+        template=TEMPLATE,
+        height=110 * per_class + 60,
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        title="Samples (one column per class)",
+    )
+    return fig
+
+
+def class_counts(y_train: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    """Samples per class in the train and test splits."""
+    names = [str(c) for c in class_names]
+    fig = go.Figure()
+    for split, y, color in (("train", y_train, PALETTE[0]), ("test", y_test, PALETTE[1])):
+        counts = np.bincount(np.asarray(y).astype(int), minlength=len(names))[: len(names)]
+        fig.add_trace(go.Bar(x=names, y=counts, name=split, marker_color=color))
+    fig.update_layout(
+        title="Samples per class",
+        barmode="group",
+        template=TEMPLATE,
+        xaxis={"type": "category"},
+        yaxis_title="samples",
+        height=300,
+        legend={"orientation": "h", "y": 1.1},
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- weights as stored in the .tflite
+
+# A stored tensor with at most this many distinct values is drawn value by value (clustering's k
+# spikes, int8's grid), not binned.
+DISTINCT_LIMIT = 256
+FILE_COLOR = PALETTE[1]
+BASELINE_COLOR = "#9E9E9E"
+
+
+def _centered_edges(arrays: Sequence[np.ndarray], bins: int) -> np.ndarray:
+    """Bin edges over all arrays with one bin centred on zero (pruning's zeros land in one bar)."""
+    lo = min(float(a.min()) for a in arrays)
+    hi = max(float(a.max()) for a in arrays)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    width = (hi - lo) / bins
+    first = np.floor((lo + width / 2) / width) * width - width / 2
+    return first + width * np.arange(int(np.ceil((hi - first) / width)) + 2)
+
+
+def _file_trace(values: np.ndarray, edges: np.ndarray, name: str, color: str, legend: bool = True) -> go.Bar:
+    """The file's values: one bar per distinct value when few (exact), else the shared bins."""
+    distinct, counts = np.unique(values, return_counts=True)
+    zeros = float(np.mean(values == 0))
+    label = f"{name} ({zeros:.0%} zeros, {distinct.size} distinct)"
+    if distinct.size <= DISTINCT_LIMIT:
+        x, y = distinct, counts
+        width = max((edges[-1] - edges[0]) / 300, np.finfo(float).eps)
+        kind = "distinct"
+    else:
+        y, _ = np.histogram(values, bins=edges)
+        x = (edges[:-1] + edges[1:]) / 2
+        width = edges[1] - edges[0]
+        kind = "binned"
+    return go.Bar(
+        x=x, y=y, width=width, name=label, marker_color=color, opacity=0.85, showlegend=legend,
+        meta={"kind": kind, "total": int(values.size), "zeros": zeros, "distinct": int(distinct.size)},
+        hovertemplate="value ≈ %{x:.5f}<br>%{y} weights<extra>" + name + "</extra>",
+    )
+
+
+def _baseline_trace(values: np.ndarray, edges: np.ndarray, legend: bool = True) -> go.Bar:
+    counts, _ = np.histogram(values, bins=edges)
+    return go.Bar(
+        x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0], marker_color=BASELINE_COLOR,
+        opacity=0.45, name=f"baseline float32 ({np.unique(values).size} distinct)", showlegend=legend,
+        meta={"kind": "baseline", "total": int(values.size)},
+        hovertemplate="value ≈ %{x:.5f}<br>%{y} weights<extra>baseline</extra>",
+    )
+
+
+def _flat(values) -> np.ndarray | None:
+    return None if values is None or not np.size(values) else np.asarray(values, dtype=float).ravel()
+
+
+def file_weight_histogram(
+    file_values: np.ndarray | None,
+    baseline: np.ndarray | None = None,
+    layer: str = "",
+    label: str = "in the .tflite",
+    bins: int = 80,
+) -> go.Figure:
+    """The weights one layer really has in the converted file, the baseline's on the same axes.
+
+    ``file_values`` are the real (dequantized) values read from the ``.tflite``; a file with at
+    most :data:`DISTINCT_LIMIT` distinct values (clustered, int8) is drawn one bar per value, so
+    k clusters show as k bars and int8 as its grid. One bin is centred on zero: pruning's zeros
+    form one bar. Each trace's ``meta`` holds ``kind``, ``total``, ``zeros`` and ``distinct``.
+    """
+    title = f"{layer}: weights {label}".strip(": ")
+    values, base = _flat(file_values), _flat(baseline)
+    if values is None:
+        return _empty(title, "No weights for this layer in the file.")
+    edges = _centered_edges([a for a in (values, base) if a is not None], bins)
+    fig = go.Figure()
+    if base is not None:
+        fig.add_trace(_baseline_trace(base, edges))
+    fig.add_trace(_file_trace(values, edges, label, FILE_COLOR))
+    fig.update_layout(
+        title=title, barmode="overlay", template=TEMPLATE, xaxis_title="weight value",
+        yaxis={"title": "count (log)", **LOG_AXIS}, height=400, legend={"orientation": "h", "y": -0.22},
+    )
+    return fig
+
+
+def int8_grid(
+    codes: np.ndarray | None,
+    scales: np.ndarray,
+    zero_points: np.ndarray,
+    quantized_dimension: int = 0,
+    floats: np.ndarray | None = None,
+    layer: str = "",
+    channel: int = 0,
+) -> go.Figure:
+    """An int8 tensor as stored: its integer codes on the 256-level grid, and one channel's rounding.
+
+    Left: how many weights hold each integer code (-128…127) in the whole tensor. Right, for
+    ``channel``: each weight's float value before conversion (``floats``, the same layout as
+    ``codes``; the dequantized value when absent) against its dequantized value
+    ``(q - zero_point) × scale`` — a staircase with steps of the file's scale. The right trace's
+    ``customdata`` is ``[q, scale, zero_point]`` per weight and its ``meta`` the channel's scale.
+    """
+    title = f"{layer}: int8 grid in the .tflite".strip(": ")
+    if codes is None or not np.size(codes) or not np.size(scales):
+        return _empty(title, "This layer is not int8-quantized in the file.")
+    codes = np.asarray(codes)
+    scales, zero_points = np.asarray(scales, dtype=float).ravel(), np.asarray(zero_points).ravel()
+    per_channel = scales.size > 1
+    channel = int(np.clip(channel, 0, scales.size - 1)) if per_channel else 0
+    q = np.take(codes, channel, axis=quantized_dimension).ravel() if per_channel else codes.ravel()
+    scale, zp = float(scales[channel]), int(zero_points[channel] if zero_points.size > channel else 0)
+    real = (q.astype(float) - zp) * scale
+    before = real if floats is None else (
+        np.take(np.asarray(floats, dtype=float), channel, axis=quantized_dimension).ravel()
+        if per_channel else np.asarray(floats, dtype=float).ravel()
+    )
+    distinct, counts = np.unique(codes, return_counts=True)
+    fig = make_subplots(
+        rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
+        subplot_titles=(
+            f"integer codes ({distinct.size} of 256 levels used)",
+            f"channel {channel}: scale {scale:.3g}, zero point {zp}",
+        ),
+    )
+    fig.add_trace(
+        go.Bar(
+            x=distinct.astype(int), y=counts, name="weights per code", marker_color=FILE_COLOR,
+            meta={"kind": "codes", "total": int(codes.size)},
+            hovertemplate="q = %{x}<br>%{y} weights<extra></extra>",
+        ),
+        row=1, col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=before, y=real, mode="markers", name=f"channel {channel}: (q − {zp}) × {scale:.3g}",
+            marker={"color": PALETTE[0], "size": 7},
+            customdata=np.column_stack([q.astype(int), np.full(q.size, scale), np.full(q.size, zp)]),
+            meta={"kind": "dequantized", "scale": scale, "zero_point": zp, "channel": channel},
+            hovertemplate="float %{x:.5f} → q = %{customdata[0]}<br>(q − zp) × scale = %{y:.5f}<extra></extra>",
+        ),
+        row=1, col=2,
+    )
+    fig.update_xaxes(title_text="integer code q", range=[-129, 128], row=1, col=1)
+    fig.update_yaxes(title_text="count (log)", **LOG_AXIS, row=1, col=1)
+    fig.update_xaxes(title_text="float weight before conversion" if floats is not None else "dequantized",
+                     row=1, col=2)
+    fig.update_yaxes(title_text="value in the file", row=1, col=2)
+    fig.update_layout(title=title + (f" — {scales.size} per-channel scales" if per_channel else ""),
+                      template=TEMPLATE, height=420, showlegend=False)
+    return fig
+
+
+def variant_comparison(
+    first: np.ndarray | None,
+    second: np.ndarray | None,
+    names: tuple[str, str] = ("first", "second"),
+    layer: str = "",
+    baseline: np.ndarray | None = None,
+    bins: int = 80,
+) -> go.Figure:
+    """Two variants' file weights for one layer side by side, on the same x axis and bins.
+
+    Each panel is drawn as :func:`file_weight_histogram` draws one (the baseline grey behind it).
+    """
+    title = f"{layer}: {names[0]} vs {names[1]} (weights in the .tflite)".strip(": ")
+    a, b, base = _flat(first), _flat(second), _flat(baseline)
+    present = [v for v in (a, b, base) if v is not None]
+    if a is None and b is None:
+        return _empty(title, "Neither variant has this layer in its file.")
+    edges = _centered_edges(present, bins)
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=names)
+    for col, (values, name, color) in enumerate(((a, names[0], FILE_COLOR), (b, names[1], PALETTE[0])), start=1):
+        if base is not None:
+            fig.add_trace(_baseline_trace(base, edges, legend=col == 1), row=1, col=col)
+        if values is not None:
+            fig.add_trace(_file_trace(values, edges, name, color), row=1, col=col)
+    fig.update_layout(title=title, barmode="overlay", template=TEMPLATE, height=400,
+                      legend={"orientation": "h", "y": -0.22})
+    fig.update_yaxes(**LOG_AXIS, title_text="count (log)", col=1)
+    fig.update_xaxes(title_text="weight value")
+    return fig
+
+
+def _landscape(kernel: np.ndarray, max_rows: int = 128, max_cols: int = 128) -> np.ndarray:
+    """A kernel as a 2-D grid (inputs flattened × outputs, landscape), cropped to a drawable size."""
+    k = np.asarray(kernel, dtype=float)
+    grid = k.reshape(-1, k.shape[-1]) if k.ndim > 1 else k.reshape(1, -1)
+    if grid.shape[0] > grid.shape[1]:
+        grid = grid.T
+    return grid[:max_rows, :max_cols]
+
+
+def pruning_over_time(
+    steps: np.ndarray,
+    kernels: np.ndarray,
+    curve_steps: np.ndarray | None = None,
+    curve_target: np.ndarray | None = None,
+    layer: str = "",
+) -> go.Figure:
+    """Scrub or play through a layer's kernel at each recorded mask update, the schedule beside it.
+
+    Args:
+        steps: the fine-tune step of each snapshot, shape ``(n,)``.
+        kernels: the layer's kernel (weights × mask) at each snapshot, shape ``(n, *kernel shape)``.
+        curve_steps, curve_target: the schedule's target sparsity per step
+            (``compression.techniques.pruning.sparsity_curve``), drawn as a line on the left.
+        layer: the layer's name, for the title.
+
+    Left: the schedule line and the measured sparsity of the layer at the shown snapshot (a marker).
+    Right: the kernel as a heat map, pruned weights blank. A slider (one position per snapshot) and a
+    play button animate it; each frame's name is its step. Trace ``meta`` holds the measured
+    ``sparsity`` per snapshot.
+    """
+    title = f"{layer}: pruning step by step".strip(": ")
+    steps = np.asarray(steps)
+    kernels = np.asarray(kernels, dtype=float)
+    if steps.size < 1 or kernels.shape[0] != steps.size:
+        return _empty(title, "No pruning steps were recorded for this variant.")
+    sparsity = [float(np.mean(k == 0)) for k in kernels]
+    grids = [np.where(g == 0, np.nan, g) for g in (_landscape(k) for k in kernels)]
+    bound = float(np.nanmax(np.abs(_landscape(kernels[0])))) or 1.0
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
+                        subplot_titles=("sparsity over the fine-tune", "kernel (blank = pruned)"))
+    if curve_steps is not None and curve_target is not None:
+        fig.add_trace(go.Scatter(x=np.asarray(curve_steps), y=np.asarray(curve_target, dtype=float), mode="lines",
+                                 line={"shape": "hv", "color": PALETTE[0], "width": 3}, name="target sparsity",
+                                 hovertemplate="step %{x}: %{y:.1%}<extra>target</extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=sparsity, mode="lines+markers", line={"color": "#BBBBBB", "dash": "dot"},
+                             marker={"size": 6, "color": "#BBBBBB"}, name="measured at each mask update",
+                             meta={"kind": "measured", "sparsity": sparsity},
+                             hovertemplate="step %{x}: %{y:.1%} zeros<extra>measured</extra>"), row=1, col=1)
+    moving = len(fig.data)
+    fig.add_trace(go.Scatter(x=[steps[0]], y=[sparsity[0]], mode="markers", marker={"size": 16, "color": FRONT_COLOR},
+                             name="shown", meta={"kind": "current"},
+                             hovertemplate="step %{x}: %{y:.1%}<extra>shown</extra>"), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=grids[0], colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound, showscale=False,
+                             meta={"kind": "kernel"}, hovertemplate="%{z:.4f}<extra></extra>"), row=1, col=2)
+    fig.frames = [
+        go.Frame(name=str(int(s)), traces=[moving, moving + 1],
+                 data=[go.Scatter(x=[s], y=[sp]), go.Heatmap(z=g)],
+                 layout={"annotations": [{"text": f"step {int(s)}: {sp:.0%} zeros", "x": 0.5, "y": 1.12,
+                                          "xref": "paper", "yref": "paper", "showarrow": False}]})
+        for s, sp, g in zip(steps, sparsity, grids, strict=True)
+    ]
+    fig.update_layout(
+        title=title, template=TEMPLATE, height=460, showlegend=False,
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.12, "xanchor": "left",
+                      "buttons": [
+                          {"label": "▶ play", "method": "animate",
+                           "args": [None, {"frame": {"duration": 600, "redraw": True}, "fromcurrent": True,
+                                           "transition": {"duration": 0}}]},
+                          {"label": "❚❚ pause", "method": "animate",
+                           "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]},
+                      ]}],
+        sliders=[{"active": 0, "x": 0.15, "y": -0.05, "len": 0.85, "currentvalue": {"prefix": "step "},
+                  "steps": [{"label": str(int(s)), "method": "animate",
+                             "args": [[str(int(s))], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                            for s in steps]}],
+    )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], title_text="sparsity", row=1, col=1)
+    fig.update_xaxes(title_text="fine-tune step", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=2)
+    return fig
+
+
+# ---------------------------------------------------------------- board fit
+
+FIT_COLORS = {"fits": "#54A24B", "does not fit": "#E45756", "not measured": "#BAB0AC"}
+
+
+def ram_vs_flash(fits: pd.DataFrame, board: Any) -> go.Figure:
+    """Each variant's TFLM arena (RAM) against its flash bytes, with the board's budget drawn as a box.
+
+    A point inside the box fits the board. Both axes are logarithmic (models are KB,
+    budgets MB); the box starts at the axes' lower corner. Variants TFLM refuses have
+    no arena: they are named under the chart, not plotted.
+
+    Args:
+        fits: a :func:`compression.measure.boards.fit_table` frame.
+        board: a :class:`compression.measure.boards.Board` (``name``, ``ram_bytes``, ``flash_bytes``).
+
+    Usage::
+
+        ram_vs_flash(fit_table(results, BOARDS["nano33"]), BOARDS["nano33"])
+    """
+    title = f"RAM (TFLM arena) vs flash on {board.name}"
+    data = fits.dropna(subset=["arena_bytes", "flash_bytes"]) if len(fits) else fits
+    data = data[(data["arena_bytes"] > 0) & (data["flash_bytes"] > 0)] if len(data) else data
+    refused = [] if not len(fits) else list(fits.loc[fits["tflm"] == "refused", "name"])
+    if data.empty:
+        message = "No variant has a TFLM arena measurement."
+        if refused:
+            message += f" Cannot run under TFLM: {', '.join(refused)}."
+        return _empty(title, message)
+    low = 0.5 * min(float(data["arena_bytes"].min()), float(data["flash_bytes"].min()))
+    x_high = 1.6 * max(float(data["flash_bytes"].max()), board.flash_bytes)
+    y_high = 1.6 * max(float(data["arena_bytes"].max()), board.ram_bytes)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[low, board.flash_bytes, board.flash_bytes, low, low],
+            y=[low, low, board.ram_bytes, board.ram_bytes, low],
+            mode="lines",
+            fill="toself",
+            fillcolor="rgba(84, 162, 75, 0.10)",
+            line={"color": "#54A24B", "width": 2},
+            name=f"{board.name}: {board.ram_bytes / 1024:,.0f} KB RAM × {board.flash_bytes / 1024:,.0f} KB flash",
+            hoverinfo="name",
+        )
+    )
+    for status, part in data.groupby("fit", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                # Plain lists (not base64 typed arrays): the browser's figure holds the bytes as numbers.
+                x=[int(v) for v in part["flash_bytes"]],
+                y=[int(v) for v in part["arena_bytes"]],
+                mode="markers+text",
+                name=str(status),
+                text=list(part["name"]),
+                textposition="top center",
+                textfont={"size": 10},
+                marker={"size": 12, "color": FIT_COLORS.get(status, PALETTE[0]), "line": {"width": 1,
+                                                                                           "color": "white"}},
+                customdata=part[["name", "fit_label"]].to_numpy().tolist(),
+                hovertemplate="<b>%{customdata[0]}</b><br>arena %{y:,} B · flash %{x:,} B<br>"
+                "%{customdata[1]}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        template=TEMPLATE,
+        legend={"orientation": "h", "y": -0.25},
+        xaxis={"title": "flash: .tflite bytes (log)", **LOG_AXIS, "range": [np.log10(low), np.log10(x_high)]},
+        yaxis={"title": "RAM: TFLM tensor arena bytes (log)", **LOG_AXIS,
+               "range": [np.log10(low), np.log10(y_high)]},
+        height=460,
+        margin={"t": 60, "b": 40},
+    )
+    if refused:
+        fig.add_annotation(text=f"Cannot run under TFLM (not plotted): {', '.join(refused)}", showarrow=False,
+                           x=0, y=1.02, xref="paper", yref="paper", xanchor="left", font={"size": 11})
+    return fig
+
+
+def centroids_over_time(steps: np.ndarray, centroids: np.ndarray, layer: str = "") -> go.Figure:
+    """Each cluster centroid of one layer across the fine-tune: k lines, one per shared weight value.
+
+    Args:
+        steps: the fine-tune step of each snapshot, shape ``(n,)`` (0 = before training).
+        centroids: the layer's centroids at each snapshot, shape ``(n, k)``.
+    """
+    title = f"{layer}: cluster centroids during the fine-tune".strip(": ")
+    steps = np.asarray(steps)
+    values = np.asarray(centroids, dtype=float)
+    if steps.size < 2 or values.ndim != 2 or values.shape[0] != steps.size:
+        return _empty(title, "No centroids were recorded for this variant.")
+    order = np.argsort(values[0])
+    fig = go.Figure()
+    for rank, j in enumerate(order):
+        fig.add_trace(go.Scatter(
+            x=steps, y=values[:, j], mode="lines", name=f"centroid {rank + 1}",
+            line={"color": PALETTE[rank % len(PALETTE)], "width": 2}, meta={"kind": "centroid"},
+            hovertemplate="step %{x}: %{y:.5f}<extra>centroid " + str(rank + 1) + "</extra>",
+        ))
+    fig.update_layout(title=title, template=TEMPLATE, height=360, xaxis_title="fine-tune step",
+                      yaxis_title="centroid value (a weight shared by its cluster)", showlegend=False)
+    return fig
