@@ -126,3 +126,14 @@ def test_each_floor_says_what_it_owns_and_may_import():
             continue
         doc = ast.get_docstring(ast.parse((ROOT / floor / "__init__.py").read_text())) or ""
         assert "may import" in doc.lower(), floor
+
+
+def test_job_names_recorded_before_the_floors_still_load():
+    from compression.explore.search import run_search
+    from compression.run.recipe import run_recipe
+    from compression.run.worker import load_job
+    from compression.store.schema import kind_of
+
+    assert load_job("compression.recipes:run_recipe") is run_recipe
+    assert load_job("compression.search:run_search") is run_search
+    assert kind_of("compression.sensitivity:run_sensitivity") == "sensitivity"

@@ -139,7 +139,8 @@ def test_lstm_user_model_converts_and_runs(tmp_path, digits):
 
 def test_a_row_says_which_layer_lost_what_a_stage_made(tmp_path):
     """Settings say what was asked; a note says where the final model does not hold it, with both figures."""
-    from compression.run.recipe import lost_notes, values_per_channel
+    from compression.run.stages import values_per_channel
+    from compression.run.variant import lost_notes
 
     pruned = {"name": "pqat-logits-float", "pruning": {"schedule": "constant", "final_sparsity": 0.8},
               "qat": {"layers": ["conv"]}, "fine_tune_epochs": 1, "quantization": "int8"}

@@ -100,7 +100,7 @@ def test_opening_a_version_1_database_migrates_it(tmp_path):
     conn.executescript(V1_SCHEMA)
     conn.execute(
         "INSERT INTO runs (id, status, job, title, dataset, model, n_variants, created, started, finished)"
-        " VALUES ('20240101-000000-000-abcdef', 'ok', 'compression.run.recipe:run_recipe', 'old run', 'digits',"
+        " VALUES ('20240101-000000-000-abcdef', 'ok', 'compression.recipes:run_recipe', 'old run', 'digits',"
         " 'seed_cnn', 1, 1704067200, 1704067200, 1704067260)"
     )
     conn.execute(
@@ -138,10 +138,11 @@ def test_a_version_2_database_gets_run_kinds_and_old_baseline_runs_become_kind_b
     conn = sqlite3.connect(root / "lab.sqlite3")
     conn.executescript(V2_SCHEMA)
     old = [
-        ("20240101-000000-000-aaaaaa", "compression.run.recipe:run_recipe", "Baseline: seed_cnn on digits"),
-        ("20240101-000000-001-bbbbbb", "compression.run.recipe:run_recipe", "Experiment E"),
-        ("20240101-000000-002-cccccc", "compression.explore.sensitivity:run_sensitivity", "Sensitivity"),
-        ("20240101-000000-003-dddddd", "compression.explore.search:run_search", "Baseline: a search, by its title"),
+        # job names as a store made before the engine was grouped by floor holds them
+        ("20240101-000000-000-aaaaaa", "compression.recipes:run_recipe", "Baseline: seed_cnn on digits"),
+        ("20240101-000000-001-bbbbbb", "compression.recipes:run_recipe", "Experiment E"),
+        ("20240101-000000-002-cccccc", "compression.sensitivity:run_sensitivity", "Sensitivity"),
+        ("20240101-000000-003-dddddd", "compression.search:run_search", "Baseline: a search, by its title"),
     ]
     for i, (run_id, job, title) in enumerate(old):
         conn.execute(

@@ -645,9 +645,12 @@ def search(recipe: Recipe | dict, out_dir: str | Path, spec: SearchSpec | dict |
     import optuna
 
     from .._io import atomic_write_text
+    from ..errors import one_line
     from ..results import RunKind
-    from ..run.executors import write_outcome_files
-    from ..run.recipe import JobResults, _StageCache, load_recipe_dataset, one_line, prepare_baseline, run_variant
+    from ..run.baseline import load_recipe_dataset, prepare_baseline
+    from ..run.stages import _StageCache
+    from ..run.variant import run_variant, write_outcome_files
+    from ..run.writers import JobResults
     from .sensitivity import analyze
 
     if not isinstance(recipe, Recipe):

@@ -441,7 +441,8 @@ def run_sensitivity(recipe, out_dir: str | Path, progress: ProgressFn | None = N
     from .._io import atomic_write_text
     from ..config import Recipe
     from ..results import RunKind
-    from ..run.recipe import JobResults, load_recipe_dataset, prepare_baseline
+    from ..run.baseline import load_recipe_dataset, prepare_baseline
+    from ..run.writers import JobResults
 
     if not isinstance(recipe, Recipe):
         recipe = Recipe.from_dict(recipe)

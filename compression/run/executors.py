@@ -45,13 +45,13 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Recipe, VariantSpec
 from ..errors import CompressionError, one_line
 from ..progress import Cancelled
+from .variant import VariantOutcome
 
 __all__ = [
     "CPUS_ENV",
@@ -60,12 +60,10 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "RayExecutor",
-    "VariantOutcome",
     "describe_setting",
     "executor_from_environment",
     "make_executor",
     "run_variant_task",
-    "write_outcome_files",
 ]
 
 log = logging.getLogger("compression.run.executors")
@@ -101,36 +99,6 @@ class Executor:
 
 class LocalExecutor(Executor):
     """The default: :func:`compression.run.recipe.run_recipe` runs its own variant loop, unchanged."""
-
-
-@dataclass(frozen=True)
-class VariantOutcome:
-    """How one remote variant ended: its row (ok or failed with ``error``) and its files.
-
-    ``files`` maps ``"tflite"`` / ``"weights"`` / ``"predictions"`` to the bytes the
-    task wrote for the variant's file stem; ``seconds`` is the task's own time (TensorFlow
-    import and baseline load included, queueing not); ``where`` names the node and process;
-    ``threads`` the TensorFlow thread pools the task ran with.
-    """
-
-    spec: VariantSpec
-    row: dict[str, Any]
-    files: dict[str, bytes]
-    seconds: float
-    where: str = ""
-    threads: dict[str, Any] | None = None
-
-
-def write_outcome_files(folder, outcome: VariantOutcome) -> None:
-    """Write the files a task returned into the run folder (a :class:`~compression.results.RunFolder`)."""
-    from .._io import atomic_write_bytes
-    from ..results import file_stem
-
-    stem = file_stem(outcome.spec.name)
-    for kind, path in (("tflite", folder.tflite_for_stem(stem)), ("weights", folder.weights(stem)),
-                       ("predictions", folder.predictions(stem))):
-        if kind in outcome.files:
-            atomic_write_bytes(path, outcome.files[kind])
 
 
 # ---------------------------------------------------------------- choosing
@@ -219,7 +187,9 @@ def run_variant_task(spec: dict, recipe: dict, baseline_keras: bytes, ds, refere
     from ..inputs.safe_load import load_user_model
     from ..results import RunFolder, file_stem
     from ..techniques.train import compile_for_training
-    from .recipe import RUN_BASELINE_MAX_BYTES, _StageCache, run_variant
+    from .baseline import RUN_BASELINE_MAX_BYTES
+    from .stages import _StageCache
+    from .variant import run_variant
 
     recipe_obj = Recipe.from_dict(recipe)
     spec_obj = VariantSpec(**spec)
