@@ -234,7 +234,8 @@ LOST_DRIVER = '''
 import os, signal, subprocess, sys, threading, time
 from pathlib import Path
 
-from compression import CompressionError, Recipe, executors, run_recipe
+from compression import CompressionError, Recipe, run_recipe
+from compression.run import executors
 from compression.run.executors import RayExecutor
 
 # The engine's probe, tightened for the test: every second instead of every 10 s, lost after 5 s unanswered
