@@ -8,7 +8,7 @@ from compression.errors import CompressionError
 from compression.measure.boards import BOARDS, CUSTOM, fit_table, format_bytes, get_board
 from compression.results import FINAL_STATUSES, BaselineInfo, Reference, file_stem
 from compression.tflite import export
-from compression.views import charts
+from compression.views import board_charts, charts
 from ui import state, widgets
 
 state.init({"compare_board": "nano33", "compare_ram_kb": 256.0, "compare_flash_kb": 1024.0})
@@ -165,7 +165,7 @@ fit_box.dataframe(
 # A long reason is cut in its cell: each in full under the table.
 for _, refused in fits[fits["reason"].fillna("").astype(str).str.strip() != ""].iterrows():
     fit_box.caption(f"**{refused['name']}**: {refused['reason']}")
-st.plotly_chart(charts.ram_vs_flash(fits, board), width="stretch", key="chart_board")
+st.plotly_chart(board_charts.ram_vs_flash(fits, board), width="stretch", key="chart_board")
 st.caption(
     "Measured with TensorFlow Lite Micro's reference kernels on this 64-bit host: on a 32-bit board TFLM's own "
     "structs are smaller and optimized kernels may ask for other scratch memory, so the device's arena differs "
