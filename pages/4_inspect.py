@@ -11,7 +11,7 @@ from compression.errors import CompressionError
 from compression.measure.boards import format_bytes
 from compression.results import BaselineInfo, Reference, RunFolder
 from compression.techniques.pruning import sparsity_curve
-from compression.views import charts
+from compression.views import charts, weights_charts
 from compression.views.tables import format_points
 from ui import file_weights, state, widgets
 
@@ -122,7 +122,7 @@ before = load_kernels(folder, "baseline")
 after = load_kernels(folder, stem)
 st.subheader("Layers")
 st.plotly_chart(
-    charts.layer_bars(charts.layer_frame(row.layers, charts.kernel_stats(before))),
+    weights_charts.layer_bars(weights_charts.layer_frame(row.layers, weights_charts.kernel_stats(before))),
     width="stretch",
     key="inspect_layers",
 )
@@ -134,10 +134,12 @@ if layers:
     layer = st.selectbox("Layer", layers, key="inspect_layer", help="A kernel of the variant (biases excluded).")
     a, b = st.columns(2)
     a.plotly_chart(
-        charts.weight_histograms(before.get(layer), after.get(layer), layer), width="stretch", key="inspect_hist"
+        weights_charts.weight_histograms(before.get(layer), after.get(layer), layer),
+        width="stretch",
+        key="inspect_hist",
     )
     b.plotly_chart(
-        charts.kernel_heatmap(after.get(layer), f"{layer} ({chosen})"), width="stretch", key="inspect_heatmap"
+        weights_charts.kernel_heatmap(after.get(layer), f"{layer} ({chosen})"), width="stretch", key="inspect_heatmap"
     )
     st.caption("Pruning shows as a tall bar at zero and white cells in the heat map; clustering as a few spikes.")
 else:

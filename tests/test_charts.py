@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from compression.views import charts
+from compression.views import charts, weights_charts
 
 
 def _frame() -> pd.DataFrame:
@@ -177,14 +177,14 @@ def test_results_frame_from_results_dict():
 
 
 def test_layer_bars():
-    lf = charts.layer_frame(
+    lf = weights_charts.layer_frame(
         [{"name": "conv", "sparsity": 0.8, "unique_values": 20, "params": 108}],
         [{"name": "conv", "sparsity": 0.0, "unique_values": 108, "params": 108}],
     )
     assert list(lf["which"]) == ["baseline", "variant"]
-    fig = charts.layer_bars(lf)
+    fig = weights_charts.layer_bars(lf)
     assert len(fig.data) == 4
-    assert charts.layer_bars(charts.layer_frame(None)).layout.annotations
+    assert weights_charts.layer_bars(weights_charts.layer_frame(None)).layout.annotations
 
 
 def test_weight_histograms_show_the_spike_at_zero():
@@ -192,7 +192,7 @@ def test_weight_histograms_show_the_spike_at_zero():
     before = rng.normal(size=1000)
     after = before.copy()
     after[np.abs(after) < 1.0] = 0.0
-    fig = charts.weight_histograms(before, after, "conv")
+    fig = weights_charts.weight_histograms(before, after, "conv")
     assert fig.layout.yaxis.type == "log"
     variant = fig.data[1]
     assert "zeros" in variant.name
@@ -202,7 +202,7 @@ def test_weight_histograms_show_the_spike_at_zero():
 
 def test_kernel_heatmap_and_confusion_matrix():
     kernel = np.arange(3 * 3 * 1 * 12, dtype=float).reshape(3, 3, 1, 12) - 50
-    heat = charts.kernel_heatmap(kernel, "conv")
+    heat = weights_charts.kernel_heatmap(kernel, "conv")
     assert np.asarray(heat.data[0].z).shape == (9, 12)
     assert heat.data[0].zmid == 0
     cm = charts.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["a", "b", "c"])
@@ -245,7 +245,8 @@ def test_charts_import_neither_streamlit_nor_tensorflow():
     import subprocess
 
     code = (
-        "import sys, compression.views.charts, compression.views.board_charts, compression.tflite.export; "
+        "import sys, compression.views.charts, compression.views.board_charts, "
+        "compression.views.weights_charts, compression.tflite.export; "
         "bad = [m for m in ('streamlit', 'tensorflow') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
