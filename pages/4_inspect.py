@@ -11,7 +11,7 @@ from compression.errors import CompressionError
 from compression.measure.boards import format_bytes
 from compression.results import BaselineInfo, Reference, RunFolder
 from compression.techniques.pruning import sparsity_curve
-from compression.views import charts, weights_charts
+from compression.views import charts, training_charts, weights_charts
 from compression.views.tables import format_points
 from ui import file_weights, state, widgets
 
@@ -179,17 +179,19 @@ with b:
     pruning = row.settings.get("pruning")
     if schedule and pruning:
         steps, target = sparsity_curve(PruningConfig(**pruning), int(schedule["total_steps"]))
-        st.plotly_chart(charts.schedule_curve(steps, target, schedule), width="stretch", key="inspect_schedule")
+        st.plotly_chart(
+            training_charts.schedule_curve(steps, target, schedule), width="stretch", key="inspect_schedule"
+        )
         for note in schedule.get("notes") or []:
             st.caption(f":material/info: {note}")
     else:
         st.caption("This variant was not pruned.")
 
-epochs = charts.history_frame(row.history, variant=chosen)
+epochs = training_charts.history_frame(row.history, variant=chosen)
 if row.history:
     st.subheader("Fine-tuning")
     if len(epochs):
-        fig = charts.training_curves(epochs, title="Loss and accuracy per epoch")
+        fig = training_charts.training_curves(epochs, title="Loss and accuracy per epoch")
         fig.update_xaxes(title_text="epoch")
         st.plotly_chart(fig, width="stretch", key="inspect_history")
 

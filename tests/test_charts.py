@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from compression.views import charts, weights_charts
+from compression.views import charts, training_charts, weights_charts
 
 
 def _frame() -> pd.DataFrame:
@@ -217,7 +217,7 @@ def test_schedule_and_training_curves():
 
     config = PruningConfig(initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
     steps, target = sparsity_curve(config, 46)
-    fig = charts.schedule_curve(steps, target, applied_schedule(config, 46))
+    fig = training_charts.schedule_curve(steps, target, applied_schedule(config, 46))
     assert fig.data[0].y[-1] == pytest.approx(0.8)
     assert len(fig.data) == 2  # the curve and the mask-update markers
     events = pd.DataFrame(
@@ -227,9 +227,9 @@ def test_schedule_and_training_curves():
         ]
         + [{"phase": "convert", "variant": "int8", "epoch": None, "batch": None, "loss": None, "accuracy": None}]
     )
-    curves = charts.training_curves(events)
+    curves = training_charts.training_curves(events)
     assert len(curves.data) == 2 and list(curves.data[0].y) == [1.9, 1.8, 1.7, 1.6, 1.5]
-    assert charts.training_curves(pd.DataFrame()).layout.annotations
+    assert training_charts.training_curves(pd.DataFrame()).layout.annotations
 
 
 def test_dataset_previews():
@@ -246,7 +246,7 @@ def test_charts_import_neither_streamlit_nor_tensorflow():
 
     code = (
         "import sys, compression.views.charts, compression.views.board_charts, "
-        "compression.views.weights_charts, compression.tflite.export; "
+        "compression.views.weights_charts, compression.views.training_charts, compression.tflite.export; "
         "bad = [m for m in ('streamlit', 'tensorflow') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

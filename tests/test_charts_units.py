@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compression.views import charts
+from compression.views import charts, training_charts
 
 
 @pytest.mark.parametrize(("ms", "text"), [(0.00068, "0.7 µs"), (0.68, "680 µs"), (0.0345, "34.5 µs"),
@@ -49,13 +49,13 @@ def test_training_curves_are_drawn_against_epochs_even_when_batch_events_are_thi
             for e, b in kept]
     rows += [{"phase": "baseline", "variant": "", "epoch": e, "batch": None, "loss": 1 / e, "accuracy": 0.5}
              for e in range(1, 21)]  # the epoch-end events
-    fig = charts.training_curves(pd.DataFrame(rows))
+    fig = training_charts.training_curves(pd.DataFrame(rows))
     assert fig.layout.xaxis.title.text == "epoch"
     x = np.asarray(fig.data[0].x, dtype=float)
     assert x.max() == 20 and len(x) == 29 and set(range(1, 21)) <= set(x)
     one_per_epoch = pd.DataFrame({"phase": "prune", "variant": "v", "epoch": [1, 2, 3], "batch": [1, 2, 3],
                                   "loss": [0.3, 0.2, 0.1], "accuracy": [0.9, 0.95, 0.97]})
-    assert list(charts.training_curves(one_per_epoch).data[0].x) == [1, 2, 3]
+    assert list(training_charts.training_curves(one_per_epoch).data[0].x) == [1, 2, 3]
 
 
 def test_the_settings_line_shows_the_pruning_frequency_that_ran():
