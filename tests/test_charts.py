@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from compression.views import charts, training_charts, weights_charts
+from compression.views import charts, data_preview, training_charts, weights_charts
 
 
 def _frame() -> pd.DataFrame:
@@ -235,9 +235,9 @@ def test_schedule_and_training_curves():
 def test_dataset_previews():
     x = np.random.default_rng(0).random((20, 8, 8, 1)).astype(np.float32)
     y = np.arange(20) % 10
-    grid = charts.sample_grid(x, y, [str(i) for i in range(10)])
+    grid = data_preview.sample_grid(x, y, [str(i) for i in range(10)])
     assert len(grid.data) == 10
-    counts = charts.class_counts(y, y[:10], [str(i) for i in range(10)])
+    counts = data_preview.class_counts(y, y[:10], [str(i) for i in range(10)])
     assert list(counts.data[0].y) == [2] * 10
 
 
@@ -245,7 +245,7 @@ def test_charts_import_neither_streamlit_nor_tensorflow():
     import subprocess
 
     code = (
-        "import sys, compression.views.charts, compression.views.board_charts, "
+        "import sys, compression.views.charts, compression.views.board_charts, compression.views.data_preview, "
         "compression.views.weights_charts, compression.views.training_charts, compression.tflite.export; "
         "bad = [m for m in ('streamlit', 'tensorflow') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )

@@ -20,14 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ..config import Preserve
 from ..results import TABLE_COLUMNS, RunResults, results_table
 
 __all__ = [
     "LOG_RANGE",
-    "class_counts",
     "confusion_matrix",
     "describe_settings",
     "format_latency",
@@ -36,7 +34,6 @@ __all__ = [
     "pareto_front",
     "ratio_bars",
     "results_frame",
-    "sample_grid",
     "size_bars",
     "size_vs_accuracy",
     "tradeoff_bubble",
@@ -434,71 +431,6 @@ def confusion_matrix(
         xaxis={"title": "predicted", "type": "category"},
         yaxis={"title": "true", "type": "category", "autorange": "reversed"},
         height=440,
-    )
-    return fig
-
-
-# ---------------------------------------------------------------- dataset previews
-
-
-def sample_grid(
-    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], per_class: int = 1, max_classes: int = 10
-) -> go.Figure:
-    """A grid of sample images: ``per_class`` rows, one column per class (first ``max_classes``)."""
-    x = np.asarray(x)
-    y = np.asarray(y)
-    classes = [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]
-    if not classes or x.ndim < 3:
-        return _empty("Samples", "No images to show.")
-    fig = make_subplots(
-        rows=per_class,
-        cols=len(classes),
-        subplot_titles=[str(class_names[c]) for c in classes] + [""] * (per_class - 1) * len(classes),
-        horizontal_spacing=0.01,
-        vertical_spacing=0.02,
-    )
-    for col, c in enumerate(classes, start=1):
-        idx = np.flatnonzero(y == c)[:per_class]
-        for row, i in enumerate(idx, start=1):
-            img = x[i]
-            if img.ndim == 3 and img.shape[-1] == 1:
-                img = img[..., 0]
-            if img.ndim == 3:
-                rgb = np.clip(img * 255 if img.max() <= 1.5 else img, 0, 255).astype(np.uint8)
-                fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), row=row, col=col)
-            else:
-                fig.add_trace(
-                    go.Heatmap(z=img, colorscale="gray_r", showscale=False, hoverinfo="skip"), row=row, col=col
-                )
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed")
-    for i in range(1, per_class * len(classes) + 1):  # square pixels: each y axis follows its x axis
-        suffix = "" if i == 1 else str(i)
-        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_layout(
-        template=TEMPLATE,
-        height=110 * per_class + 60,
-        margin={"t": 40, "b": 10, "l": 10, "r": 10},
-        title="Samples (one column per class)",
-    )
-    return fig
-
-
-def class_counts(y_train: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> go.Figure:
-    """Samples per class in the train and test splits."""
-    names = [str(c) for c in class_names]
-    fig = go.Figure()
-    for split, y, color in (("train", y_train, PALETTE[0]), ("test", y_test, PALETTE[1])):
-        counts = np.bincount(np.asarray(y).astype(int), minlength=len(names))[: len(names)]
-        fig.add_trace(go.Bar(x=names, y=counts, name=split, marker_color=color))
-    fig.update_layout(
-        title="Samples per class",
-        barmode="group",
-        template=TEMPLATE,
-        xaxis={"type": "category"},
-        yaxis_title="samples",
-        height=300,
-        legend={"orientation": "h", "y": 1.1},
     )
     return fig
 
