@@ -11,7 +11,7 @@ from compression.errors import CompressionError
 from compression.measure.boards import format_bytes
 from compression.results import BaselineInfo, Reference, RunFolder
 from compression.techniques.pruning import sparsity_curve
-from compression.views import charts, training_charts, weights_charts
+from compression.views import charts, results_charts, training_charts, weights_charts
 from compression.views.tables import format_points
 from ui import file_weights, state, widgets
 
@@ -89,7 +89,7 @@ st.caption(
     "Techniques: "
     + " + ".join(row.techniques)
     + " — "
-    + charts.describe_settings(row.settings, row.schedule).replace("<br>", "; ")
+    + results_charts.describe_settings(row.settings, row.schedule).replace("<br>", "; ")
 )
 
 # ---------------------------------------------------------------- on a microcontroller
@@ -154,7 +154,9 @@ labels = folder.load_predictions("labels")
 predictions = folder.load_predictions(stem)
 class_names = list(results.dataset.class_names) if results.dataset and results.dataset.class_names else None
 if labels is not None and predictions is not None:
-    st.plotly_chart(charts.confusion_matrix(labels, predictions, class_names), width="stretch", key="inspect_confusion")
+    st.plotly_chart(
+        results_charts.confusion_matrix(labels, predictions, class_names), width="stretch", key="inspect_confusion"
+    )
     if row.agreement is not None:
         st.caption(f"Agrees with the float baseline on {row.agreement:.1%} of the test samples.")
 else:

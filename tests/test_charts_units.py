@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compression.views import charts, training_charts
+from compression.views import charts, results_charts, training_charts
 
 
 @pytest.mark.parametrize(("ms", "text"), [(0.00068, "0.7 µs"), (0.68, "680 µs"), (0.0345, "34.5 µs"),
@@ -25,21 +25,21 @@ def frame(latencies, sizes=(1000, 2000, 90000)):
 
 
 def test_sub_millisecond_latencies_are_drawn_in_microseconds():
-    fig = charts.latency_vs_accuracy(frame([0.0007, 0.0021, 0.05]))
+    fig = results_charts.latency_vs_accuracy(frame([0.0007, 0.0021, 0.05]))
     assert "(µs, this CPU)" in fig.layout.xaxis.title.text
     xs = sorted(float(x) for t in fig.data if t.name != "Pareto front (size, latency, accuracy)" for x in t.x)
     assert xs[0] == pytest.approx(0.7) and xs[-1] == pytest.approx(50.0)
     hover = [row[3] for t in fig.data if t.customdata is not None for row in t.customdata]
     assert "0.7 µs" in hover and "50.0 µs" in hover
-    bubble = charts.tradeoff_bubble(frame([0.0007, 0.0021, 0.05]))
+    bubble = results_charts.tradeoff_bubble(frame([0.0007, 0.0021, 0.05]))
     assert "(µs, this CPU)" in bubble.layout.xaxis.title.text
-    assert "(ms, this CPU)" in charts.latency_vs_accuracy(frame([0.7, 2.1, 5.0])).layout.xaxis.title.text
+    assert "(ms, this CPU)" in results_charts.latency_vs_accuracy(frame([0.7, 2.1, 5.0])).layout.xaxis.title.text
 
 
 def test_log_axes_tick_at_powers_of_ten_only():
-    fig = charts.latency_vs_accuracy(frame([0.0007, 0.0021, 0.05]))  # spans > 20×: a log axis
+    fig = results_charts.latency_vs_accuracy(frame([0.0007, 0.0021, 0.05]))  # spans > 20×: a log axis
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.dtick == 1
-    sizes = charts.size_bars(frame([1.0, 1.0, 1.0], sizes=(100, 2000, 90000)))
+    sizes = results_charts.size_bars(frame([1.0, 1.0, 1.0], sizes=(100, 2000, 90000)))
     assert sizes.layout.yaxis.type == "log" and sizes.layout.yaxis.dtick == 1
 
 
@@ -63,10 +63,10 @@ def test_the_settings_line_shows_the_pruning_frequency_that_ran():
                             "begin_step": 0, "end_step": None, "frequency": 100}, "quantization": "float32",
                 "fine_tune_epochs": 10, "learning_rate": 0.001, "batch_size": 64}
     applied = {"begin_step": 0, "end_step": 224, "frequency": 28, "total_steps": 230}
-    assert "steps 0→224, every 28 (asked 100)" in charts.describe_settings(settings, applied)
-    assert "every 100" in charts.describe_settings(settings)  # without a result: the settings as asked
+    assert "steps 0→224, every 28 (asked 100)" in results_charts.describe_settings(settings, applied)
+    assert "every 100" in results_charts.describe_settings(settings)  # without a result: the settings as asked
 
 
 def test_scatter_labels_are_not_clipped_at_the_plot_edge():
-    fig = charts.size_vs_accuracy(frame([0.0007, 0.0021, 0.05]))
+    fig = results_charts.size_vs_accuracy(frame([0.0007, 0.0021, 0.05]))
     assert all(t.cliponaxis is False for t in fig.data if t.mode == "markers+text")
