@@ -8,7 +8,6 @@ from compression.errors import CompressionError
 from compression.inputs.models import check_compatible
 from compression.inputs.pretrained import has_pretrained
 from compression.results import RunKind
-from compression.views import charts
 from compression.views import data_preview as charts_data
 from ui import builder, state, widgets
 
@@ -87,7 +86,7 @@ else:
     preview = charts_data.dataset_preview(ds.kind, ds.x_train, ds.y_train, ds.class_names)
     a, b = st.columns([3, 2])
     a.plotly_chart(preview, width="stretch", key="dataset_preview")
-    b.plotly_chart(charts.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch", key="class_counts")
+    b.plotly_chart(charts_data.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch", key="class_counts")
 
 # ---------------------------------------------------------------- 2. model
 

@@ -8,7 +8,7 @@ from compression.config import CentroidInit, Preserve, ScheduleKind
 from compression.errors import CompressionError
 from compression.results import RunFolder
 from compression.run.executors import describe_setting
-from compression.views import charts
+from compression.views import training_charts
 from ui import builder, state, widgets
 
 state.init(builder.CONTROL_DEFAULTS)
@@ -341,7 +341,7 @@ with t_prune:
             steps, target = sparsity_curve(config, total)
             applied = applied_schedule(config, total)
             st.plotly_chart(
-                charts.schedule_curve(
+                training_charts.schedule_curve(
                     steps,
                     target,
                     applied,

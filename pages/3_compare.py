@@ -8,7 +8,7 @@ from compression.errors import CompressionError
 from compression.measure.boards import BOARDS, CUSTOM, fit_table, format_bytes, get_board
 from compression.results import FINAL_STATUSES, BaselineInfo, Reference, file_stem
 from compression.tflite import export
-from compression.views import charts
+from compression.views import board_charts, results_charts
 from ui import state, widgets
 
 state.init({"compare_board": "nano33", "compare_ram_kb": 256.0, "compare_flash_kb": 1024.0})
@@ -38,7 +38,7 @@ if not results or not results.ok_variants:
     widgets.no_finished_variant(run, results)
     st.stop()
 
-df = charts.results_frame(results)
+df = results_charts.results_frame(results)
 ok = df[df["status"] == "ok"]
 baseline = results.baseline or BaselineInfo()
 reference = results.reference or Reference()
@@ -95,12 +95,12 @@ st.caption(
     "Hover a point for the variant's settings."
 )
 a, b = st.columns(2)
-a.plotly_chart(charts.size_vs_accuracy(df, size=ss["compare_size_axis"]), width="stretch", key="chart_size")
-b.plotly_chart(charts.latency_vs_accuracy(df), width="stretch", key="chart_latency")
+a.plotly_chart(results_charts.size_vs_accuracy(df, size=ss["compare_size_axis"]), width="stretch", key="chart_size")
+b.plotly_chart(results_charts.latency_vs_accuracy(df), width="stretch", key="chart_latency")
 a, b = st.columns(2)
-a.plotly_chart(charts.tradeoff_bubble(df), width="stretch", key="chart_bubble")
-b.plotly_chart(charts.ratio_bars(df), width="stretch", key="chart_ratio")
-st.plotly_chart(charts.size_bars(df), width="stretch", key="chart_sizes")
+a.plotly_chart(results_charts.tradeoff_bubble(df), width="stretch", key="chart_bubble")
+b.plotly_chart(results_charts.ratio_bars(df), width="stretch", key="chart_ratio")
+st.plotly_chart(results_charts.size_bars(df), width="stretch", key="chart_sizes")
 
 # ---------------------------------------------------------------- board fit
 
@@ -165,7 +165,7 @@ fit_box.dataframe(
 # A long reason is cut in its cell: each in full under the table.
 for _, refused in fits[fits["reason"].fillna("").astype(str).str.strip() != ""].iterrows():
     fit_box.caption(f"**{refused['name']}**: {refused['reason']}")
-st.plotly_chart(charts.ram_vs_flash(fits, board), width="stretch", key="chart_board")
+st.plotly_chart(board_charts.ram_vs_flash(fits, board), width="stretch", key="chart_board")
 st.caption(
     "Measured with TensorFlow Lite Micro's reference kernels on this 64-bit host: on a 32-bit board TFLM's own "
     "structs are smaller and optimized kernels may ask for other scratch memory, so the device's arena differs "

@@ -11,7 +11,7 @@ from compression.errors import CompressionError
 from compression.measure.boards import format_bytes
 from compression.results import BaselineInfo, Reference, RunFolder
 from compression.techniques.pruning import sparsity_curve
-from compression.views import charts
+from compression.views import charts, results_charts, training_charts, weights_charts
 from compression.views.tables import format_points
 from ui import file_weights, state, widgets
 
@@ -89,7 +89,7 @@ st.caption(
     "Techniques: "
     + " + ".join(row.techniques)
     + " — "
-    + charts.describe_settings(row.settings, row.schedule).replace("<br>", "; ")
+    + results_charts.describe_settings(row.settings, row.schedule).replace("<br>", "; ")
 )
 
 # ---------------------------------------------------------------- on a microcontroller
@@ -122,7 +122,7 @@ before = load_kernels(folder, "baseline")
 after = load_kernels(folder, stem)
 st.subheader("Layers")
 st.plotly_chart(
-    charts.layer_bars(charts.layer_frame(row.layers, charts.kernel_stats(before))),
+    weights_charts.layer_bars(weights_charts.layer_frame(row.layers, weights_charts.kernel_stats(before))),
     width="stretch",
     key="inspect_layers",
 )
@@ -134,10 +134,12 @@ if layers:
     layer = st.selectbox("Layer", layers, key="inspect_layer", help="A kernel of the variant (biases excluded).")
     a, b = st.columns(2)
     a.plotly_chart(
-        charts.weight_histograms(before.get(layer), after.get(layer), layer), width="stretch", key="inspect_hist"
+        weights_charts.weight_histograms(before.get(layer), after.get(layer), layer),
+        width="stretch",
+        key="inspect_hist",
     )
     b.plotly_chart(
-        charts.kernel_heatmap(after.get(layer), f"{layer} ({chosen})"), width="stretch", key="inspect_heatmap"
+        weights_charts.kernel_heatmap(after.get(layer), f"{layer} ({chosen})"), width="stretch", key="inspect_heatmap"
     )
     st.caption("Pruning shows as a tall bar at zero and white cells in the heat map; clustering as a few spikes.")
 else:
@@ -152,7 +154,9 @@ labels = folder.load_predictions("labels")
 predictions = folder.load_predictions(stem)
 class_names = list(results.dataset.class_names) if results.dataset and results.dataset.class_names else None
 if labels is not None and predictions is not None:
-    st.plotly_chart(charts.confusion_matrix(labels, predictions, class_names), width="stretch", key="inspect_confusion")
+    st.plotly_chart(
+        results_charts.confusion_matrix(labels, predictions, class_names), width="stretch", key="inspect_confusion"
+    )
     if row.agreement is not None:
         st.caption(f"Agrees with the float baseline on {row.agreement:.1%} of the test samples.")
 else:
@@ -177,17 +181,19 @@ with b:
     pruning = row.settings.get("pruning")
     if schedule and pruning:
         steps, target = sparsity_curve(PruningConfig(**pruning), int(schedule["total_steps"]))
-        st.plotly_chart(charts.schedule_curve(steps, target, schedule), width="stretch", key="inspect_schedule")
+        st.plotly_chart(
+            training_charts.schedule_curve(steps, target, schedule), width="stretch", key="inspect_schedule"
+        )
         for note in schedule.get("notes") or []:
             st.caption(f":material/info: {note}")
     else:
         st.caption("This variant was not pruned.")
 
-epochs = charts.history_frame(row.history, variant=chosen)
+epochs = training_charts.history_frame(row.history, variant=chosen)
 if row.history:
     st.subheader("Fine-tuning")
     if len(epochs):
-        fig = charts.training_curves(epochs, title="Loss and accuracy per epoch")
+        fig = training_charts.training_curves(epochs, title="Loss and accuracy per epoch")
         fig.update_xaxes(title_text="epoch")
         st.plotly_chart(fig, width="stretch", key="inspect_history")
 

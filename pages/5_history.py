@@ -7,7 +7,7 @@ import streamlit as st
 
 from compression.errors import CompressionError
 from compression.results import FINAL_STATUSES
-from compression.views import charts
+from compression.views import results_charts
 from compression.views.tables import history_table
 from ui import state, widgets
 
@@ -145,7 +145,7 @@ if finished:
         except CompressionError as exc:
             st.error(str(exc))
             continue
-        frame = charts.results_frame(
+        frame = results_charts.results_frame(
             results, run=f"#{i} {(next(r for r in finished if r['id'] == rid)['title'] or rid)[:40]}"
         )
         # Points carry a short label ("#1 · int8"); the legend (colour = run) names the run in full.
@@ -162,6 +162,6 @@ if finished:
         )
         view = df[df["label"].isin(picked)] if picked else df
         a, b = st.columns(2)
-        a.plotly_chart(charts.size_vs_accuracy(view, color="run"), width="stretch", key="history_size")
-        b.plotly_chart(charts.latency_vs_accuracy(view, color="run"), width="stretch", key="history_latency")
+        a.plotly_chart(results_charts.size_vs_accuracy(view, color="run"), width="stretch", key="history_size")
+        b.plotly_chart(results_charts.latency_vs_accuracy(view, color="run"), width="stretch", key="history_latency")
         widgets.results_table(view.assign(name=view["label"]), key="history_compare_table")

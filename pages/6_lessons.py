@@ -16,7 +16,7 @@ from compression.store import FINAL_STATUSES
 from compression.techniques.clustering import load_centroids
 from compression.techniques.pruning import load_snapshots, sparsity_curve
 from compression.tflite.weights import tflite_weights_by_layer
-from compression.views import charts
+from compression.views import weights_charts
 from ui import lessons, state, widgets
 
 state.init()
@@ -121,24 +121,26 @@ base = baseline.get(layer)
 real = w.dequantized()
 
 if lesson.view == "int8":
-    fig = charts.int8_grid(w.values, w.scales, w.zero_points, w.quantized_dimension,
-                           floats=w.file_layout(base) if base is not None and np.size(base) == w.params else None,
-                           layer=layer, channel=0)
+    fig = weights_charts.int8_grid(
+        w.values, w.scales, w.zero_points, w.quantized_dimension,
+        floats=w.file_layout(base) if base is not None and np.size(base) == w.params else None,
+        layer=layer, channel=0,
+    )
 elif lesson.view == "schedule":
     snaps = load_snapshots(folder.pruning_steps(row.stem))
     if snaps and layer in snaps["kernels"] and row.schedule:
         curve_steps, target = sparsity_curve(PruningConfig(**row.settings["pruning"]), int(row.schedule["total_steps"]))
-        fig = charts.pruning_over_time(snaps["step"], snaps["kernels"][layer], curve_steps, target, layer)
+        fig = weights_charts.pruning_over_time(snaps["step"], snaps["kernels"][layer], curve_steps, target, layer)
     else:
-        fig = charts.file_weight_histogram(real, base, layer, label=f"{row.name} in the .tflite")
+        fig = weights_charts.file_weight_histogram(real, base, layer, label=f"{row.name} in the .tflite")
         st.caption("No step-by-step record for this layer (too large to record): the final weights instead.")
 else:
-    fig = charts.file_weight_histogram(real, base, layer, label=f"{row.name} in the .tflite")
+    fig = weights_charts.file_weight_histogram(real, base, layer, label=f"{row.name} in the .tflite")
 st.plotly_chart(big(fig), width="stretch", key="lesson_chart")
 if lesson.view == "histogram" and row.settings.get("clustering"):
     moves = load_centroids(folder.cluster_steps(row.stem))
     if moves and layer in moves["centroids"]:
-        st.plotly_chart(big(charts.centroids_over_time(moves["step"], moves["centroids"][layer], layer)),
+        st.plotly_chart(big(weights_charts.centroids_over_time(moves["step"], moves["centroids"][layer], layer)),
                         width="stretch", key="lesson_centroids")
         st.caption("The 8 shared values move while the model fine-tunes: every weight of a cluster moves with its "
                    "centroid.")

@@ -109,7 +109,7 @@ def test_fit_table_one_row_per_finished_variant():
 
 def test_ram_vs_flash_draws_the_budget_box_and_the_points():
     from compression.measure.boards import fit_table
-    from compression.views.charts import ram_vs_flash
+    from compression.views.board_charts import ram_vs_flash
 
     board = BOARDS["nano33"]
     fig = ram_vs_flash(fit_table(_results(), board), board)

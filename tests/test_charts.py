@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from compression.views import charts
+from compression.views import charts, data_preview, results_charts, training_charts, weights_charts
 
 
 def _frame() -> pd.DataFrame:
@@ -61,7 +61,7 @@ def _trace_names(fig: go.Figure) -> list[str]:
 
 
 def test_size_vs_accuracy_marks_front_and_hover_settings():
-    fig = charts.size_vs_accuracy(_frame())
+    fig = results_charts.size_vs_accuracy(_frame())
     assert "Pareto front" in _trace_names(fig)
     front = next(t for t in fig.data if t.name == "Pareto front")
     assert sorted(front.x) == [500, 1000, 1000, 2000]
@@ -77,14 +77,14 @@ def test_size_vs_accuracy_marks_front_and_hover_settings():
 def test_log_axis_when_range_is_wide():
     df = _frame()
     df.loc[1, "gzip_bytes"] = 2_000_000
-    assert charts.size_vs_accuracy(df).layout.xaxis.type == "log"
-    assert charts.size_bars(df).layout.yaxis.type == "log"
+    assert results_charts.size_vs_accuracy(df).layout.xaxis.type == "log"
+    assert results_charts.size_bars(df).layout.yaxis.type == "log"
 
 
 def test_latency_and_bubble_charts():
-    fig = charts.latency_vs_accuracy(_frame())
+    fig = results_charts.latency_vs_accuracy(_frame())
     assert "Pareto front" in _trace_names(fig)
-    bubble = charts.tradeoff_bubble(_frame())
+    bubble = results_charts.tradeoff_bubble(_frame())
     sizes = [s for t in bubble.data if t.marker is not None and isinstance(t.marker.size, tuple) for s in t.marker.size]
     assert len(sizes) == 5 and max(sizes) > min(sizes)
     assert any("Pareto" in (t.name or "") for t in bubble.data)
@@ -93,33 +93,33 @@ def test_latency_and_bubble_charts():
 def test_color_by_run_for_cross_run_comparisons():
     df = _frame()
     df["run"] = ["r1", "r1", "r2", "r2", "r2", "r2"]
-    fig = charts.size_vs_accuracy(df, color="run")
+    fig = results_charts.size_vs_accuracy(df, color="run")
     assert {"r1", "r2"} <= set(_trace_names(fig))
 
 
 def test_bars():
-    raw_gzip = charts.size_bars(_frame())
+    raw_gzip = results_charts.size_bars(_frame())
     assert _trace_names(raw_gzip) == ["raw", "gzip"]
     assert list(raw_gzip.data[1].y) == [1000, 2000, 3000, 500, 1000]
-    ratio = charts.ratio_bars(_frame())
+    ratio = results_charts.ratio_bars(_frame())
     assert ratio.data[1].y[0] == pytest.approx(2.0)
 
 
 def test_empty_frames_give_a_message_not_an_error():
     empty = _frame().iloc[:0]
     for fn in (
-        charts.size_vs_accuracy,
-        charts.latency_vs_accuracy,
-        charts.tradeoff_bubble,
-        charts.size_bars,
-        charts.ratio_bars,
+        results_charts.size_vs_accuracy,
+        results_charts.latency_vs_accuracy,
+        results_charts.tradeoff_bubble,
+        results_charts.size_bars,
+        results_charts.ratio_bars,
     ):
         fig = fn(empty)
         assert fig.layout.annotations and "No finished" in fig.layout.annotations[0].text
 
 
 def test_describe_settings():
-    text = charts.describe_settings(
+    text = results_charts.describe_settings(
         {
             "name": "x",
             "pruning": {
@@ -146,7 +146,7 @@ def test_describe_settings():
     assert "cluster 8 centroids (kmeans++), layers logits" in text
     assert "PCQAT" in text
     assert "convert int8 + sparse encoding" in text
-    assert charts.describe_settings({"quantization": "float16"}) == "convert float16"
+    assert results_charts.describe_settings({"quantization": "float16"}) == "convert float16"
 
 
 def test_results_frame_from_results_dict():
@@ -167,24 +167,24 @@ def test_results_frame_from_results_dict():
             {"name": "bad", "status": "failed", "error": "boom", "settings": {"quantization": "int8"}},
         ],
     }
-    df = charts.results_frame(results, run="run-1")
+    df = results_charts.results_frame(results, run="run-1")
     assert list(df["label"]) == ["run-1 · int8", "run-1 · bad"]
     assert df.loc[0, "ratio"] == 4 and df.loc[0, "gzip_ratio"] == 4
     assert df.loc[0, "delta_accuracy"] == pytest.approx(-1.0)
     assert df.loc[0, "latency_ms"] == 0.01
     assert df.loc[0, "settings"] == "convert int8"
-    assert charts.results_frame(None).empty
+    assert results_charts.results_frame(None).empty
 
 
 def test_layer_bars():
-    lf = charts.layer_frame(
+    lf = weights_charts.layer_frame(
         [{"name": "conv", "sparsity": 0.8, "unique_values": 20, "params": 108}],
         [{"name": "conv", "sparsity": 0.0, "unique_values": 108, "params": 108}],
     )
     assert list(lf["which"]) == ["baseline", "variant"]
-    fig = charts.layer_bars(lf)
+    fig = weights_charts.layer_bars(lf)
     assert len(fig.data) == 4
-    assert charts.layer_bars(charts.layer_frame(None)).layout.annotations
+    assert weights_charts.layer_bars(weights_charts.layer_frame(None)).layout.annotations
 
 
 def test_weight_histograms_show_the_spike_at_zero():
@@ -192,7 +192,7 @@ def test_weight_histograms_show_the_spike_at_zero():
     before = rng.normal(size=1000)
     after = before.copy()
     after[np.abs(after) < 1.0] = 0.0
-    fig = charts.weight_histograms(before, after, "conv")
+    fig = weights_charts.weight_histograms(before, after, "conv")
     assert fig.layout.yaxis.type == "log"
     variant = fig.data[1]
     assert "zeros" in variant.name
@@ -202,10 +202,10 @@ def test_weight_histograms_show_the_spike_at_zero():
 
 def test_kernel_heatmap_and_confusion_matrix():
     kernel = np.arange(3 * 3 * 1 * 12, dtype=float).reshape(3, 3, 1, 12) - 50
-    heat = charts.kernel_heatmap(kernel, "conv")
+    heat = weights_charts.kernel_heatmap(kernel, "conv")
     assert np.asarray(heat.data[0].z).shape == (9, 12)
     assert heat.data[0].zmid == 0
-    cm = charts.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["a", "b", "c"])
+    cm = results_charts.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["a", "b", "c"])
     z = np.asarray(cm.data[0].z)
     assert z.sum() == 4 and z[1, 2] == 1 and np.trace(z) == 3
     assert "75.00%" in cm.layout.title.text
@@ -217,7 +217,7 @@ def test_schedule_and_training_curves():
 
     config = PruningConfig(initial_sparsity=0.5, final_sparsity=0.8, frequency=100)
     steps, target = sparsity_curve(config, 46)
-    fig = charts.schedule_curve(steps, target, applied_schedule(config, 46))
+    fig = training_charts.schedule_curve(steps, target, applied_schedule(config, 46))
     assert fig.data[0].y[-1] == pytest.approx(0.8)
     assert len(fig.data) == 2  # the curve and the mask-update markers
     events = pd.DataFrame(
@@ -227,17 +227,17 @@ def test_schedule_and_training_curves():
         ]
         + [{"phase": "convert", "variant": "int8", "epoch": None, "batch": None, "loss": None, "accuracy": None}]
     )
-    curves = charts.training_curves(events)
+    curves = training_charts.training_curves(events)
     assert len(curves.data) == 2 and list(curves.data[0].y) == [1.9, 1.8, 1.7, 1.6, 1.5]
-    assert charts.training_curves(pd.DataFrame()).layout.annotations
+    assert training_charts.training_curves(pd.DataFrame()).layout.annotations
 
 
 def test_dataset_previews():
     x = np.random.default_rng(0).random((20, 8, 8, 1)).astype(np.float32)
     y = np.arange(20) % 10
-    grid = charts.sample_grid(x, y, [str(i) for i in range(10)])
+    grid = data_preview.sample_grid(x, y, [str(i) for i in range(10)])
     assert len(grid.data) == 10
-    counts = charts.class_counts(y, y[:10], [str(i) for i in range(10)])
+    counts = data_preview.class_counts(y, y[:10], [str(i) for i in range(10)])
     assert list(counts.data[0].y) == [2] * 10
 
 
@@ -245,7 +245,9 @@ def test_charts_import_neither_streamlit_nor_tensorflow():
     import subprocess
 
     code = (
-        "import sys, compression.views.charts, compression.tflite.export; "
+        "import sys, compression.views.charts, compression.views.board_charts, compression.views.data_preview, "
+        "compression.views.results_charts, compression.views.weights_charts, compression.views.training_charts, "
+        "compression.tflite.export; "
         "bad = [m for m in ('streamlit', 'tensorflow') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -15,7 +15,7 @@ from compression.run.recipe import run_recipe
 from compression.store import Store
 from compression.techniques.pruning import load_snapshots, prune, sparsity_curve
 from compression.tflite.weights import tflite_weights_by_layer
-from compression.views import charts
+from compression.views import weights_charts
 
 DIGITS = {"name": "digits"}
 SEED_CNN = {"name": "seed_cnn"}
@@ -80,7 +80,7 @@ def test_pruning_is_recorded_at_each_mask_update(seed_cnn, small_train):
     assert np.all(np.diff(zeros) >= 0)  # the polynomial schedule only adds zeros
     assert zeros[-1] == pytest.approx(0.9, abs=0.01)
     curve_steps, target = sparsity_curve(config, info["schedule"]["total_steps"])
-    fig = charts.pruning_over_time(steps, kernels, curve_steps, target, "logits")
+    fig = weights_charts.pruning_over_time(steps, kernels, curve_steps, target, "logits")
     assert [f.name for f in fig.frames] == [str(s) for s in steps]
     assert len(fig.layout.sliders[0].steps) == len(steps)
     measured = next(t for t in fig.data if (t.meta or {}).get("kind") == "measured")
@@ -124,5 +124,5 @@ def test_clustering_lesson_records_its_centroids_and_the_file_holds_the_last_one
     assert not np.allclose(logits[0], logits[-1])  # the fine-tune moved them
     stored = np.unique(tflite_weights_by_layer(folder.tflite(row).read_bytes(), ["conv", "logits"])["logits"].values)
     assert np.all(np.min(np.abs(stored[:, None] - logits[-1][None, :]), axis=1) < 1e-6)
-    fig = charts.centroids_over_time(moves["step"], logits, "logits")
+    fig = weights_charts.centroids_over_time(moves["step"], logits, "logits")
     assert len([t for t in fig.data if t.meta["kind"] == "centroid"]) == 8

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from compression.results import RunResults
-from compression.views.charts import history_frame
 from compression.views.tables import (
     FLAGGED,
     HISTORY_COLUMNS,
@@ -17,6 +16,7 @@ from compression.views.tables import (
     history_table,
     variant_status_rows,
 )
+from compression.views.training_charts import history_frame
 
 
 def run_record(**changes):

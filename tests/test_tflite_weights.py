@@ -12,7 +12,7 @@ from compression.techniques.clustering import cluster
 from compression.techniques.pruning import prune
 from compression.tflite.convert import convert_to_tflite
 from compression.tflite.weights import tflite_weights, tflite_weights_by_layer
-from compression.views import charts
+from compression.views import weights_charts
 
 LAYERS = ["conv", "logits"]
 
@@ -48,7 +48,7 @@ def test_pruned_file_has_its_zero_bin_at_least_the_pruned_fraction(pruned):
     for layer in LAYERS:
         values = weights[layer].dequantized()
         assert np.mean(values == 0) == pytest.approx(0.8, abs=0.01)
-        fig = charts.file_weight_histogram(values, layer_kernels(pruned)[layer], layer)
+        fig = weights_charts.file_weight_histogram(values, layer_kernels(pruned)[layer], layer)
         assert zero_bar_fraction(fig) >= 0.8 - 0.01
 
 
@@ -66,7 +66,7 @@ def test_clustered_file_has_at_most_k_distinct_values_per_kernel(seed_cnn, small
     weights = tflite_weights_by_layer(convert_to_tflite(clustered, "float32"), LAYERS)
     for layer in LAYERS:
         assert np.unique(weights[layer].values).size <= 8
-        fig = charts.file_weight_histogram(weights[layer].dequantized(), layer_kernels(seed_cnn)[layer], layer)
+        fig = weights_charts.file_weight_histogram(weights[layer].dequantized(), layer_kernels(seed_cnn)[layer], layer)
         spikes = next(t for t in fig.data if t.meta["kind"] == "distinct")
         assert len(spikes.x) <= 8
     baseline = tflite_weights_by_layer(convert_to_tflite(seed_cnn, "float32"), LAYERS)
@@ -88,8 +88,8 @@ def test_int8_file_holds_integers_on_the_grid_of_its_per_channel_scales(seed_cnn
         step = w.keras_layout(np.broadcast_to(scale, w.values.shape))
         assert np.all(error <= step / 2 + 1e-7)
 
-        fig = charts.int8_grid(w.values, w.scales, w.zero_points, w.quantized_dimension,
-                               layer=layer, channel=1)
+        fig = weights_charts.int8_grid(w.values, w.scales, w.zero_points, w.quantized_dimension,
+                                       layer=layer, channel=1)
         codes = next(t for t in fig.data if t.meta["kind"] == "codes")
         assert np.array_equal(np.asarray(codes.x), np.round(codes.x)) and min(codes.x) >= -128
         deq = next(t for t in fig.data if t.meta["kind"] == "dequantized")
@@ -110,7 +110,7 @@ def test_float16_file_stores_half_precision(seed_cnn):
 def test_two_variants_side_by_side_share_the_bins(seed_cnn, pruned):
     a = tflite_weights_by_layer(convert_to_tflite(seed_cnn, "float32"), LAYERS)["logits"].dequantized()
     b = tflite_weights_by_layer(convert_to_tflite(pruned, "float32"), LAYERS)["logits"].dequantized()
-    fig = charts.variant_comparison(a, b, ("float32", "pruned"), "logits", baseline=a)
+    fig = weights_charts.variant_comparison(a, b, ("float32", "pruned"), "logits", baseline=a)
     files = [t for t in fig.data if t.meta["kind"] != "baseline"]
     assert [t.xaxis for t in files] == ["x", "x2"]
     assert files[0].meta["zeros"] == 0.0 and files[1].meta["zeros"] == pytest.approx(0.8, abs=0.01)

@@ -18,7 +18,7 @@ from compression.results import RunFolder, RunResults, VariantResult
 from compression.techniques.clustering import load_centroids
 from compression.techniques.pruning import load_snapshots, sparsity_curve
 from compression.tflite.weights import TfliteWeights, tflite_weights_by_layer
-from compression.views import charts
+from compression.views import weights_charts
 
 from . import state
 
@@ -80,18 +80,18 @@ def section(folder: RunFolder | str | Path, results: RunResults | dict, chosen: 
     label = f"{chosen} in the .tflite ({w.dtype}{', dequantized' if w.quantized else ''})"
     if w.quantized:
         left, right = st.columns(2)
-        left.plotly_chart(charts.file_weight_histogram(real, baseline.get(layer), layer, label=label),
+        left.plotly_chart(weights_charts.file_weight_histogram(real, baseline.get(layer), layer, label=label),
                           width="stretch", key=f"{key}_file_hist")
         with right:
             channel = 0
             if w.scales.size > 1:
                 channel = int(st.number_input("Channel", 0, w.scales.size - 1, 0, key=f"{key}_file_channel",
                                               help="The output channel whose scale and rounding are drawn."))
-            st.plotly_chart(charts.int8_grid(w.values, w.scales, w.zero_points, w.quantized_dimension,
-                                             layer=layer, channel=channel),
+            st.plotly_chart(weights_charts.int8_grid(w.values, w.scales, w.zero_points, w.quantized_dimension,
+                                                     layer=layer, channel=channel),
                             width="stretch", key=f"{key}_file_grid")
     else:
-        st.plotly_chart(charts.file_weight_histogram(real, baseline.get(layer), layer, label=label),
+        st.plotly_chart(weights_charts.file_weight_histogram(real, baseline.get(layer), layer, label=label),
                         width="stretch", key=f"{key}_file_hist")
     st.dataframe(
         pd.DataFrame([weights[name].summary() for name in layers]),
@@ -123,8 +123,8 @@ def section(folder: RunFolder | str | Path, results: RunResults | dict, chosen: 
     cmp_layer = st.selectbox("Layer", shared, key=f"{key}_cmp_layer")
     fa, fb = wa.get(cmp_layer), wb.get(cmp_layer)
     st.plotly_chart(
-        charts.variant_comparison(fa.dequantized() if fa else None, fb.dequantized() if fb else None,
-                                  (first, second), cmp_layer, baseline=baseline.get(cmp_layer)),
+        weights_charts.variant_comparison(fa.dequantized() if fa else None, fb.dequantized() if fb else None,
+                                          (first, second), cmp_layer, baseline=baseline.get(cmp_layer)),
         width="stretch", key=f"{key}_compare",
     )
 
@@ -136,7 +136,7 @@ def centroid_steps(folder: RunFolder, row: VariantResult, layer: str, key: str =
         return
     shown = layer if layer in moves["centroids"] else next(iter(moves["centroids"]))
     st.subheader("Cluster centroids over the fine-tune")
-    st.plotly_chart(charts.centroids_over_time(moves["step"], moves["centroids"][shown], shown),
+    st.plotly_chart(weights_charts.centroids_over_time(moves["step"], moves["centroids"][shown], shown),
                     width="stretch", key=f"{key}_centroids")
 
 
@@ -155,7 +155,9 @@ def pruning_steps(folder: RunFolder, row: VariantResult, layer: str, key: str = 
         curve_steps, target = sparsity_curve(PruningConfig(**row.settings["pruning"]), int(row.schedule["total_steps"]))
     except (CompressionError, TypeError, KeyError, ValueError):
         curve_steps = target = None
-    st.plotly_chart(charts.pruning_over_time(snaps["step"], snaps["kernels"][shown], curve_steps, target, shown),
-                    width="stretch", key=f"{key}_steps")
+    st.plotly_chart(
+        weights_charts.pruning_over_time(snaps["step"], snaps["kernels"][shown], curve_steps, target, shown),
+        width="stretch", key=f"{key}_steps",
+    )
     st.caption(f"{len(snaps['step'])} snapshots: the kernel before pruning, after each mask update that changed it "
                "and at the end. Drag the slider or press play; blank cells are pruned weights.")

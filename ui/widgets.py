@@ -12,7 +12,7 @@ from compression.errors import CompressionError
 from compression.progress import Progress
 from compression.results import FINAL_STATUSES, RunResults
 from compression.tflite import export
-from compression.views import charts
+from compression.views import charts, training_charts
 from compression.views.tables import FLAGGED, flag_lines, format_duration, format_when, variant_status_rows
 
 from . import builder, state
@@ -261,7 +261,7 @@ def run_monitor(run_id: str, *, curve: bool = False, key: str = "monitor") -> No
         if curve:
             events = _events_frame(run_id)
             st.plotly_chart(
-                charts.training_curves(events, title="Live training loss and accuracy"),
+                training_charts.training_curves(events, title="Live training loss and accuracy"),
                 width="stretch",
                 key=f"{key}_curve_{run_id}",
             )

@@ -1,12 +1,14 @@
 """Previews of a dataset's samples, by what the samples are: pure ``arrays -> plotly Figure`` builders.
 
 * :func:`dataset_preview` — picks the preview for a dataset's kind (``image`` / ``sequence`` / ``tokens``).
+* :func:`sample_grid` — images ``(N, H, W[, C])``: a grid with one column per class.
 * :func:`sequence_preview` — float sequences ``(N, T)`` / ``(N, T, C)``: a few samples per class as lines,
   one panel per channel, one colour per class.
 * :func:`token_preview` — integer token ids ``(N, L)``: a table of id rows (class, length, the first ids).
+* :func:`class_counts` — samples per class in the train and test splits, whatever the kind.
 
-Images stay :func:`compression.views.charts.sample_grid`. A sequence drawn as an image is a 1-pixel-wide strip
-that shows nothing, and token ids drawn as a line plot suggest an order of magnitude that ids do not have.
+A sequence drawn as an image is a 1-pixel-wide strip that shows nothing, and token ids drawn as a line plot
+suggest an order of magnitude that ids do not have: each kind gets its own preview.
 
 Usage::
 
@@ -22,9 +24,17 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .charts import TEMPLATE, _empty, sample_grid
+from .charts import PALETTE, TEMPLATE, _empty
 
-__all__ = ["CLASS_COLORS", "MAX_CHANNELS", "dataset_preview", "sequence_preview", "token_preview"]
+__all__ = [
+    "CLASS_COLORS",
+    "MAX_CHANNELS",
+    "class_counts",
+    "dataset_preview",
+    "sample_grid",
+    "sequence_preview",
+    "token_preview",
+]
 
 CLASS_COLORS = qualitative.T10  # ten distinct colours: one per class of a 10-class set
 MAX_CHANNELS = 4  # panels drawn; more channels are named in the title, not drawn
@@ -32,6 +42,49 @@ MAX_CHANNELS = 4  # panels drawn; more channels are named in the title, not draw
 
 def _classes(y: np.ndarray, n_classes: int, max_classes: int) -> list[int]:
     return [c for c in range(n_classes) if np.any(y == c)][:max_classes]
+
+
+def sample_grid(
+    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], per_class: int = 1, max_classes: int = 10
+) -> go.Figure:
+    """A grid of sample images: ``per_class`` rows, one column per class (first ``max_classes``)."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    classes = [c for c in range(len(class_names)) if np.any(y == c)][:max_classes]
+    if not classes or x.ndim < 3:
+        return _empty("Samples", "No images to show.")
+    fig = make_subplots(
+        rows=per_class,
+        cols=len(classes),
+        subplot_titles=[str(class_names[c]) for c in classes] + [""] * (per_class - 1) * len(classes),
+        horizontal_spacing=0.01,
+        vertical_spacing=0.02,
+    )
+    for col, c in enumerate(classes, start=1):
+        idx = np.flatnonzero(y == c)[:per_class]
+        for row, i in enumerate(idx, start=1):
+            img = x[i]
+            if img.ndim == 3 and img.shape[-1] == 1:
+                img = img[..., 0]
+            if img.ndim == 3:
+                rgb = np.clip(img * 255 if img.max() <= 1.5 else img, 0, 255).astype(np.uint8)
+                fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), row=row, col=col)
+            else:
+                fig.add_trace(
+                    go.Heatmap(z=img, colorscale="gray_r", showscale=False, hoverinfo="skip"), row=row, col=col
+                )
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for i in range(1, per_class * len(classes) + 1):  # square pixels: each y axis follows its x axis
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    fig.update_layout(
+        template=TEMPLATE,
+        height=110 * per_class + 60,
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        title="Samples (one column per class)",
+    )
+    return fig
 
 
 def sequence_preview(
@@ -139,3 +192,22 @@ def dataset_preview(kind: str, x: np.ndarray, y: np.ndarray, class_names: Sequen
     if kind == "sequence":
         return sequence_preview(x, y, class_names)
     return sample_grid(x, y, class_names, per_class=2)
+
+
+def class_counts(y_train: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    """Samples per class in the train and test splits."""
+    names = [str(c) for c in class_names]
+    fig = go.Figure()
+    for split, y, color in (("train", y_train, PALETTE[0]), ("test", y_test, PALETTE[1])):
+        counts = np.bincount(np.asarray(y).astype(int), minlength=len(names))[: len(names)]
+        fig.add_trace(go.Bar(x=names, y=counts, name=split, marker_color=color))
+    fig.update_layout(
+        title="Samples per class",
+        barmode="group",
+        template=TEMPLATE,
+        xaxis={"type": "category"},
+        yaxis_title="samples",
+        height=300,
+        legend={"orientation": "h", "y": 1.1},
+    )
+    return fig
