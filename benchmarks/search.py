@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compression.explore.search import describe_params
+from compression.explore.search_space import describe_params
 
 from .common import BENCH_DIR, Context, fmt, load_average, machine_info, now_iso, say, section, table, target
 from .report import markdown_table
@@ -72,7 +72,8 @@ def baseline_run(ctx: Context, model: str) -> Path:
 
 def search_one(ctx: Context, model: str, minutes: float, strip: bool = False) -> dict[str, Any]:
     from compression.config import Recipe
-    from compression.explore.search import SearchSpec, search
+    from compression.explore.search import search
+    from compression.explore.search_space import SearchSpec
     from compression.results import RunFolder
 
     base = baseline_run(ctx, model)

@@ -201,7 +201,8 @@ def cmd_sensitivity(args) -> int:
 def cmd_search(args) -> int:
     import signal
 
-    from .explore.search import SearchSpec, search
+    from .explore.search import search
+    from .explore.search_space import SearchSpec
 
     recipe = _load_recipe(args.recipe)
     minutes = 20.0 if args.minutes is None and args.trials is None else args.minutes
@@ -234,7 +235,7 @@ def cmd_search(args) -> int:
     try:
         result = search(recipe, out, spec, progress=progress, cancel=lambda: stop["asked"])
     except Cancelled:
-        from .explore.search import read_search
+        from .explore.search_results import read_search
 
         result = read_search(RunFolder(out).read_results())
     finally:

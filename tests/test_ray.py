@@ -211,7 +211,9 @@ def test_the_setting_is_chosen_without_importing_ray(monkeypatch):
 
 
 def test_a_short_search_fans_its_trials_out_on_ray(ray_local, tmp_path):
-    from compression.explore.search import SearchSpec, TrialState, read_search, search
+    from compression.explore.search import search
+    from compression.explore.search_results import TrialState, read_search
+    from compression.explore.search_space import SearchSpec
 
     recipe = Recipe.from_dict({**FOUR, "dataset": {"name": "digits", "max_train": 300}})
     with RayExecutor("local") as executor:
