@@ -282,7 +282,7 @@ def cmd_boards(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .inputs.data import list_datasets
+    from .inputs.builtin_datasets import list_datasets
 
     for d in list_datasets():
         where = "available" if d.get("offline") else "needs download/files"

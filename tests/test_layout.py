@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from compression.errors import CompressionError
-from compression.inputs.data import fit_to_model, infer_layout, load_npz
+from compression.inputs.layout import fit_to_model, infer_layout
+from compression.inputs.user_npz import load_npz
 
 RNG = np.random.default_rng(0)
 
