@@ -54,8 +54,8 @@ def markers(key: str) -> tuple[str, str]:
 def baseline_run(ctx: Context, model: str) -> Path:
     """Train the Fashion-MNIST baseline (seeded) with just the float32 variant; its folder holds baseline.keras."""
     from compression.config import Recipe
-    from compression.results import RunFolder
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
 
     out = ctx.run_dir(f"search-baseline-{model}")
     if not RunFolder(out).baseline_model.is_file():
@@ -74,7 +74,7 @@ def search_one(ctx: Context, model: str, minutes: float, strip: bool = False) ->
     from compression.config import Recipe
     from compression.explore.search import search
     from compression.explore.search_space import SearchSpec
-    from compression.results import RunFolder
+    from compression.run_folder import RunFolder
 
     base = baseline_run(ctx, model)
     recipe = Recipe.from_dict({"title": f"Benchmark search: Fashion-MNIST × {model}",

@@ -17,7 +17,8 @@ from . import _locks
 from .config import PRESETS, Recipe
 from .errors import CompressionError, one_line
 from .progress import Cancelled, Progress
-from .results import RunFolder, RunStatus
+from .results import RunStatus
+from .run_folder import RunFolder
 
 
 class TerminalProgress:
@@ -115,7 +116,7 @@ def cmd_run(args) -> int:
 
 def _print_flags(out: Path) -> None:
     """One "warning:" line per flag of the baseline and of each variant (a figure that would mislead alone)."""
-    from .results import RunFolder
+    from .run_folder import RunFolder
     from .views.tables import flag_lines
 
     results = RunFolder(out).read_results()
@@ -228,7 +229,7 @@ def cmd_search(args) -> int:
         stop["asked"] = True
         print("\nstopping after this trial (Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
-    from .results import RunFolder
+    from .run_folder import RunFolder
     from .views.tables import format_points
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -261,7 +262,7 @@ def cmd_search(args) -> int:
 def _print_fit(out: Path, board) -> None:
     """The fit column of every finished variant on ``board`` (TFLM arena and flash against its budget)."""
     from .measure.boards import fit_table, format_bytes
-    from .results import RunFolder
+    from .run_folder import RunFolder
 
     fits = fit_table(RunFolder(out).read_results(), board)
     print(f"\nfit on {board.name} ({format_bytes(board.ram_bytes)} RAM, {format_bytes(board.flash_bytes)} flash; "

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from compression import Cancelled, CompressionError, Recipe, run_recipe
-from compression.results import RunFolder, RunStatus
+from compression.results import RunStatus
 from compression.run.executors import (
     RAY_ADDRESS_ENV,
     LocalExecutor,
@@ -25,6 +25,7 @@ from compression.run.executors import (
     make_executor,
     run_variant_task,
 )
+from compression.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 300  # a whole short recipe on the shared 2-core machine

@@ -14,7 +14,7 @@ from compression.explore.search import run_search, search
 from compression.explore.search_results import SearchResult, TrialState, read_search
 from compression.explore.search_space import SearchSpec
 from compression.progress import Cancelled
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 
 # 95 % of conv's 108 and logits' 1080 weights leave 5 and 54 non-zero: fewer than 64 clusters in both layers,
 # so the engine refuses to cluster ("None of the chosen layers can be clustered"): a real failing trial.

@@ -52,7 +52,8 @@ from typing import Any
 from ..config import Recipe, default_fine_tune_epochs
 from ..errors import CompressionError
 from ..progress import Cancelled, Progress, ProgressFn, emit
-from ..results import RunFolder, RunResults, TflmResult, VariantResult
+from ..results import RunResults, TflmResult, VariantResult
+from ..run_folder import RunFolder
 from ..views.tables import format_points
 from .search_results import SearchResult, TrialRecord, TrialState
 from .search_space import (
@@ -152,7 +153,7 @@ def _measure_board(row: dict, out: Path) -> None:
     if isinstance(row.get("tflm"), dict) or not row.get("tflite"):
         return
     from ..measure.tflm import measure_tflm
-    from ..results import RunFolder
+    from ..run_folder import RunFolder
 
     data = RunFolder(out).tflite(row["tflite"]).read_bytes()
     row["tflm"] = measure_tflm(data).to_dict()  # arena and flash only: the accuracy is LiteRT's
