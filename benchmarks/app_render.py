@@ -83,8 +83,9 @@ def copied_store(ctx: Context) -> Path:
     import shutil
 
     from compression.config import Recipe
-    from compression.results import RunFolder, RunStatus, file_stem
+    from compression.results import RunStatus, file_stem
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
     from compression.store import Store
 
     source = RunFolder(ctx.run_dir("app-source"))

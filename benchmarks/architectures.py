@@ -138,8 +138,8 @@ def _one_line(text: str, limit: int = 320) -> str:
 def run(names, out: Path, schemes=tuple(SCHEMES)) -> tuple[dict, dict, dict]:
     """Run each architecture's recipe; returns (engine cells, TFLM cells, notes) by architecture, then column."""
     from compression.config import Recipe
-    from compression.results import RunFolder
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
 
     builders = _builders()
     table: dict[str, dict[str, str]] = {}

@@ -92,8 +92,8 @@ def engine_eval_seconds(data: bytes, x, y, eval_threads: int | None = None) -> t
 def run(ctx: Context) -> dict[str, Any]:
     from compression import _tf
     from compression.inputs.data import load_dataset
-    from compression.results import RunFolder
     from compression.run.recipe import load_results
+    from compression.run_folder import RunFolder
 
     from .experiment_e import ensure_fashion_run
 

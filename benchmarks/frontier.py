@@ -94,7 +94,7 @@ def push_variants(settings: dict) -> list[dict[str, Any]]:
 def frontier_recipe(run_dir: Path, base_recipe: dict, variants: list[dict], max_train: int | None, title: str):
     """A recipe on benchmark 1's Fashion-MNIST baseline (given as a user model, so it is not retrained)."""
     from compression.config import Recipe
-    from compression.results import RunFolder
+    from compression.run_folder import RunFolder
 
     d = base_recipe["dataset"]
     limits = [m for m in (d["max_train"], max_train) if m]

@@ -35,8 +35,8 @@ def cv_percent(values: list[float]) -> float:
 
 def run(ctx: Context) -> dict[str, Any]:
     from compression.inputs.data import load_dataset
-    from compression.results import RunFolder
     from compression.run.recipe import load_results
+    from compression.run_folder import RunFolder
 
     from .experiment_e import ensure_fashion_run
 

@@ -62,9 +62,9 @@ def eight_variants():
 
 def through_runner(root: Path, recipe, ray_address: str | None) -> dict[str, Any]:
     """Submit to a Runner on a fresh store (the app's path); wall time from submit to final status."""
-    from compression.results import RunFolder
     from compression.run.executors import CPUS_ENV, RAY_ADDRESS_ENV
     from compression.run.runner import Runner
+    from compression.run_folder import RunFolder
     from compression.store import Store
 
     saved = {k: os.environ.get(k) for k in (RAY_ADDRESS_ENV, CPUS_ENV, "RAY_AUTH_MODE")}

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compression.explore.search import describe_params
+from compression.explore.search_space import describe_params
 
 from .common import BENCH_DIR, Context, fmt, load_average, machine_info, now_iso, say, section, table, target
 from .report import markdown_table
@@ -54,8 +54,8 @@ def markers(key: str) -> tuple[str, str]:
 def baseline_run(ctx: Context, model: str) -> Path:
     """Train the Fashion-MNIST baseline (seeded) with just the float32 variant; its folder holds baseline.keras."""
     from compression.config import Recipe
-    from compression.results import RunFolder
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
 
     out = ctx.run_dir(f"search-baseline-{model}")
     if not RunFolder(out).baseline_model.is_file():
@@ -72,8 +72,9 @@ def baseline_run(ctx: Context, model: str) -> Path:
 
 def search_one(ctx: Context, model: str, minutes: float, strip: bool = False) -> dict[str, Any]:
     from compression.config import Recipe
-    from compression.explore.search import SearchSpec, search
-    from compression.results import RunFolder
+    from compression.explore.search import search
+    from compression.explore.search_space import SearchSpec
+    from compression.run_folder import RunFolder
 
     base = baseline_run(ctx, model)
     recipe = Recipe.from_dict({"title": f"Benchmark search: Fashion-MNIST × {model}",

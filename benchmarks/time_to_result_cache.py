@@ -84,7 +84,7 @@ def equal_work(work: Path, runs: int = 2) -> dict[str, Any]:
     out["rerun_s"] = _timed(ours_cmd[:-1], work / "ours.log", env)
     say(f"  ours, unchanged re-run {out['rerun_s']:.2f} s")
     script_rows = {r["name"]: r for r in json.loads((work / "script.json").read_text())["rows"]}
-    from compression.results import RunFolder
+    from compression.run_folder import RunFolder
     from compression.store import Store
 
     results = [RunFolder(Store(store).run_dir(r["id"])).read_results() for r in Store(store).list_runs()]
@@ -108,7 +108,7 @@ def _spare_ready(store_root: Path, timeout: float = 300) -> float:
 
 
 def _watch(store, run_id: str, t0: float) -> dict[str, float]:
-    from compression.results import RunFolder
+    from compression.run_folder import RunFolder
     from compression.store import FINAL_STATUSES
 
     marks: dict[str, float] = {}

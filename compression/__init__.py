@@ -38,9 +38,9 @@ from .progress import Cancelled, Progress
 # resolved on first attribute access so `import compression` stays light.
 _LAZY = {
     "load_dataset": "inputs.data",
-    "list_datasets": "inputs.data",
-    "load_npz": "inputs.data",
-    "Dataset": "inputs.data",
+    "list_datasets": "inputs.builtin_datasets",
+    "load_npz": "inputs.user_npz",
+    "Dataset": "inputs.dataset",
     "build_model": "inputs.models",
     "list_models": "inputs.models",
     "load_user_model": "inputs.safe_load",

@@ -17,7 +17,8 @@ from . import _locks
 from .config import PRESETS, Recipe
 from .errors import CompressionError, one_line
 from .progress import Cancelled, Progress
-from .results import RunFolder, RunStatus
+from .results import RunStatus
+from .run_folder import RunFolder
 
 
 class TerminalProgress:
@@ -115,7 +116,7 @@ def cmd_run(args) -> int:
 
 def _print_flags(out: Path) -> None:
     """One "warning:" line per flag of the baseline and of each variant (a figure that would mislead alone)."""
-    from .results import RunFolder
+    from .run_folder import RunFolder
     from .views.tables import flag_lines
 
     results = RunFolder(out).read_results()
@@ -201,7 +202,8 @@ def cmd_sensitivity(args) -> int:
 def cmd_search(args) -> int:
     import signal
 
-    from .explore.search import SearchSpec, search
+    from .explore.search import search
+    from .explore.search_space import SearchSpec
 
     recipe = _load_recipe(args.recipe)
     minutes = 20.0 if args.minutes is None and args.trials is None else args.minutes
@@ -227,14 +229,14 @@ def cmd_search(args) -> int:
         stop["asked"] = True
         print("\nstopping after this trial (Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
-    from .results import RunFolder
+    from .run_folder import RunFolder
     from .views.tables import format_points
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = search(recipe, out, spec, progress=progress, cancel=lambda: stop["asked"])
     except Cancelled:
-        from .explore.search import read_search
+        from .explore.search_results import read_search
 
         result = read_search(RunFolder(out).read_results())
     finally:
@@ -260,7 +262,7 @@ def cmd_search(args) -> int:
 def _print_fit(out: Path, board) -> None:
     """The fit column of every finished variant on ``board`` (TFLM arena and flash against its budget)."""
     from .measure.boards import fit_table, format_bytes
-    from .results import RunFolder
+    from .run_folder import RunFolder
 
     fits = fit_table(RunFolder(out).read_results(), board)
     print(f"\nfit on {board.name} ({format_bytes(board.ram_bytes)} RAM, {format_bytes(board.flash_bytes)} flash; "
@@ -281,7 +283,7 @@ def cmd_boards(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .inputs.data import list_datasets
+    from .inputs.builtin_datasets import list_datasets
 
     for d in list_datasets():
         where = "available" if d.get("offline") else "needs download/files"

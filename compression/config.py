@@ -6,6 +6,13 @@ quantization mode) and evaluation settings. It is validated once, here, on
 construction; everything downstream trusts it. Configs are inputs only:
 results never get written back into them.
 
+Why one module of ~750 lines: it is one schema, the recipe JSON. Its parts (limits and enums, the
+validation helpers, the technique configs, the dataset / model / baseline / evaluation specs, the
+Recipe) validate through the same helpers and limits and nest into each other; the presets are
+``Recipe`` classmethods (``Recipe.experiment_e()``: presets are factories on the config), so they
+cannot leave the class. Split, one schema would be spread over files a reader must hold together.
+Read it top-down in that order.
+
 Usage::
 
     recipe = Recipe.from_dict(json.load(open("recipe.json")))

@@ -45,7 +45,7 @@ if ss["dataset_name"] == "npz":
         "or sequences (N, L); integer labels from 0. Pickled objects are refused.",
     )
     if upload is not None and upload.file_id != ss.get("npz_file_id"):
-        from compression.inputs.data import load_npz
+        from compression.inputs.user_npz import load_npz
 
         state.accept_upload(upload, load_npz, "npz")
     if ss["npz_path"]:
@@ -185,7 +185,7 @@ if (
             key="model_layers",
             column_config={"params": st.column_config.NumberColumn("parameters", format="%d")},
         )
-        from compression.inputs.data import fit_to_model
+        from compression.inputs.layout import fit_to_model
         from compression.inputs.safe_load import model_input_spec
 
         try:

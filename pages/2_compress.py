@@ -6,8 +6,8 @@ import streamlit as st
 
 from compression.config import CentroidInit, Preserve, ScheduleKind
 from compression.errors import CompressionError
-from compression.results import RunFolder
 from compression.run.executors import describe_setting
+from compression.run_folder import RunFolder
 from compression.views import training_charts
 from ui import builder, state, widgets
 

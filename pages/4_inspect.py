@@ -9,7 +9,8 @@ import streamlit as st
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.measure.boards import format_bytes
-from compression.results import BaselineInfo, Reference, RunFolder
+from compression.results import BaselineInfo, Reference
+from compression.run_folder import RunFolder
 from compression.techniques.pruning import sparsity_curve
 from compression.views import charts, results_charts, training_charts, weights_charts
 from compression.views.tables import format_points

@@ -9,7 +9,8 @@ import streamlit as st
 
 from compression.config import Recipe
 from compression.errors import CompressionError
-from compression.explore.search import SearchSpec, chosen_recipe, read_search
+from compression.explore.search_results import chosen_recipe, read_search
+from compression.explore.search_space import SearchSpec
 from compression.explore.sensitivity import read_sensitivity
 from compression.measure.boards import BOARDS, format_bytes
 from compression.progress import Progress

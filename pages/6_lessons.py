@@ -11,7 +11,7 @@ from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.explore.lessons import LESSONS, main_layer
 from compression.progress import Progress
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 from compression.store import FINAL_STATUSES
 from compression.techniques.clustering import load_centroids
 from compression.techniques.pruning import load_snapshots, sparsity_curve

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from compression import Recipe, run_recipe
-from compression.results import RunFolder
 from compression.run.cache import ResultCache
+from compression.run_folder import RunFolder
 from compression.store import Store
 
 BASE = {

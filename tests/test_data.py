@@ -13,26 +13,29 @@ import pytest
 
 from compression import _tf
 from compression.errors import CompressionError
-from compression.inputs import data
-from compression.inputs.data import Dataset, list_datasets, load_dataset, load_npz, read_idx, write_idx
+from compression.inputs import builtin_datasets
+from compression.inputs.builtin_datasets import list_datasets, read_idx, write_idx
+from compression.inputs.data import load_dataset
+from compression.inputs.dataset import Dataset
+from compression.inputs.user_npz import load_npz
 
 ROOT = Path(__file__).resolve().parents[1]
-DEBIAN = Path(data.DEBIAN_FASHION_MNIST_DIR)
-REAL_KERAS_DATASET_DIRS = data._keras_dataset_dirs
+DEBIAN = Path(builtin_datasets.DEBIAN_FASHION_MNIST_DIR)
+REAL_KERAS_DATASET_DIRS = builtin_datasets._keras_dataset_dirs
 
 
 @pytest.fixture(autouse=True)
 def no_local_datasets(monkeypatch, tmp_path):
     """Each test sees no env vars, an empty Keras cache and (unless it asks) no Debian package."""
-    monkeypatch.delenv(data.FASHION_MNIST_ENV, raising=False)
-    monkeypatch.delenv(data.MNIST_ENV, raising=False)
+    monkeypatch.delenv(builtin_datasets.FASHION_MNIST_ENV, raising=False)
+    monkeypatch.delenv(builtin_datasets.MNIST_ENV, raising=False)
     monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.setattr(data, "_keras_dataset_dirs", lambda: [tmp_path / "keras" / "datasets"])
+    monkeypatch.setattr(builtin_datasets, "_keras_dataset_dirs", lambda: [tmp_path / "keras" / "datasets"])
 
 
 @pytest.fixture
 def no_debian(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no-debian"))
+    monkeypatch.setattr(builtin_datasets, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no-debian"))
 
 
 def _fake_keras(monkeypatch, **loaders):
@@ -70,7 +73,7 @@ def test_mnist1d_is_generated_offline_and_cached():
     assert abs(float(ds.x_train.mean())) < 0.1 and 0.9 < float(ds.x_train.std()) < 1.1
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # global RNG untouched
     ds.x_train[0] = 99.0  # a caller's change must not reach the cache
-    assert data._mnist1d_arrays.cache_info().currsize == 1
+    assert builtin_datasets._mnist1d_arrays.cache_info().currsize == 1
     assert load_dataset("mnist1d").x_train[0, 0, 0] != 99.0
 
 
@@ -177,8 +180,8 @@ def test_idx_folder_that_does_not_exist(tmp_path):
 
 
 def test_environment_variables_point_to_idx_folders(tmp_path, monkeypatch, no_debian):
-    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(_write_idx_folder(tmp_path / "fm")))
-    monkeypatch.setenv(data.MNIST_ENV, str(_write_idx_folder(tmp_path / "mn", n_train=20)))
+    monkeypatch.setenv(builtin_datasets.FASHION_MNIST_ENV, str(_write_idx_folder(tmp_path / "fm")))
+    monkeypatch.setenv(builtin_datasets.MNIST_ENV, str(_write_idx_folder(tmp_path / "mn", n_train=20)))
     assert len(load_dataset("fashion_mnist").y_train) == 12
     mnist = load_dataset("mnist")
     assert len(mnist.y_train) == 20 and mnist.class_names == tuple("0123456789")
@@ -219,7 +222,7 @@ def test_fashion_mnist_offline_says_what_to_install(monkeypatch, no_debian):
         load_dataset("fashion_mnist")
     message = str(err.value)
     assert "not available offline" in message and "Name or service not known" in message
-    assert "apt-get install -y dataset-fashion-mnist" in message and data.FASHION_MNIST_ENV in message
+    assert "apt-get install -y dataset-fashion-mnist" in message and builtin_datasets.FASHION_MNIST_ENV in message
 
 
 def test_cifar10_offline_error_when_not_cached(monkeypatch, tmp_path):
@@ -260,9 +263,9 @@ def test_list_datasets_sees_debian_package():
 
 
 def test_list_datasets_survives_a_bad_environment_variable(monkeypatch, tmp_path):
-    monkeypatch.setenv(data.MNIST_ENV, str(tmp_path / "missing"))
+    monkeypatch.setenv(builtin_datasets.MNIST_ENV, str(tmp_path / "missing"))
     entry = next(d for d in list_datasets() if d["name"] == "mnist")
-    assert not entry["offline"] and data.MNIST_ENV in entry["source"]
+    assert not entry["offline"] and builtin_datasets.MNIST_ENV in entry["source"]
 
 
 # ---------------------------------------------------------------- .npz

@@ -14,7 +14,8 @@ import pytest
 
 from compression.errors import CompressionError
 from compression.isolation import ChildError, IsolatedPool, NativeCrash, crash_reason
-from compression.results import RunFolder, RunResults
+from compression.results import RunResults
+from compression.run_folder import RunFolder
 from tests import isolation_jobs as jobs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from compression.errors import CompressionError
-from compression.inputs.data import fit_to_model, infer_layout, load_npz
+from compression.inputs.layout import fit_to_model, infer_layout
+from compression.inputs.user_npz import load_npz
 
 RNG = np.random.default_rng(0)
 
@@ -92,8 +93,8 @@ def test_the_mismatch_message_says_what_was_done_and_what_to_change(tmp_path):
 def test_a_recipe_runs_an_lstm_on_its_sequence_npz_and_an_embedding_model_keeps_integer_ids(tmp_path):
     from compression import _tf
     from compression.config import Recipe
-    from compression.results import RunFolder
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
 
     keras = _tf.keras()
     x = RNG.normal(size=(60, 40, 1)).astype(np.float32)

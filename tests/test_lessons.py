@@ -10,8 +10,9 @@ import pytest
 from compression.config import PruningConfig
 from compression.errors import CompressionError
 from compression.explore.lessons import LESSONS, LESSONS_TITLE, find_reusable_run, lesson_recipe, main_layer
-from compression.results import RunFolder, RunResults
+from compression.results import RunResults
 from compression.run.recipe import run_recipe
+from compression.run_folder import RunFolder
 from compression.store import Store
 from compression.techniques.pruning import load_snapshots, prune, sparsity_curve
 from compression.tflite.weights import tflite_weights_by_layer

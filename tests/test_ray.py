@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from compression import Cancelled, CompressionError, Recipe, run_recipe
-from compression.results import RunFolder, RunStatus
+from compression.results import RunStatus
 from compression.run.executors import (
     RAY_ADDRESS_ENV,
     LocalExecutor,
@@ -25,6 +25,7 @@ from compression.run.executors import (
     make_executor,
     run_variant_task,
 )
+from compression.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 300  # a whole short recipe on the shared 2-core machine
@@ -211,7 +212,9 @@ def test_the_setting_is_chosen_without_importing_ray(monkeypatch):
 
 
 def test_a_short_search_fans_its_trials_out_on_ray(ray_local, tmp_path):
-    from compression.explore.search import SearchSpec, TrialState, read_search, search
+    from compression.explore.search import search
+    from compression.explore.search_results import TrialState, read_search
+    from compression.explore.search_space import SearchSpec
 
     recipe = Recipe.from_dict({**FOUR, "dataset": {"name": "digits", "max_train": 300}})
     with RayExecutor("local") as executor:

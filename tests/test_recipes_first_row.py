@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from compression import Recipe, run_recipe
-from compression.results import RunFolder, RunResults
+from compression.results import RunResults
+from compression.run_folder import RunFolder
 from compression.store import Store
 from compression.views.tables import variant_status_rows
 

@@ -190,8 +190,8 @@ class _Scripts:
 @pytest.fixture(scope="module")
 def engine_run(tmp_path_factory):
     """One engine run of every technique on a digits subsample with one-epoch fine-tunes."""
-    from compression.results import RunFolder
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
 
     recipe = Recipe.from_dict({
         "dataset": {"name": "digits", "max_train": 320, "max_test": 200},

@@ -6,16 +6,8 @@ from pathlib import Path
 import pytest
 
 from compression.errors import CompressionError
-from compression.results import (
-    FINAL_STATUSES,
-    LayerStat,
-    RunFolder,
-    RunResults,
-    RunStatus,
-    VariantResult,
-    best_ratio,
-    file_stem,
-)
+from compression.results import FINAL_STATUSES, LayerStat, RunResults, RunStatus, VariantResult, best_ratio, file_stem
+from compression.run_folder import RunFolder
 
 FIXTURE = Path(__file__).parent / "data" / "results_v1.json"
 

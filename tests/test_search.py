@@ -10,9 +10,11 @@ import pytest
 
 from compression.config import PruningConfig, Recipe, VariantSpec
 from compression.errors import CompressionError
-from compression.explore.search import SearchResult, SearchSpec, TrialState, read_search, run_search, search
+from compression.explore.search import run_search, search
+from compression.explore.search_results import SearchResult, TrialState, read_search
+from compression.explore.search_space import SearchSpec
 from compression.progress import Cancelled
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 
 # 95 % of conv's 108 and logits' 1080 weights leave 5 and 54 non-zero: fewer than 64 clusters in both layers,
 # so the engine refuses to cluster ("None of the chosen layers can be clustered"): a real failing trial.
@@ -185,7 +187,7 @@ def test_cli_search_prints_the_chosen_variant(recipe, tmp_path, capsys):
 
 
 def test_a_new_best_is_followed_one_sparsity_step_further():
-    from compression.explore.search import _bolder, _Space
+    from compression.explore.search_space import _bolder, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -197,7 +199,7 @@ def test_a_new_best_is_followed_one_sparsity_step_further():
 
 
 def test_a_new_best_is_followed_by_more_zeros_and_by_fewer_clusters():
-    from compression.explore.search import _follow_ups, _Space
+    from compression.explore.search_space import _follow_ups, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -213,7 +215,7 @@ def test_a_new_best_is_followed_by_more_zeros_and_by_fewer_clusters():
 
 
 def test_a_newer_best_drops_the_follow_ups_of_the_best_it_superseded():
-    from compression.explore.search import _FollowUps, _settings_key, _Space
+    from compression.explore.search_space import _FollowUps, _settings_key, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))
@@ -229,7 +231,7 @@ def test_a_newer_best_drops_the_follow_ups_of_the_best_it_superseded():
 
 
 def test_a_step_within_budget_that_is_not_a_new_best_walks_on():
-    from compression.explore.search import _FollowUps, _Space
+    from compression.explore.search_space import _FollowUps, _Space
 
     space = _Space(layers=("conv", "logits"), upper={"conv": 0.95, "logits": 0.95}, cluster_layers=None,
                    max_epochs=2, default_epochs=1, modes=("int8",))

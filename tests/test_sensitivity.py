@@ -90,7 +90,7 @@ def test_bad_settings_are_refused(fragile_and_robust, digits):
 
 def test_sensitivity_run_is_stored_with_its_kind(tmp_path):
     from compression.config import Recipe
-    from compression.results import RunFolder
+    from compression.run_folder import RunFolder
 
     recipe = Recipe.from_dict({"dataset": {"name": "digits"}, "model": {"name": "seed_cnn"},
                                "baseline": {"pretrained": True}, "variants": [{"name": "float32"}]})

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 
 from compression.config import Recipe
-from compression.results import RunFolder
 from compression.run.recipe import run_recipe
+from compression.run_folder import RunFolder
 
 
 def test_baseline_without_optimizer_and_no_copy_of_its_kernels(tmp_path):

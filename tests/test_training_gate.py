@@ -9,9 +9,10 @@ import time
 import pytest
 
 from compression.errors import CompressionError
-from compression.results import RunFolder, RunResults, RunStatus
+from compression.results import RunResults, RunStatus
 from compression.run.pipeline import TrainingGate, _Pipeline
 from compression.run.writers import ResultsWriter
+from compression.run_folder import RunFolder
 
 
 def test_a_timing_waits_for_the_fine_tune_to_park_and_the_fine_tune_loses_no_batch(seed_cnn, digits):

@@ -12,8 +12,8 @@ import pytest
 
 from compression.errors import CompressionError
 from compression.inputs import zipsafe
-from compression.inputs.data import load_npz
 from compression.inputs.safe_load import load_user_model
+from compression.inputs.user_npz import load_npz
 
 MB = 2**20
 

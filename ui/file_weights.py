@@ -14,7 +14,8 @@ import streamlit as st
 
 from compression.config import PruningConfig
 from compression.errors import CompressionError
-from compression.results import RunFolder, RunResults, VariantResult
+from compression.results import RunResults, VariantResult
+from compression.run_folder import RunFolder
 from compression.techniques.clustering import load_centroids
 from compression.techniques.pruning import load_snapshots, sparsity_curve
 from compression.tflite.weights import TfliteWeights, tflite_weights_by_layer

@@ -271,7 +271,7 @@ def uploaded_baseline_flags(path: str) -> list[dict]:
 
 @st.cache_data(show_spinner=False)
 def datasets() -> list[dict]:
-    from compression.inputs.data import list_datasets
+    from compression.inputs.builtin_datasets import list_datasets
 
     return list_datasets()
 

@@ -319,7 +319,7 @@ def analyze(baseline, dataset, *, sparsities: Sequence[float] = DEFAULT_SPARSITI
 
     Args:
         baseline: the trained float tf_keras model.
-        dataset: a :class:`compression.inputs.data.Dataset` (test set for accuracy, training set for calibration).
+        dataset: a :class:`compression.inputs.dataset.Dataset` (test set for accuracy, training set for calibration).
         sparsities: pruning sparsities in (0, 1).
         clusters: cluster counts (≥ 2).
         int8: measure the int8 cells too.

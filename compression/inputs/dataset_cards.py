@@ -20,7 +20,8 @@ from ..validation import whole_number
 
 __all__ = ["dataset_card", "describe_dataset"]
 
-# scikit-learn's 8×8 digits as compression.inputs.data._load_digits splits them (1 797 images, 20 % test, stratified).
+# scikit-learn's 8×8 digits as compression.inputs.builtin_datasets._load_digits splits them (1 797 images, 20 % test,
+# stratified).
 _CARDS = {
     "digits": DatasetInfo(name="digits", input_shape=(8, 8, 1), num_classes=10, n_train=1437, n_test=360,
                           class_names=tuple(str(d) for d in range(10)), kind="image"),
@@ -43,7 +44,7 @@ def dataset_card(name: str, path: str | None = None, max_train: int | None = Non
 
 
 def describe_dataset(ds) -> DatasetInfo:
-    """The :class:`~compression.results.DatasetInfo` of a loaded :class:`~compression.inputs.data.Dataset`."""
+    """The :class:`~compression.results.DatasetInfo` of a loaded :class:`~compression.inputs.dataset.Dataset`."""
     return DatasetInfo(name=ds.name, input_shape=tuple(ds.input_shape), num_classes=ds.num_classes,
                        n_train=int(len(ds.x_train)), n_test=int(len(ds.x_test)), class_names=tuple(ds.class_names),
                        kind=ds.kind, notes=tuple(ds.notes))

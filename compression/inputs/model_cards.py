@@ -114,7 +114,7 @@ def _summarize(kind: str, name: str | None, path: str | None, input_shape, num_c
 def write_cards(path: Path = CARDS_FILE) -> dict[str, dict]:
     """Compute every card (zoo × built-in shapes, pretrained samples) and write them."""
     from .._io import atomic_write_json
-    from .data import _REGISTRY
+    from .builtin_datasets import _REGISTRY
     from .models import ZOO
     from .pretrained import list_pretrained
 

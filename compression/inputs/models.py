@@ -203,7 +203,7 @@ def check_compatible(input_shape: Sequence[int | None], outputs: int, dataset) -
         input_shape: the model's input shape without the batch axis (None: any size).
         outputs: the model's number of outputs (``model.output_shape[-1]``).
         dataset: anything with ``name``, ``input_shape`` and ``num_classes`` (a
-            :class:`~compression.inputs.data.Dataset`).
+            :class:`~compression.inputs.dataset.Dataset`).
 
     Raises:
         CompressionError: "The model expects inputs of shape (8, 8, 1) but dataset 'mnist1d' gives (40, 1)."

@@ -20,8 +20,8 @@ from ..results import (
     DatasetInfo,
     Flag,
     Reference,
-    RunFolder,
 )
+from ..run_folder import RunFolder
 from .stages import _StageCache
 from .writers import ResultsWriter, _parts, _record
 
@@ -89,7 +89,7 @@ def load_recipe_dataset(recipe: Recipe, results: ResultsWriter | dict[str, Any],
         _tf.wait_for_tensorflow()
     _tf.set_seed(recipe.seed)
     if recipe.model.path is not None:  # the uploaded model decides the layout (axes, integer ids)
-        from ..inputs.data import fit_to_model
+        from ..inputs.layout import fit_to_model
         from ..inputs.safe_load import model_input_spec
 
         spec = model_input_spec(recipe.model.path)

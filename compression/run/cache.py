@@ -56,7 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CompressionError
-from ..results import RunFolder, VariantResult, file_stem
+from ..results import VariantResult, file_stem
+from ..run_folder import RunFolder
 
 __all__ = [
     "CACHE_DIR",
@@ -79,7 +80,7 @@ KEY_FORMAT = 1  # bump when what goes into a key changes meaning
 
 # The code that determines a row's figures (the engine version hashes its source): these core modules, and
 # every module of these floors (a whole floor, so a module split or added there counts without a list to keep).
-ENGINE_MODULES = ("_tf.py", "config.py", "isolation.py", "results.py")
+ENGINE_MODULES = ("_tf.py", "config.py", "isolation.py", "results.py", "run_folder.py")
 ENGINE_FLOORS = ("inputs", "techniques", "tflite", "measure", "run")
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # compression/

@@ -185,7 +185,8 @@ def run_variant_task(spec: dict, recipe: dict, baseline_keras: bytes, ds, refere
     started = time.perf_counter()
     threads = _match_threads(cpus)
     from ..inputs.safe_load import load_user_model
-    from ..results import RunFolder, file_stem
+    from ..results import file_stem
+    from ..run_folder import RunFolder
     from ..techniques.train import compile_for_training
     from .baseline import RUN_BASELINE_MAX_BYTES
     from .stages import _StageCache

@@ -26,12 +26,12 @@ from ..results import (
     BaselineInfo,
     DatasetInfo,
     Reference,
-    RunFolder,
     RunResults,
     RunStatus,
     VariantResult,
     results_table,
 )
+from ..run_folder import RunFolder
 from .baseline import load_recipe_dataset, prepare_baseline
 from .pipeline import _Monotonic, _Pipeline
 from .stages import progress_weights

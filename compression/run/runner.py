@@ -37,7 +37,8 @@ from typing import Any
 from .. import _locks
 from ..config import Recipe
 from ..errors import CompressionError
-from ..results import RunFolder, RunKind, RunStatus
+from ..results import RunKind, RunStatus
+from ..run_folder import RunFolder
 from ..store import DEFAULT_JOB, FINAL_STATUSES, Store, default_root, describe_position
 
 __all__ = ["JOBS_ENV", "Runner", "get_runner"]

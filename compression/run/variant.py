@@ -20,12 +20,12 @@ from ..results import (
     Flag,
     Latency,
     LayerStat,
-    RunFolder,
     RunStatus,
     Timings,
     VariantResult,
     file_stem,
 )
+from ..run_folder import RunFolder
 from .stages import _StageCache, build_variant_model, values_per_channel
 
 __all__ = [
@@ -224,7 +224,7 @@ class VariantOutcome:
 
 
 def write_outcome_files(folder, outcome: VariantOutcome) -> None:
-    """Write the files a task returned into the run folder (a :class:`~compression.results.RunFolder`)."""
+    """Write the files a task returned into the run folder (a :class:`~compression.run_folder.RunFolder`)."""
     from .._io import atomic_write_bytes
     from ..results import file_stem
 

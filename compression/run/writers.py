@@ -15,12 +15,12 @@ from ..config import Recipe
 from ..errors import CompressionError, one_line
 from ..progress import Cancelled
 from ..results import (
-    RunFolder,
     RunKind,
     RunResults,
     RunStatus,
     VariantResult,
 )
+from ..run_folder import RunFolder
 
 __all__ = [
     "JobResults",

@@ -20,7 +20,7 @@ The package, one module per job:
 * :mod:`.liveness` — whether a running run's worker is alive (its ``worker.lock``), interrupted runs;
 * :mod:`.archive` — export/import of a finished run as a zip.
 
-Paths inside a run folder belong to :class:`compression.results.RunFolder` (``store.folder(run_id)``).
+Paths inside a run folder belong to :class:`compression.run_folder.RunFolder` (``store.folder(run_id)``).
 
 Usage::
 
@@ -38,7 +38,8 @@ from pathlib import Path
 
 from .._io import atomic_write_bytes, atomic_write_text
 from ..errors import CompressionError
-from ..results import ACCURACY_TOLERANCE, FINAL_STATUSES, RunFolder, RunKind, RunStatus, best_ratio
+from ..results import ACCURACY_TOLERANCE, FINAL_STATUSES, RunKind, RunStatus, best_ratio
+from ..run_folder import RunFolder
 from .archive import EXPORT_FORMAT, EXPORT_VERSION, MAX_IMPORT_BYTES, MAX_IMPORT_MEMBERS, Archive
 from .liveness import CLAIM_GRACE_S, describe_position
 from .runs import DEFAULT_JOB, MAX_BATCH_EVENTS, STATUSES

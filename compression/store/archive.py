@@ -17,7 +17,8 @@ from typing import Any
 from ..config import Recipe
 from ..errors import CompressionError
 from ..inputs import zipsafe
-from ..results import FINAL_STATUSES, RunFolder, RunKind, RunStatus
+from ..results import FINAL_STATUSES, RunKind, RunStatus
+from ..run_folder import RunFolder
 from .liveness import Liveness
 from .runs import DEFAULT_JOB, RUN_ID, _iso, _new_run_id
 from .schema import COLUMNS, SCHEMA_VERSION, kind_of

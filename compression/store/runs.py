@@ -17,7 +17,8 @@ from typing import Any
 from .._io import atomic_write_text, json_default
 from ..config import Recipe
 from ..errors import CompressionError
-from ..results import FINAL_STATUSES, RunFolder, RunKind, RunResults, RunStatus, best_ratio
+from ..results import FINAL_STATUSES, RunKind, RunResults, RunStatus, best_ratio
+from ..run_folder import RunFolder
 from .schema import Database, kind_of
 
 __all__ = ["DEFAULT_JOB", "STATUSES", "RunRecords"]
@@ -64,7 +65,7 @@ class RunRecords(Database):
         return self.runs_root / run_id
 
     def folder(self, run_id: str) -> RunFolder:
-        """The :class:`~compression.results.RunFolder` of a run (its files' paths).
+        """The :class:`~compression.run_folder.RunFolder` of a run (its files' paths).
 
         Raises:
             CompressionError: ``run_id`` is not a run id.

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CompressionError
-from ..results import RunFolder, RunKind, best_ratio
+from ..results import RunKind, best_ratio
+from ..run_folder import RunFolder
 
 __all__ = ["COLUMNS", "DB_NAME", "KIND_OF_JOB", "MIGRATIONS", "SCHEMA_VERSION", "Database", "kind_of"]
 

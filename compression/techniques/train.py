@@ -190,7 +190,7 @@ def train_baseline(model, dataset, *, epochs: int = 5, batch_size: int = 64, lea
 
     Args:
         model: an uncompiled or compiled tf_keras model.
-        dataset: a :class:`compression.inputs.data.Dataset`.
+        dataset: a :class:`compression.inputs.dataset.Dataset`.
         epochs, batch_size, learning_rate, validation_split: training settings.
         seed: seeds Python, NumPy and TensorFlow first.
         progress: receives ``Progress(phase="baseline", ...)`` events.
@@ -211,7 +211,7 @@ def train_baseline(model, dataset, *, epochs: int = 5, batch_size: int = 64, lea
 def uploaded_baseline_flags(path, dataset, max_samples: int = 2000) -> list[dict[str, str]]:
     """Warnings about an uploaded model used as it is (at chance on this data?), before any run starts.
 
-    Loads the file safely, lays the data out as the model wants (:func:`~compression.inputs.data.fit_to_model`)
+    Loads the file safely, lays the data out as the model wants (:func:`~compression.inputs.layout.fit_to_model`)
     and predicts up to ``max_samples`` test samples.
 
     Usage::
@@ -222,7 +222,7 @@ def uploaded_baseline_flags(path, dataset, max_samples: int = 2000) -> list[dict
     Raises:
         CompressionError: the file cannot be loaded or does not fit the data.
     """
-    from ..inputs.data import fit_to_model
+    from ..inputs.layout import fit_to_model
     from ..inputs.models import check_compatible
     from ..inputs.safe_load import load_user_model
     from ..measure.litert import baseline_flags

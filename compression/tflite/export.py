@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..config import Recipe
 from ..errors import CompressionError
-from ..results import RunFolder, RunResults, results_table
+from ..results import RunResults, results_table
+from ..run_folder import RunFolder
 
 __all__ = [
     "C_KEYWORDS",

@@ -54,7 +54,7 @@ def test_a_short_search_runs_from_the_page_and_the_chosen_variant_downloads(lab)
 
 
 def test_stop_keeps_the_finished_trials(lab):
-    from compression.explore.search import read_search
+    from compression.explore.search_results import read_search
     from compression.store import Store
 
     at = app_test(PAGE, **QUICK, fs_trials=0)

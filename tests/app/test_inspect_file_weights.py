@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from apptest_support import app_test, assert_clean, figure, plotly_charts
 
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 from compression.store import Store
 from compression.tflite.weights import tflite_weights_by_layer
 

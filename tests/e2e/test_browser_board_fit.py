@@ -16,7 +16,7 @@ import pytest
 from e2e_support import ROOT, by_key, exceptions, open_page, poll, screenshot, wait_idle
 
 from compression.measure.boards import BOARDS
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from e2e_support import by_key, exceptions, navigate, open_page, poll, screenshot, selectbox_value
 
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import pytest
 from e2e_support import TITLES, by_key, exceptions, navigate, poll, wait_idle
 
 from compression.explore.lessons import LESSONS, LESSONS_TITLE
-from compression.results import RunFolder
+from compression.run_folder import RunFolder
 from compression.tflite.weights import tflite_weights_by_layer
 
 pytestmark = pytest.mark.e2e
