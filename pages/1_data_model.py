@@ -8,7 +8,7 @@ from compression.errors import CompressionError
 from compression.inputs.models import check_compatible
 from compression.inputs.pretrained import has_pretrained
 from compression.results import RunKind
-from compression.views import data_preview as charts_data
+from compression.views import data_preview
 from ui import builder, state, widgets
 
 state.init()
@@ -83,10 +83,10 @@ else:
     m[1].metric("test samples", f"{len(ds.x_test):,}")
     m[2].metric("classes", ds.num_classes)
     m[3].metric("input shape", "×".join(str(d) for d in ds.input_shape))
-    preview = charts_data.dataset_preview(ds.kind, ds.x_train, ds.y_train, ds.class_names)
+    preview = data_preview.dataset_preview(ds.kind, ds.x_train, ds.y_train, ds.class_names)
     a, b = st.columns([3, 2])
     a.plotly_chart(preview, width="stretch", key="dataset_preview")
-    b.plotly_chart(charts_data.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch", key="class_counts")
+    b.plotly_chart(data_preview.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch", key="class_counts")
 
 # ---------------------------------------------------------------- 2. model
 

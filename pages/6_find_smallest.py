@@ -16,7 +16,7 @@ from compression.measure.boards import BOARDS, format_bytes
 from compression.progress import Progress
 from compression.results import RunResults
 from compression.store import FINAL_STATUSES
-from compression.views import search_charts as charts_search
+from compression.views import search_charts
 from compression.views.tables import format_points
 from ui import state, widgets
 
@@ -141,9 +141,9 @@ def draw(run_id: str) -> None:
         with st.expander("Per-layer sensitivity (the search's prior)", expanded=result is None):
             st.caption(f"Measured in Keras on {sensitivity.n_test} test samples, no fine-tune; int8 cells: "
                        f"{sensitivity.int8_measures}.")
-            st.plotly_chart(charts_search.sensitivity_heatmap(sensitivity.frame()), width="stretch",
+            st.plotly_chart(search_charts.sensitivity_heatmap(sensitivity.frame()), width="stretch",
                             key=f"fs_heat_{run_id}")
-            st.plotly_chart(charts_search.sensitivity_ranking(pd.DataFrame(sensitivity.ranking())),
+            st.plotly_chart(search_charts.sensitivity_ranking(pd.DataFrame(sensitivity.ranking())),
                             width="stretch", key=f"fs_rank_{run_id}")
             for note in sensitivity.notes:
                 st.caption(note)
@@ -185,9 +185,9 @@ def draw_search(run_id: str, result, results: RunResults) -> None:
         })
         size = "gzip_bytes" if result.spec.objective.value == "gzip" else "size_bytes"
         widgets.flag_warnings(results)
-        st.plotly_chart(charts_search.trials_front(frame, size=size, budget_accuracy=result.budget_accuracy,
+        st.plotly_chart(search_charts.trials_front(frame, size=size, budget_accuracy=result.budget_accuracy,
                                                    chosen=result.chosen), width="stretch", key=f"fs_front_{run_id}")
-        st.plotly_chart(charts_search.search_history(result.history(), result.reference_bytes), width="stretch",
+        st.plotly_chart(search_charts.search_history(result.history(), result.reference_bytes), width="stretch",
                         key=f"fs_history_{run_id}")
     if chosen is None:
         return
