@@ -86,7 +86,8 @@ else:
     preview = data_preview.dataset_preview(ds.kind, ds.x_train, ds.y_train, ds.class_names)
     a, b = st.columns([3, 2])
     a.plotly_chart(preview, width="stretch", key="dataset_preview")
-    b.plotly_chart(data_preview.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch", key="class_counts")
+    b.plotly_chart(data_preview.class_counts(ds.y_train, ds.y_test, ds.class_names), width="stretch",
+                   key="class_counts")
 
 # ---------------------------------------------------------------- 2. model
 
