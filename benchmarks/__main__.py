@@ -24,6 +24,7 @@ from . import (
     experiment_e,
     frontier,
     measurement,
+    ray_bench,
     time_to_result,
     time_to_result_cache,
 )
@@ -53,6 +54,7 @@ BENCHMARKS = {
     "app": app_render,
     "board_fit": board_fit,
     "time_to_result_cache": time_to_result_cache,
+    "ray": ray_bench,
 }
 # Left out, on purpose: architectures.py (a support matrix of tiny models on random data, ok/failed per
 # architecture × mode, written to docs/architectures.md: no figure to time, 13 minutes) and
