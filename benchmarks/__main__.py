@@ -23,6 +23,7 @@ from . import (
     eval_speed,
     experiment_e,
     frontier,
+    lessons,
     measurement,
     ray_bench,
     time_to_result,
@@ -55,6 +56,7 @@ BENCHMARKS = {
     "board_fit": board_fit,
     "time_to_result_cache": time_to_result_cache,
     "ray": ray_bench,
+    "lessons": lessons,
 }
 # Left out, on purpose: architectures.py (a support matrix of tiny models on random data, ok/failed per
 # architecture × mode, written to docs/architectures.md: no figure to time, 13 minutes) and
