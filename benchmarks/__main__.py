@@ -26,6 +26,7 @@ from . import (
     lessons,
     measurement,
     ray_bench,
+    search,
     time_to_result,
     time_to_result_cache,
 )
@@ -45,7 +46,7 @@ from .common import (
 from .report import render
 
 # The whole suite, in order. Order matters: experiment E leaves its runs (the Fashion-MNIST baseline and
-# .tflite files, its per-variant timings) for the later ones.
+# .tflite files, its per-variant timings) for the later ones. The search goes last: it is the longest.
 BENCHMARKS = {
     "experiment_e": experiment_e,
     "frontier": frontier,
@@ -57,6 +58,7 @@ BENCHMARKS = {
     "time_to_result_cache": time_to_result_cache,
     "ray": ray_bench,
     "lessons": lessons,
+    "search": search,
 }
 # Left out, on purpose: architectures.py (a support matrix of tiny models on random data, ok/failed per
 # architecture × mode, written to docs/architectures.md: no figure to time, 13 minutes) and
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None, help="folder for the runs' files (default: a new temp folder)")
     parser.add_argument("--out", default=str(BENCH_DIR), help="where results.json and RESULTS.md go")
     parser.add_argument("--verbose", action="store_true", help="leave TensorFlow's stderr on the terminal")
+    parser.add_argument("--search-minutes", type=float, default=None,
+                        help="time budget of the search benchmark, per model (default: 8 full, 1.5 quick)")
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     ctx = Context(quick=args.quick) if args.work is None else Context(quick=args.quick, work=Path(args.work))
+    ctx.search_minutes = args.search_minutes
     ctx.work.mkdir(parents=True, exist_ok=True)
     where_tracebacks_go = "the terminal's stderr" if args.verbose else str(ctx.work / "stderr.log")
     if not args.verbose:

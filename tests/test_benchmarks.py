@@ -125,6 +125,16 @@ def test_fashion_mnist_check_is_the_engines(tmp_path, monkeypatch):
     assert fashion_mnist_dir() == tmp_path
 
 
+def test_every_registered_benchmark_is_a_section_module():
+    from benchmarks.__main__ import BENCHMARKS
+
+    assert {"search", "ray", "time_to_result_cache", "lessons"} <= set(BENCHMARKS)
+    for name, module in BENCHMARKS.items():
+        assert callable(module.run) and module.TITLE, name
+    titles = [m.TITLE for m in BENCHMARKS.values()]
+    assert len(set(titles)) == len(titles)
+
+
 def test_target_direction():
     assert target("x", 3.0, 2.0, higher_is_better=True)["met"] is True
     assert target("x", 3.0, 2.0)["met"] is False
