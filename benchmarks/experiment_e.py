@@ -9,6 +9,7 @@ e.g. the pruning stage between ``pruned``, ``pruned-dynamic`` and the PQAT/PCQAT
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .common import (
@@ -131,8 +132,15 @@ def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
 
     out = ctx.run_dir(f"experiment_e-{key}")
     say(f"[1] experiment E on {recipe.dataset.name} ({len(recipe.variants)} variants) → {out}")
+    printer, marks = progress_printer(key), {}
     with Stopwatch() as t:
-        run_recipe(recipe, out, progress=progress_printer(key))
+
+        def progress(event) -> None:
+            if event.phase == "baseline_done":
+                marks.setdefault("baseline_done", time.perf_counter() - t.start)
+            printer(event)
+
+        run_recipe(recipe, out, progress=progress)
     results = load_results(out)
     ctx.shared[f"experiment_e_{key}"] = str(out)  # benchmark 7 reads its TFLM measurements
     rows = table_rows(results)
@@ -140,6 +148,7 @@ def run_one(ctx: Context, key: str, recipe) -> dict[str, Any]:
     shown = shown_rows(rows)
     say(text_table(HEADERS, [row_cells(r) for r in shown]))
     return {"dataset": recipe.dataset.name, "model": recipe.model.name, "run_dir": str(out), "seconds": t.seconds,
+            "baseline_seconds": marks.get("baseline_done"),  # data, baseline and the float32 reference
             "recipe": recipe.to_dict(),
             "baseline": {k: v for k, v in results.baseline.to_dict().items() if k != "history"},
             "n_train": results.dataset.n_train, "n_test": results.dataset.n_test,
