@@ -156,14 +156,21 @@ def _label(s: SearchSetting) -> str:
 
 
 def _targets(s: SearchSetting, minutes: float, r: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The two targets; a search that ran but found nothing within 1 point (or never reached 20×) missed them."""
     found = r and r["chosen"]
-    return [
+    out = [
         target(f"{_label(s)}: smallest gzip within 1 pt in {minutes:g} min, ratio vs float32 gzip",
-               r["gzip_ratio"] if r else None, TARGETS[s.model], unit="×", higher_is_better=True,
+               round(r["gzip_ratio"], 2) if r and r["gzip_ratio"] else None, TARGETS[s.model], unit="×",
+               higher_is_better=True,
                note=f"{r['chosen']}, {fmt(r['gzip_bytes'])} B" if found else (r["why_none"] if r else "")),
-        target(f"{_label(s)}: time until a trial within 1 pt reached 20×", r["time_to_20x"] if r else None,
+        target(f"{_label(s)}: time until a trial within 1 pt reached 20×",
+               round(r["time_to_20x"], 1) if r and r["time_to_20x"] is not None else None,
                minutes * 60, unit="s", note="not reached" if r and r["time_to_20x"] is None else ""),
     ]
+    for t in out:
+        if r is not None and t["value"] is None:
+            t["met"] = False
+    return out
 
 
 def run(ctx: Context, settings: tuple[SearchSetting, ...] | None = None) -> dict[str, Any]:
