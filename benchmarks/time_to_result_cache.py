@@ -6,9 +6,10 @@ A section of ``python -m benchmarks`` (``--only time_to_result_cache``); it meas
    baseline trained 2 epochs, pruned / pruned-dynamic / QAT / PQAT fine-tuned 2 epochs each, batch 128,
    200 latency runs; the TFLite Micro measurement off, since the script has none): ``python -m compression
    run RECIPE --store S --recompute`` vs :mod:`benchmarks.plain_script` doing the same work (it retrains
-   its baseline too), whole processes in pairs, the order swapped each pair (3 pairs; ``--quick``: 1);
-   then the same command again on the same store without ``--recompute`` (an unchanged re-run: every row
-   from the cache). Without Fashion-MNIST this part is not measured and says so.
+   its baseline too), whole processes in pairs, the order swapped each pair (3 pairs; ``--quick``: 1 pair
+   with 1-epoch baseline and fine-tunes); then the same command again on the same store without
+   ``--recompute`` (an unchanged re-run: every row from the cache). Without Fashion-MNIST this part is
+   not measured and says so.
 2. **The app's path** (the default preset: experiment E on digits, pretrained baseline) through a
    :class:`~compression.runner.Runner` with a warm spare: submit → first row, submit → full table on a
    fresh store; then the unchanged re-run's submit → full table.
@@ -54,13 +55,13 @@ PAGES = ["app.py", "pages/1_data_model.py", "pages/2_compress.py", "pages/3_comp
          "pages/5_history.py"]
 
 
-def equal_work_recipe(fashion_dir: Path) -> dict[str, Any]:
+def equal_work_recipe(fashion_dir: Path, epochs: int = 2) -> dict[str, Any]:
     from compression.config import Recipe
 
-    r = Recipe.experiment_e_writeup("fashion_mnist", "seed_cnn", pretrained=False, fine_tune_epochs=2).to_dict()
-    r["title"] = "Equal work: experiment E on Fashion-MNIST (baseline 2 epochs, fine-tunes 2, batch 128)"
+    r = Recipe.experiment_e_writeup("fashion_mnist", "seed_cnn", pretrained=False, fine_tune_epochs=epochs).to_dict()
+    r["title"] = f"Equal work: experiment E on Fashion-MNIST (baseline {epochs} epochs, fine-tunes {epochs}, batch 128)"
     r["dataset"] = {"name": "fashion_mnist", "path": str(fashion_dir)}
-    r["baseline"].update(epochs=2, batch_size=128)
+    r["baseline"].update(epochs=epochs, batch_size=128)
     for v in r["variants"]:
         v["batch_size"] = 128
     r["evaluation"].update(latency_runs=200, tflm=False)
@@ -71,16 +72,16 @@ def _timed(cmd: list[str], log: Path, env: dict | None = None) -> float:
     return timed_process(cmd, env=env, timeout=None, log=log)[0]
 
 
-def equal_work(work: Path, fashion_dir: Path, runs: int = 3) -> dict[str, Any]:
+def equal_work(work: Path, fashion_dir: Path, runs: int = 3, epochs: int = 2) -> dict[str, Any]:
     recipe_path = work / "equal-work.json"
-    recipe_path.write_text(json.dumps(equal_work_recipe(fashion_dir), indent=1))
+    recipe_path.write_text(json.dumps(equal_work_recipe(fashion_dir, epochs), indent=1))
     store = work / "equal-work-store"
     env = {**os.environ, "COMPRESSION_LAB_DATA": str(store)}
     # --recompute: every timed run of ours does the whole work afresh (none of them reads the cache).
     ours_cmd = [sys.executable, "-m", "compression", "run", str(recipe_path), "--store", str(store), "--recompute"]
     script_cmd = [sys.executable, str(BENCH_DIR / "plain_script.py"), str(work / "script.json"), str(fashion_dir),
-                  "2", "2", "128"]
-    out: dict[str, Any] = {"load": {}, "runs": runs}
+                  str(epochs), str(epochs), "128"]
+    out: dict[str, Any] = {"load": {}, "runs": runs, "epochs": epochs}
     out["load"]["start"] = load_average()
     say(f"[equal work] ours (A) and the plain script (B) in pairs, the order swapped each pair, {runs} each "
         f"(load {out['load']['start']})")
@@ -227,6 +228,7 @@ def _spread(e: dict[str, Any], label: str, digits: int = 1) -> str:
 
 
 RUNS = {True: 1, False: 3}  # equal work: pairs of runs, quick and full
+EPOCHS = {True: 1, False: 2}  # equal work: baseline and fine-tune epochs, quick and full
 ROUNDS = {True: 1, False: 3}  # pages: rounds of every page
 
 
@@ -244,7 +246,8 @@ def _equal_work_part(e: dict[str, Any]) -> tuple[list, list]:
     """Tables and notes of the equal-work measurement."""
     paired = e["paired"]
     tables = [
-        table(f"Equal work vs a plain tfmot script (Fashion-MNIST, experiment E, both retrain the baseline): "
+        table(f"Equal work vs a plain tfmot script (Fashion-MNIST, experiment E, both retrain the baseline; "
+              f"baseline {e['epochs']} epochs, fine-tunes {e['epochs']}, batch 128): "
               f"{e['runs']} pair(s) of whole processes, ours (`python -m compression run RECIPE --store S "
               "--recompute`, fresh work every run) and the plain script, the order swapped each pair "
               f"(benchmarks.common.paired_runs); load average {e['load']['start']} at the start, "
@@ -273,7 +276,7 @@ def run(ctx: Context) -> dict[str, Any]:
         missing.append(not_measured(NEEDS_FASHION_MNIST, "equal work vs the plain script (Fashion-MNIST)"))
         targets += _equal_work_targets(None)
     else:
-        e = data["equal_work"] = equal_work(work, fashion_dir, runs=RUNS[ctx.quick])
+        e = data["equal_work"] = equal_work(work, fashion_dir, runs=RUNS[ctx.quick], epochs=EPOCHS[ctx.quick])
         targets += _equal_work_targets(e)
         t, n = _equal_work_part(e)
         tables += t
@@ -304,7 +307,8 @@ def run(ctx: Context) -> dict[str, Any]:
                  + ("" if p["runs_still_running_at_end"] == 3 else " (some renders had less load beside them)")
                  + ". AppTest times the scripts (no browser); the browser's own rendering is benchmark 6.")
     if ctx.quick:
-        notes.append(f"Quick mode: {RUNS[True]} equal-work pair, {ROUNDS[True]} round of the pages.")
+        notes.append(f"Quick mode: {RUNS[True]} equal-work pair with {EPOCHS[True]}-epoch baseline and fine-tunes, "
+                     f"{ROUNDS[True]} round of the pages.")
     return section(TITLE, targets=targets, tables=tables, notes=notes, data=data, missing=missing)
 
 
