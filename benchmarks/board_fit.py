@@ -16,7 +16,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .common import Context, Stopwatch, fmt, progress_printer, say, section, table, text_table
+from .common import (
+    NEEDS_FASHION_MNIST,
+    Context,
+    Stopwatch,
+    fashion_mnist_available,
+    fmt,
+    not_measured,
+    progress_printer,
+    say,
+    section,
+    table,
+    text_table,
+)
 
 TITLE = "7. Board fit (TensorFlow Lite Micro)"
 
@@ -96,8 +108,13 @@ def run(ctx: Context) -> dict[str, Any]:
     from compression.measure.boards import BOARDS, format_bytes
 
     runs: dict[str, Any] = {}
+    recipes = _recipes(ctx)
+    missing = []
+    if not fashion_mnist_available():
+        del recipes["fashion_mnist"]
+        missing.append(not_measured(NEEDS_FASHION_MNIST, "Fashion-MNIST × seed CNN"))
     with Stopwatch() as t:
-        for key, recipe in _recipes(ctx).items():
+        for key, recipe in recipes.items():
             runs[key] = run_one(ctx, key, recipe)
     tables, notes = [], []
     for key, r in runs.items():
@@ -130,4 +147,4 @@ def run(ctx: Context) -> dict[str, Any]:
                  "ms/sample is a reference-kernel time on this CPU, not a device's latency.")
     if ctx.quick:
         notes.append("Quick mode: Fashion-MNIST subsampled (see benchmark 1's settings).")
-    return section(TITLE, tables=tables, notes=notes, data={"runs": runs}, seconds=t.seconds)
+    return section(TITLE, tables=tables, notes=notes, data={"runs": runs}, seconds=t.seconds, missing=missing)

@@ -1,9 +1,11 @@
 """Shared helpers of the benchmark suite: context, machine facts, timing, targets, tables.
 
-Every benchmark module exposes ``run(ctx) -> dict`` returning a *section*::
+Every benchmark module exposes ``TITLE`` and ``run(ctx) -> dict`` returning a *section*::
 
-    {"title": str, "targets": [target(...)], "tables": [table(...)], "notes": [str], "data": {...raw numbers...}}
+    {"title": str, "targets": [target(...)], "tables": [table(...)], "notes": [str],
+     "not_measured": [{"part": str | None, "reason": str}], "data": {...raw numbers...}}
 
+``python -m benchmarks`` adds each section's own start time, seconds and load averages, and
 ``benchmarks.report.render`` turns the sections into RESULTS.md; nothing there is typed by hand.
 """
 
@@ -35,11 +37,13 @@ class Context:
         quick: the short version (subsampled Fashion-MNIST, fewer points).
         work: folder for run directories (tflite files, results.json of each recipe run).
         shared: artefacts one benchmark leaves for another (e.g. the Fashion-MNIST run folder).
+        search_minutes: time budget of each model's search (``--search-minutes``).
     """
 
     quick: bool = False
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="compression-bench-")))
     shared: dict[str, Any] = field(default_factory=dict)
+    search_minutes: float | None = None  # the search benchmark's budget per model; None: the mode's default
 
     def run_dir(self, name: str) -> Path:
         path = self.work / name
@@ -194,6 +198,50 @@ def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+def git_state(outputs: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The checkout's short commit and whether tracked files differ from it (``outputs`` not counted).
+
+    ``outputs`` are the files the suite itself rewrites (RESULTS.md, results.json): a previous
+    run's uncommitted figures do not make the code dirty.
+    """
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                              check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        top = Path(git("rev-parse", "--show-toplevel").strip())
+        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None, "modified": []}
+    skip = {str(p.resolve().relative_to(top)) for p in outputs if p.resolve().is_relative_to(top)}
+    modified = [c.split(" -> ")[-1] for c in changed if c.split(" -> ")[-1] not in skip]
+    return {"commit": commit, "dirty": bool(modified), "modified": modified}
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+NEEDS_FASHION_MNIST = "needs Fashion-MNIST (`sudo apt-get install -y dataset-fashion-mnist`); not measured"
+
+
+def fashion_mnist_dir() -> Path | None:
+    """The folder the engine reads Fashion-MNIST from, or None when it cannot load it offline.
+
+    Asks the engine's own check (``compression.inputs.builtin_datasets.list_datasets``: Debian's
+    /usr/share/datasets/fashion-mnist, ``$COMPRESSION_LAB_FASHION_MNIST_DIR`` or Keras' cache).
+    """
+    from compression.inputs.builtin_datasets import list_datasets
+
+    entry = next((d for d in list_datasets() if d["name"] == "fashion_mnist"), None)
+    return Path(entry["source"]) if entry and entry["offline"] else None
+
+
+def fashion_mnist_available() -> bool:
+    return fashion_mnist_dir() is not None
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -212,14 +260,58 @@ def table(caption: str, headers: list[str], rows: list[list[Any]]) -> dict[str, 
     return {"caption": caption, "headers": headers, "rows": rows}
 
 
-def section(title: str, *, targets=None, tables=None, notes=None, data=None, seconds=None) -> dict[str, Any]:
+def not_measured(reason: str, part: str | None = None) -> dict[str, Any]:
+    """One part of a section (or the whole section, ``part=None``) that was not measured, and why."""
+    return {"part": part, "reason": reason}
+
+
+def section(title: str, *, targets=None, tables=None, notes=None, data=None, seconds=None,
+            missing=None) -> dict[str, Any]:
+    """A benchmark's result; ``missing`` lists :func:`not_measured` parts (rendered before the figures)."""
     return {"title": title, "targets": list(targets or []), "tables": list(tables or []),
-            "notes": list(notes or []), "data": data or {}, "seconds": seconds}
+            "notes": list(notes or []), "not_measured": list(missing or []), "data": data or {}, "seconds": seconds}
 
 
-def skipped(title: str, reason: str) -> dict[str, Any]:
-    """A section for a benchmark that could not run here, saying why."""
-    return section(title, notes=[f"Not measured: {reason}"], data={"skipped": reason})
+def skipped(title: str, reason: str, *, targets=None) -> dict[str, Any]:
+    """A section for a benchmark that could not run here, saying why (its targets, if given, as not measured)."""
+    return section(title, targets=targets, missing=[not_measured(reason)], data={"skipped": reason})
+
+
+def needs_fashion_mnist(title: str, *, targets=None) -> dict[str, Any]:
+    """The section of a benchmark that runs on Fashion-MNIST only, when the dataset is absent."""
+    return skipped(title, NEEDS_FASHION_MNIST, targets=targets)
+
+
+def quiet_stderr(log: Path) -> None:
+    """Send this process' stderr (TensorFlow's and the converter's noise, tracebacks) to ``log``."""
+    say(f"stderr goes to {log}")
+    sink = open(log, "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
+    os.dup2(sink.fileno(), 2)
+
+
+def run_alone(module, argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.<module> [--quick] [--work DIR]``: one section, printed as Markdown; nothing written.
+
+    RESULTS.md comes only from ``python -m benchmarks`` (use ``--only <key>`` there to regenerate it with
+    just this section, or ``--out DIR`` to keep the repository's file).
+    """
+    import argparse
+
+    from .report import render_section
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module.__name__}", description=module.TITLE)
+    parser.add_argument("--quick", action="store_true", help="the short version")
+    parser.add_argument("--work", default=None, help="folder for the runs' files (default: a new temp folder)")
+    args = parser.parse_args(argv)
+    ctx = Context(quick=args.quick) if args.work is None else Context(quick=args.quick, work=Path(args.work))
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    quiet_stderr(ctx.work / "stderr.log")
+    started, load_start, t0 = now_iso(), load_average(), time.perf_counter()
+    result = module.run(ctx)
+    result.update(started=started, seconds=round(time.perf_counter() - t0, 1), load_average_start=load_start,
+                  load_average_end=load_average())
+    print(render_section(result), flush=True)
+    return 0
 
 
 # ---------------------------------------------------------------- formatting

@@ -1,4 +1,4 @@
-"""The classroom lessons, in headless Chromium: seconds from a lesson button's click to its chart.
+"""Benchmark 10: the classroom lessons, in headless Chromium: seconds from a lesson button's click to its chart.
 
 A live ``streamlit run app.py`` on a fresh store (the embedded default: digits + the pretrained
 seed CNN). For each lesson, in the sidebar's order, a new browser session opens the app at its
@@ -7,11 +7,15 @@ figure holds data). Then each lesson once more (a second class: the finished run
 Where the worker's time went comes from the run's own progress events (data and baseline, then
 the variant's fine-tune, conversion and measurement).
 
+A section of ``python -m benchmarks`` (``--only lessons``; ``--quick``: the first two lessons), or alone::
+
     python -m benchmarks.lessons            # prints a table; nothing is written
     python -m benchmarks.lessons --only pruning,schedule
 
-Browser: Playwright driving Debian's ``/usr/bin/chromium``. Timings are wall-clock on whatever
-else the machine runs: the load average is printed beside them.
+The lessons are clicked right after the first page is drawn, so the first lesson may meet a spare
+worker still importing TensorFlow (the worst case a class meets). Browser: Playwright driving
+Debian's ``/usr/bin/chromium``. Timings are wall-clock on whatever else the machine runs: the load
+average is recorded beside them.
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from .common import Context, load_average, say, section, skipped, table
 
 ROOT = Path(__file__).resolve().parent.parent
+TITLE = "10. Lessons in the browser"
+QUICK_LESSONS = 2
 LESSONS_TITLE = "Lessons: pruning, clustering, int8, the pruning schedule"  # compression.explore.lessons.LESSONS_TITLE
 CHROMIUM = "/usr/bin/chromium"
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -120,35 +129,76 @@ def _phases(store, variant: str) -> dict[str, float]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.lessons", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="comma-separated lesson keys (default: every lesson)")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+def measure(keys: list[str], work: Path) -> list[dict[str, Any]]:
+    """Each lesson clicked on a fresh store, then again: seconds to its chart, load, where the run's time went."""
     from playwright.sync_api import sync_playwright
 
     from compression.explore.lessons import LESSONS
     from compression.store import Store
 
-    keys = args.only.split(",") if args.only else list(LESSONS)
-    work = Path(tempfile.mkdtemp(prefix="lessons-bench-"))
     proc, url = _start(work / "lab", work / "streamlit.log")
-    print(f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
                                                                         "--disable-gpu"])
             for key in keys:
+                load = load_average()
                 first = _click_to_chart(browser, url, key)
                 again = _click_to_chart(browser, url, key)
                 phases = _phases(Store(work / "lab"), LESSONS[key].variant.name)
-                rows.append((key, first, again, phases, os.getloadavg()[0]))
-                print(f"{key:14s} first {first:6.1f} s   again {again:5.1f} s   load {rows[-1][4]:.1f}   "
-                      + "  ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
+                rows.append({"lesson": key, "first_s": first, "again_s": again, "phases": phases,
+                             "load_average": load})
+                say(f"  {key:14s} first {first:6.1f} s   again {again:5.1f} s   load {load}   "
+                    + "  ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
             browser.close()
     finally:
         _stop(proc, work / "lab")
+    return rows
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        return skipped(TITLE, "/usr/bin/chromium is missing (`apt-get install -y chromium`).")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return skipped(TITLE, "Playwright is not installed (`pip install -r requirements-dev.txt`).")
+    from compression.explore.lessons import LESSONS
+
+    keys = list(LESSONS)[:QUICK_LESSONS] if ctx.quick else list(LESSONS)
+    say(f"[10] lessons {', '.join(keys)} in headless Chromium on a fresh store")
+    rows = measure(keys, ctx.run_dir("lessons"))
+
+    def phase(r: dict, name: str) -> float | None:
+        value = r["phases"].get(name)
+        return None if value is None else round(value, 1)
+
+    notes = ["Each lesson in the sidebar's order, in a new browser session on the app's first page: the click on "
+             "its button → the Lessons page's chart holding data; then the same lesson again (a second class: the "
+             "finished run is reused). The run's times are seconds after the lessons' run was created, from its "
+             "progress events. The first lesson is clicked right after the first page, so it may meet a spare "
+             "worker still importing TensorFlow (worst case); one run prepares every lesson, so the later ones "
+             "are faster."]
+    if ctx.quick:
+        notes.append(f"Quick mode: the first {QUICK_LESSONS} lessons only.")
+    return section(TITLE, tables=[table(
+        "Digits, pretrained seed CNN (the embedded default), `streamlit run app.py` on a fresh store; seconds",
+        ["lesson", "click → chart", "again", "run: to first event", "to its variant's start", "to its row",
+         "load average at the click"],
+        [[r["lesson"], round(r["first_s"], 1), round(r["again_s"], 1), phase(r, "run: to first event"),
+          phase(r, "to its start"), phase(r, "to its row"), r["load_average"]] for r in rows])],
+        notes=notes, data={"rows": rows})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.lessons", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated lesson keys (default: every lesson)")
+    args = parser.parse_args(argv)
+    from compression.explore.lessons import LESSONS
+
+    keys = args.only.split(",") if args.only else list(LESSONS)
+    measure(keys, Path(tempfile.mkdtemp(prefix="lessons-bench-")))
     return 0
 
 

@@ -1,6 +1,6 @@
-"""Ray benchmark: an 8-variant recipe through the app's local worker path vs on a local Ray, same run.
+"""Benchmark 9: an 8-variant recipe through the app's local worker path vs on a local Ray, same run.
 
-``python -m benchmarks.ray_bench [--work DIR] [--no-write]``
+A section of ``python -m benchmarks`` (``--only ray``); needs ``ray`` (``pip install -r requirements-ray.txt``).
 
 Both runs go through the app's path: a :class:`~compression.run.runner.Runner` on a fresh
 :class:`~compression.store.Store` starts a worker process; the Ray run differs only by
@@ -8,39 +8,50 @@ Both runs go through the app's path: a :class:`~compression.run.runner.Runner` o
 machine's CPUs, one variant per 1-CPU task). Wall time is submit → final status, so the Ray
 run pays its own Ray start and a TensorFlow import per Ray worker process.
 
-It then estimates an N-node sweep (simulated, not measured) from the per-variant times the
-main suite recorded for experiment E on Fashion-MNIST (``benchmarks/results.json``): each
-variant as a task re-runs its own fine-tune (the local stage cache does not cross tasks),
-plus the per-task overhead measured here, packed longest-first onto N nodes × 2 CPUs.
+It then estimates an N-node sweep (simulated, not measured) from the per-variant times that
+benchmark 1 measured for experiment E on Fashion-MNIST in the same invocation: each variant as a
+task re-runs its own fine-tune (the local stage cache does not cross tasks), plus the per-task
+overhead measured here, packed longest-first onto N nodes × 2 CPUs. Without benchmark 1's
+Fashion-MNIST run in this invocation there is no estimate (and the section says why).
 
-Prints the figures and writes them into RESULTS.md (its own section, between markers) and
-``benchmarks/ray_results.json``. The machine is shared with other sessions: the load average
-is recorded at start, between the runs and at the end.
+``--quick``: 4 variants (float32, int8, pruned, QAT int8), fine-tunes 1 epoch. The machine is
+shared with other sessions: the load average is recorded at start, between the runs and at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from .common import BENCH_DIR, load_average, machine_info, now_iso, say
+from .common import (
+    NEEDS_FASHION_MNIST,
+    Context,
+    fashion_mnist_available,
+    load_average,
+    not_measured,
+    run_alone,
+    say,
+    section,
+    skipped,
+    table,
+)
 
-START, END = "<!-- ray_bench:start -->", "<!-- ray_bench:end -->"
+TITLE = "9. Ray: variants as tasks on a local Ray"
 NODE_CPUS = 2
+QUICK_VARIANTS = ("float32", "int8", "pruned", "qat-int8")
 
 
-def eight_variants():
+def eight_variants(quick: bool = False):
     from compression.config import Recipe
 
+    epochs = 1 if quick else 3
     prune = {"schedule": "constant", "final_sparsity": 0.6}
-    return Recipe.from_dict({
+    recipe = Recipe.from_dict({
         "title": "Ray benchmark: 8 variants",
         "dataset": {"name": "digits"},
         "model": {"name": "seed_cnn"},
@@ -52,12 +63,15 @@ def eight_variants():
             {"name": "float16", "quantization": "float16"},
             {"name": "dynamic", "quantization": "dynamic"},
             {"name": "int8", "quantization": "int8"},
-            {"name": "pruned", "pruning": prune, "fine_tune_epochs": 3},
-            {"name": "pruned-int8", "pruning": prune, "fine_tune_epochs": 3, "quantization": "int8"},
-            {"name": "qat-int8", "qat": {}, "fine_tune_epochs": 3, "quantization": "int8"},
-            {"name": "cluster16", "clustering": {"clusters": 16}, "fine_tune_epochs": 3},
+            {"name": "pruned", "pruning": prune, "fine_tune_epochs": epochs},
+            {"name": "pruned-int8", "pruning": prune, "fine_tune_epochs": epochs, "quantization": "int8"},
+            {"name": "qat-int8", "qat": {}, "fine_tune_epochs": epochs, "quantization": "int8"},
+            {"name": "cluster16", "clustering": {"clusters": 16}, "fine_tune_epochs": epochs},
         ],
     })
+    if quick:
+        recipe = recipe.with_variants([v for v in recipe.variants if v.name in QUICK_VARIANTS])
+    return recipe
 
 
 def through_runner(root: Path, recipe, ray_address: str | None) -> dict[str, Any]:
@@ -126,16 +140,15 @@ def makespan(costs: list[float], slots: int) -> float:
     return max(finish)
 
 
-def simulate(suite: dict, overhead_s: float, slowdown: float = 1.0, nodes=(1, 2, 4, 8, 16)) -> dict[str, Any] | None:
-    """N-node estimate for experiment E on Fashion-MNIST from the suite's recorded per-variant times."""
-    try:
-        section = next(s for s in suite["sections"] if s.get("key") == "experiment_e" or
-                       str(s.get("title", "")).startswith("1."))
-        run = section["data"]["runs"]["fashion_mnist"]
-    except (KeyError, StopIteration):
-        return None
-    local_variants = sum(t["fine_tune"] + t["convert"] + t["measure"] for t in run["timings"].values())
-    before = run["seconds"] - local_variants  # data + baseline, run once by the driver either way
+def simulate(run: dict, overhead_s: float, slowdown: float = 1.0, nodes=(1, 2, 4, 8, 16)) -> dict[str, Any]:
+    """N-node estimate for experiment E on Fashion-MNIST from benchmark 1's per-variant times (its run summary)."""
+    # Data + baseline (+ the float32 reference), run once by the driver either way: measured up to the run's
+    # baseline_done event (the engine overlaps conversions with fine-tunes, so the wall time minus the sum of
+    # the variants' stage times undercounts it).
+    before = run.get("baseline_seconds")
+    if before is None:
+        local_variants = sum(t["fine_tune"] + t["convert"] + t["measure"] for t in run["timings"].values())
+        before = max(0.0, run["seconds"] - local_variants)
     per_task = {name: c * slowdown + overhead_s for name, c in task_costs(run).items()}
     costs = list(per_task.values())
     rows = []
@@ -147,135 +160,87 @@ def simulate(suite: dict, overhead_s: float, slowdown: float = 1.0, nodes=(1, 2,
             "baseline_seconds": round(before, 1), "variants": len(costs),
             "task_seconds": round(sum(costs), 1), "longest_task_seconds": round(max(costs), 1),
             "longest_task": max(per_task, key=per_task.get),
-            "overhead_per_task_s": round(overhead_s, 2), "slowdown": round(slowdown, 2), "rows": rows,
-            "recorded": suite.get("started")}
+            "overhead_per_task_s": round(overhead_s, 2), "slowdown": round(slowdown, 2), "rows": rows}
 
 
-def render(data: dict) -> str:
-    local, ray = data["local"], data["ray"]
-    la = data["load_average"]
-    lines = [
-        START,
-        "## Ray: variants as tasks on a local Ray",
-        "",
-        f"`python -m benchmarks.ray_bench`, {data['finished']}. {data['machine']['cpu']}, "
-        f"{data['machine']['logical_cores']} cores. **The machine is shared with other sessions**: load average "
-        f"{la['start']} at start, {la['between']} between the runs, {la['end']} at the end (1/5/15 min).",
-        "",
-        "The same 8-variant recipe (digits, pretrained seed CNN: float32, float16, dynamic, int8, pruned 60 %, "
-        "pruned int8, QAT int8, cluster 16; fine-tunes 3 epochs) submitted to a Runner on a fresh store: the "
-        "local worker path, then the same with `COMPRESSION_LAB_RAY_ADDRESS=local` (Ray started in the worker "
-        "with 2 CPUs, one 1-CPU task per variant). Wall time is submit → final status.",
-        "",
-        "| path | status | wall s | sum of variant s |",
-        "|---|---|---|---|",
-        f"| local worker | {local['status']} | {local['wall_seconds']:.1f} | "
-        f"{sum(r['seconds'] or 0 for r in local['rows'].values()):.1f} |",
-        f"| Ray (local, 2 CPUs) | {ray['status']} | {ray['wall_seconds']:.1f} | "
-        f"{sum(r['seconds'] or 0 for r in ray['rows'].values()):.1f} |",
-        "",
-        f"Engine: commit {data.get('commit') or 'not recorded'}." if data.get("commit") else
-        "Engine: measured on the ray branch at 20:48–20:53 UTC, before main's conversion isolation "
-        "(compression/isolation.py) and result cache were merged in; rerun `python -m benchmarks.ray_bench` "
-        "for current figures.",
-        "",
-        f"**Ratio Ray / local wall time: {data['ratio']:.2f}** (below 1 is faster on Ray). Per-task overhead "
-        f"(a task's seconds minus its stages: baseline load, and the TensorFlow import that the first task of "
-        f"each Ray worker process pays): median "
-        f"{data['overhead_per_task_s']:.1f} s. Same accuracy and bytes as the local run: "
-        f"{', '.join(data['same']) or 'none'}"
-        + (f"; differing: {', '.join(data['different'])} (1-CPU tasks fine-tune with 1 TensorFlow thread, the "
-           "local worker with every core: oneDNN's float sums differ in the last bits; with "
-           "`COMPRESSION_LAB_RAY_CPUS` = the local core count they match, see docs/ray.md)"
-           if data["different"] else "") + ".",
-        "",
-    ]
-    sim = data.get("simulated")
-    if sim:
-        lines += [
-            f"**N-node estimate (simulated, not measured)** for experiment E on Fashion-MNIST "
-            f"({sim['variants']} variants; the suite's recorded run of {sim['recorded']}: {sim['local_seconds']} s "
-            f"locally, of which {sim['baseline_seconds']} s data + baseline). Each variant as a task re-runs its "
-            f"own fine-tune (the stage cache does not cross tasks: {sim['task_seconds']} s of tasks in all, the "
-            f"longest {sim['longest_task_seconds']} s), its stages {sim['slowdown']}× slower on 1 CPU than the "
-            f"local run's (measured above) plus the {sim['overhead_per_task_s']} s overhead measured above, "
-            f"packed longest-first onto nodes of {NODE_CPUS} CPUs:",
-            "",
-            "| nodes | CPUs | estimated s | speed-up vs local |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {r['nodes']} | {r['cpus']} | {r['seconds']} | {r['speedup']}× |" for r in sim["rows"]]
-        lines += ["", f"The longest task ({sim['longest_task']}) bounds the sweep once there are about as many "
-                  "CPUs as tasks; the data and baseline run once on the driver either way. The 1-CPU slowdown and "
-                  "the overhead were measured on this loaded machine (two tasks sharing 2 busy cores), so the "
-                  "estimate is pessimistic for idle cluster nodes.", ""]
-    lines.append(END)
-    return "\n".join(lines)
-
-
-def _commit() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=BENCH_DIR, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text("utf-8") if path.is_file() else ""
-    if START in old and END in old:
-        new = old[: old.index(START)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new, "utf-8")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ray_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default=None, help="folder for the two stores (default: a new temp folder)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = parser.parse_args(argv)
+def run(ctx: Context) -> dict[str, Any]:
     try:
         import ray  # noqa: F401
     except ImportError:
-        print("error: ray is not installed (pip install -r requirements-ray.txt)", file=sys.stderr)
-        return 2
-    work = Path(args.work or tempfile.mkdtemp(prefix="ray-bench-"))
-    recipe = eight_variants()
+        return skipped(TITLE, "ray is not installed (`pip install -r requirements-ray.txt`).")
+    work = ctx.run_dir("ray")
+    recipe = eight_variants(ctx.quick)
     la_start = load_average()
-    say(f"load average at start: {la_start}")
+    say(f"[9] {len(recipe.variants)} variants: local worker, then Ray (load average {la_start})")
     local = through_runner(work / "local", recipe, None)
-    say(f"local worker: {local['status']} in {local['wall_seconds']} s")
+    say(f"  local worker: {local['status']} in {local['wall_seconds']} s")
     la_between = load_average()
-    ray = through_runner(work / "ray", recipe, "local")
-    say(f"Ray (local):  {ray['status']} in {ray['wall_seconds']} s")
+    ray_run = through_runner(work / "ray", recipe, "local")
+    say(f"  Ray (local):  {ray_run['status']} in {ray_run['wall_seconds']} s")
     fields = ("status", "accuracy", "size_bytes", "gzip_bytes")
-    same = [n for n in local["rows"] if all(local["rows"][n][f] == ray["rows"].get(n, {}).get(f) for f in fields)]
+    same = [n for n in local["rows"] if all(local["rows"][n][f] == ray_run["rows"].get(n, {}).get(f) for f in fields)]
     different = [n for n in local["rows"] if n not in same]
-    overheads = sorted(r["seconds"] - r["stages"] for r in ray["rows"].values() if r["status"] == "ok")
+    overheads = sorted(r["seconds"] - r["stages"] for r in ray_run["rows"].values() if r["status"] == "ok")
     overhead = overheads[len(overheads) // 2] if overheads else 0.0
     # 1-CPU task vs the local worker's TF threads, on variants whose local stages were not shared (cache)
-    ratios = sorted(ray["rows"][n]["stages"] / local["rows"][n]["stages"] for n in ("float32", "int8", "pruned",
-                    "qat-int8", "cluster16") if local["rows"][n]["stages"] and ray["rows"][n]["stages"])
+    ratios = sorted(ray_run["rows"][n]["stages"] / local["rows"][n]["stages"]
+                    for n in ("float32", "int8", "pruned", "qat-int8", "cluster16")
+                    if n in local["rows"] and local["rows"][n]["stages"] and ray_run["rows"][n]["stages"])
     slowdown = ratios[len(ratios) // 2] if ratios else 1.0
-    suite_file = BENCH_DIR / "results.json"
-    suite = json.loads(suite_file.read_text()) if suite_file.is_file() else {}
-    data = {"finished": now_iso(), "commit": _commit(),
-            "machine": machine_info(), "recipe": recipe.to_dict(), "local": local, "ray": ray,
-            "ratio": ray["wall_seconds"] / local["wall_seconds"], "same": same, "different": different,
-            "overhead_per_task_s": overhead, "slowdown": slowdown,
-            "simulated": simulate(suite, overhead, slowdown),
+    fashion_run = ctx.shared.get("experiment_e_fashion_mnist_run")
+    sim = simulate(fashion_run, overhead, slowdown) if fashion_run else None
+    ratio = ray_run["wall_seconds"] / local["wall_seconds"]
+    data = {"recipe": recipe.to_dict(), "local": local, "ray": ray_run, "ratio": ratio, "same": same,
+            "different": different, "overhead_per_task_s": overhead, "slowdown": slowdown, "simulated": sim,
             "load_average": {"start": la_start, "between": la_between, "end": load_average()}}
-    text = render(data)
-    print(text)
-    if not args.no_write:
-        (BENCH_DIR / "ray_results.json").write_text(json.dumps(data, indent=2))
-        write_section(BENCH_DIR / "RESULTS.md", text)
-        say(f"wrote {BENCH_DIR / 'RESULTS.md'} and {BENCH_DIR / 'ray_results.json'}")
-    return 0 if local["status"] == ray["status"] == "ok" else 1
+
+    names = ", ".join(v.name for v in recipe.variants)
+    epochs = 1 if ctx.quick else 3  # eight_variants' fine-tunes
+    tables = [table(f"The same {len(recipe.variants)}-variant recipe (digits, pretrained seed CNN: {names}; fine-tunes "
+                    f"{epochs} epoch(s)) submitted to a Runner on a fresh store: the local worker, then with "
+                    "`COMPRESSION_LAB_RAY_ADDRESS=local` (Ray started in the worker with this machine's CPUs, one "
+                    "1-CPU task per variant). Wall time is submit → final status; load average "
+                    f"{la_start} before the local run, {la_between} before the Ray run",
+                    ["path", "status", "wall s", "sum of variant s"], [
+                        ["local worker", local["status"], round(local["wall_seconds"], 1),
+                         round(sum(r["seconds"] or 0 for r in local["rows"].values()), 1)],
+                        ["Ray (local)", ray_run["status"], round(ray_run["wall_seconds"], 1),
+                         round(sum(r["seconds"] or 0 for r in ray_run["rows"].values()), 1)]])]
+    notes = [f"Ratio Ray / local wall time: **{ratio:.2f}** (below 1 is faster on Ray). Per-task overhead (a task's "
+             "seconds minus its stages: baseline load, and the TensorFlow import that the first task of each Ray "
+             f"worker process pays): median {overhead:.1f} s; a variant's stages on a 1-CPU task take {slowdown:.2f}× "
+             "the local worker's (median).",
+             f"Same accuracy and bytes as the local run: {', '.join(same) or 'none'}"
+             + (f"; differing: {', '.join(different)} (1-CPU tasks fine-tune with 1 TensorFlow thread, the local "
+                "worker with every core: oneDNN's float sums differ in the last bits; with "
+                "`COMPRESSION_LAB_RAY_CPUS` = the local core count they match, see docs/ray.md)" if different else "")
+             + "."]
+    missing = []
+    if sim:
+        tables.append(table(
+            f"N-node estimate (simulated, not measured) for experiment E on Fashion-MNIST, from benchmark 1's run "
+            f"above ({sim['variants']} variants, {sim['local_seconds']} s locally, of which "
+            f"{sim['baseline_seconds']} s data + baseline): each variant as a task re-runs its own fine-tune (the "
+            f"stage cache does not cross tasks: {sim['task_seconds']} s of tasks in all, the longest "
+            f"{sim['longest_task_seconds']} s), its stages "
+            f"{sim['slowdown']}× slower on 1 CPU plus {sim['overhead_per_task_s']} s overhead (both measured above), "
+            f"packed longest-first onto nodes of {NODE_CPUS} CPUs",
+            ["nodes", "CPUs", "estimated s", "speed-up vs local"],
+            [[r["nodes"], r["cpus"], r["seconds"], f"{r['speedup']}×"] for r in sim["rows"]]))
+        notes.append(f"The longest task ({sim['longest_task']}) bounds the estimated sweep once there are about as "
+                     "many CPUs as tasks; the data and baseline run once on the driver either way. The 1-CPU "
+                     "slowdown and the overhead come from this machine (tasks sharing its cores), so the estimate is "
+                     "pessimistic for idle cluster nodes.")
+    elif not fashion_mnist_available():
+        missing.append(not_measured(NEEDS_FASHION_MNIST, "N-node estimate for experiment E on Fashion-MNIST"))
+    else:
+        missing.append(not_measured("benchmark 1 (experiment_e) did not run in this invocation: the estimate is "
+                                    "built from its Fashion-MNIST per-variant times", "N-node estimate"))
+    if ctx.quick:
+        notes.append("Quick mode: 4 variants, fine-tunes 1 epoch; the estimate (if any) uses quick mode's subsampled "
+                     "Fashion-MNIST run.")
+    return section(TITLE, tables=tables, notes=notes, data=data, missing=missing)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_alone(sys.modules[__name__]))

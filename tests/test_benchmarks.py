@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from benchmarks import report
-from benchmarks.common import fmt, section, table, target
+from benchmarks.common import (
+    NEEDS_FASHION_MNIST,
+    fmt,
+    needs_fashion_mnist,
+    not_measured,
+    section,
+    table,
+    target,
+)
 from benchmarks.frontier import (
     FULL,
     QUICK,
@@ -21,19 +29,33 @@ from benchmarks.frontier import (
 )
 
 
-def tiny_results():
+def _timed(s: dict, key: str, started: str, seconds: float, load_start: list, load_end: list) -> dict:
+    """What ``python -m benchmarks`` adds to every section."""
+    s.update(key=key, started=started, seconds=seconds, load_average_start=load_start, load_average_end=load_end)
+    return s
+
+
+def tiny_results(only: list[str] | None = None):
     return {
         "quick": True, "started": "2025-01-01T00:00:00+00:00", "finished": "2025-01-01T00:01:00+00:00",
+        "command": "python -m benchmarks --quick", "git": {"commit": "abc1234", "dirty": False, "modified": []},
+        "registry": ["a", "fashion_only", "partly", "other"], "only": only,
         "seconds": 60.0, "machine": {"cpu": "Test CPU", "logical_cores": 2, "usable_cores": 2, "ram_gib": 4.0,
                                     "avx2": True, "avx512": False, "os": "Linux", "python": "3.11",
                                     "load_average": [0.1, 0.2, 0.3]},
         "load_average_end": [0.4, 0.5, 0.6], "versions": {"tensorflow": "2.21.0"},
         "sections": [
-            section("A", targets=[target("speed-up", 7.5, 5.0, unit="×", higher_is_better=True),
-                                  target("time", 12.0, 10.0, unit="s"),
-                                  target("not run", None, 1.0)],
-                    tables=[table("cap | with pipe", ["x", "y"], [[1, 2.5], [None, "a|b"]])],
-                    notes=["a note"], seconds=3.0),
+            _timed(section("A", targets=[target("speed-up", 7.5, 5.0, unit="×", higher_is_better=True),
+                                         target("time", 12.0, 10.0, unit="s"),
+                                         target("not run", None, 1.0)],
+                           tables=[table("cap | with pipe", ["x", "y"], [[1, 2.5], [None, "a|b"]])],
+                           notes=["a note"], seconds=3.0),
+                   "a", "2025-01-01T00:00:01+00:00", 3.0, [0.1, 0.2, 0.3], [1.25, 0.5, 0.25]),
+            _timed(needs_fashion_mnist("B", targets=[target("ratio", None, 20.0, unit="×", higher_is_better=True)]),
+                   "fashion_only", "2025-01-01T00:00:04+00:00", 0.2, [2.0, 1.0, 0.5], [2.5, 1.5, 0.75]),
+            _timed(section("C", tables=[table("digits", ["x"], [[1]])],
+                           missing=[not_measured(NEEDS_FASHION_MNIST, "Fashion-MNIST × seed CNN")]),
+                   "partly", "2025-01-01T00:00:05+00:00", 50.0, [3.0, 2.0, 1.0], [3.5, 2.5, 1.5]),
         ],
     }
 
@@ -48,6 +70,69 @@ def test_render_puts_every_figure_next_to_its_target():
     assert "— not measured" in text
     assert "a\\|b" in text  # pipes in cells do not break the table
     assert "- a note" in text
+
+
+NEEDS_LINE = "needs Fashion-MNIST (`sudo apt-get install -y dataset-fashion-mnist`); not measured"
+
+
+def test_render_says_one_run_its_commit_and_each_sections_own_time_and_load():
+    text = report.render(tiny_results())
+    # one generation date, one run, its command and its commit
+    assert text.count("Generated 2025-01-01: one run, 2025-01-01T00:00:00+00:00 → 2025-01-01T00:01:00+00:00") == 1
+    assert "Generated 20" not in text.replace("Generated 2025-01-01:", "")  # no second generation date
+    assert "`python -m benchmarks --quick`" in text
+    assert "commit abc1234, clean tree" in text
+    dirty = tiny_results()
+    dirty["git"] = {"commit": "abc1234", "dirty": True, "modified": ["compression/x.py"]}
+    assert "commit abc1234 **with uncommitted changes** to `compression/x.py`" in report.render(dirty)
+    # every section its own start, seconds and load average at its start and end
+    assert ("_Started 2025-01-01T00:00:01+00:00; took 3 s; load average (1, 5, 15 min) [0.1, 0.2, 0.3] at its "
+            "start, [1.25, 0.5, 0.25] at its end._") in text
+    assert ("_Started 2025-01-01T00:00:05+00:00; took 50 s; load average (1, 5, 15 min) [3, 2, 1] at its start, "
+            "[3.5, 2.5, 1.5] at its end._") in text
+    # a full run names the sections it did not reach
+    assert "- Sections: all 4 of the suite; not reached: other" in text
+
+
+def test_render_says_what_needs_fashion_mnist_instead_of_figures():
+    assert NEEDS_FASHION_MNIST == NEEDS_LINE
+    text = report.render(tiny_results())
+    b = text[text.index("## B"):text.index("## C")]
+    assert f"> {NEEDS_LINE}" in b
+    assert "**" not in b and "| ratio | — | ≥ 20 × | — not measured |" in b  # no figures, its target not measured
+    assert "| B | ratio | — | ≥ 20 × | — not measured |" in text
+    c = text[text.index("## C"):]
+    assert f"> Fashion-MNIST × seed CNN: {NEEDS_LINE}" in c and "**digits**" in c  # the rest still measured
+    assert "- Not measured in this run: B; C (Fashion-MNIST × seed CNN)" in text
+
+
+def test_render_of_a_subset_says_it_holds_only_those():
+    results = tiny_results(only=["a", "fashion_only", "partly"])
+    text = report.render(results)
+    assert "- Sections: **only a, fashion_only, partly** (`--only`); the suite's other sections (other) were not run" \
+        in text
+
+
+def test_fashion_mnist_check_is_the_engines(tmp_path, monkeypatch):
+    """The suite asks the engine's own locator: an env folder without the IDX files means absent."""
+    from benchmarks.common import fashion_mnist_available, fashion_mnist_dir
+    from compression.inputs.builtin_datasets import FASHION_MNIST_ENV, IDX_FILES
+
+    monkeypatch.setenv(FASHION_MNIST_ENV, str(tmp_path))
+    assert fashion_mnist_dir() is None and not fashion_mnist_available()
+    for stem in IDX_FILES.values():
+        (tmp_path / f"{stem}.gz").write_bytes(b"")
+    assert fashion_mnist_dir() == tmp_path
+
+
+def test_every_registered_benchmark_is_a_section_module():
+    from benchmarks.__main__ import BENCHMARKS
+
+    assert {"search", "ray", "time_to_result_cache", "lessons"} <= set(BENCHMARKS)
+    for name, module in BENCHMARKS.items():
+        assert callable(module.run) and module.TITLE, name
+    titles = [m.TITLE for m in BENCHMARKS.values()]
+    assert len(set(titles)) == len(titles)
 
 
 def test_target_direction():
