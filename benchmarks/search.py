@@ -73,8 +73,8 @@ QUICK = (SearchSetting("seed_cnn", baseline_epochs=2, max_train=4000, max_test=2
 def baseline_run(ctx: Context, s: SearchSetting) -> Path:
     """Train the Fashion-MNIST baseline (seeded) with just the float32 variant; its folder holds baseline.keras."""
     from compression.config import Recipe
-    from compression.run_folder import RunFolder
     from compression.run.recipe import run_recipe
+    from compression.run_folder import RunFolder
 
     out = ctx.run_dir(f"search-baseline-{s.model}-{s.baseline_epochs}ep" + ("-quick" if s.quick_data else ""))
     if not RunFolder(out).baseline_model.is_file():
