@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PORT ?= 8501
 
-.PHONY: install install-dev browser run test test-e2e bench bench-quick lint
+.PHONY: install install-dev browser datasets compiler run test test-e2e bench bench-quick lint
 
 install:
 	$(PYTHON) -m pip install -q -r requirements.txt
@@ -15,13 +15,22 @@ install-dev:
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+# Debian's Fashion-MNIST (the real IDX files) for the tests that load it; the app itself does not need it.
+FASHION_MNIST_DIR = /usr/share/datasets/fashion-mnist
+datasets:
+	@test -d $(FASHION_MNIST_DIR) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null)
+
+# A C++ compiler for the test that compiles and links the exported C array (tests/test_c_export.py).
+compiler:
+	@command -v g++ >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null)
+
 run: install
 	$(PYTHON) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
 # Two test processes (pytest-xdist), a file each at a time: many tests wait on subprocesses (CLI runs, workers,
 # a browser) rather than compute, so two overlap well on two cores; a file's module fixtures stay in one process.
 TEST_WORKERS ?= 2
-test: install-dev browser
+test: install-dev browser datasets compiler
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-e2e: install-dev browser

@@ -34,6 +34,14 @@ def no_local_datasets(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def debian_fashion_mnist() -> Path:
+    """Debian's dataset-fashion-mnist, which `make test` installs: missing, the test fails saying so (no skip)."""
+    if not DEBIAN.is_dir():
+        pytest.fail(f"{DEBIAN} is missing: `make datasets` (apt-get install -y dataset-fashion-mnist) installs it.")
+    return DEBIAN
+
+
+@pytest.fixture
 def no_debian(monkeypatch, tmp_path):
     monkeypatch.setattr(builtin_datasets, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no-debian"))
 
@@ -205,8 +213,7 @@ def test_keras_dataset_dirs_follow_keras_home_and_home(monkeypatch, tmp_path):
     assert dirs[:2] == [tmp_path / "kh" / "datasets", tmp_path / "home" / ".keras" / "datasets"]
 
 
-@pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian package dataset-fashion-mnist is not installed")
-def test_debian_fashion_mnist():
+def test_debian_fashion_mnist(debian_fashion_mnist):
     ds = load_dataset("fashion_mnist", max_train=500, max_test=200)
     assert ds.x_train.shape == (500, 28, 28, 1) and len(ds.y_test) == 200
     assert str(DEBIAN) in ds.description and ds.x_train.max() <= 1.0
@@ -256,8 +263,7 @@ def test_list_datasets(no_debian):
     assert "dataset-fashion-mnist" in entries["fashion_mnist"]["source"]
 
 
-@pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian package dataset-fashion-mnist is not installed")
-def test_list_datasets_sees_debian_package():
+def test_list_datasets_sees_debian_package(debian_fashion_mnist):
     entry = next(d for d in list_datasets() if d["name"] == "fashion_mnist")
     assert entry["offline"] and entry["source"] == str(DEBIAN)
 

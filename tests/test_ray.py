@@ -56,7 +56,8 @@ def recipe_with(*variants) -> Recipe:
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray for the module: 2 CPUs, loopback only, no dashboard, no token auth."""
-    ray = pytest.importorskip("ray")
+    import ray  # requirements-dev.txt installs it
+
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=max(2, LOCAL_THREADS), include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)

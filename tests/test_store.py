@@ -291,7 +291,8 @@ def test_batch_events_are_thinned_not_truncated(store, monkeypatch):
 
 
 def test_numpy_values_in_events_are_stored(store):
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     run_id = store.create_run(make_recipe())
     store.add_event(run_id, {"phase": "variant_done", "data": {"row": {"acc": np.float32(0.5), "v": np.arange(3)}}})
     assert store.events(run_id)[0]["data"]["row"] == {"acc": 0.5, "v": [0, 1, 2]}
